@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One library module per concern; the executable is a thin shell over `Commands`.
+// The only C we write lives in `azl-shell-sandbox` (the single-threaded part that
+// carries out a sandbox plan) — everything else is Swift over system libraries.
+let package = Package(
+    name: "azl-shell",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "azl-shell", targets: ["azl-shell"]),
+        .executable(name: "azl-shell-sandbox", targets: ["azl-shell-sandbox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+    ],
+    targets: [
+        // System libraries: module maps only.
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
+
+        // Errors, paths, locks, atomic writes, digests.
+        .target(name: "Core", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // libarchive reading and the safe extractor.
+        .target(name: "Archive", dependencies: ["Core", "CArchive"]),
+        // Content-addressed blobs, image records, unpacked trees, GC.
+        .target(name: "Store", dependencies: ["Core", "Archive"]),
+        // SandboxPlan, its builder, and the launcher that hands it to the C part.
+        .target(name: "Sandbox", dependencies: ["Core"]),
+        // CLI verbs.
+        .target(name: "Commands", dependencies: [
+            "Core", "Archive", "Store", "Sandbox",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "azl-shell", dependencies: ["Commands"]),
+        // The single-threaded C part: unshare, id maps, mounts, pivot_root, pid 1, exec.
+        .executableTarget(name: "azl-shell-sandbox", cSettings: [.define("_GNU_SOURCE")]),
+
+        // Hostile tarball builders, running the binary as the unprivileged test user, fixtures.
+        .target(name: "TestSupport", dependencies: ["Core"]),
+
+        .testTarget(name: "CoreTests", dependencies: ["Core", "TestSupport"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "Core", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Archive", "Core", "TestSupport"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Core", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

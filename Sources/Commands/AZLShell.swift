@@ -1,0 +1,60 @@
+import ArgumentParser
+import Core
+import Foundation
+
+/// The root command. Verbs live one per file beside this one.
+public struct AZLShell: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "azl-shell",
+        abstract: "Run commands in a distro's userland, rootless and daemonless.",
+        version: "0.1.0",
+        subcommands: [RunCommand.self, ImportCommand.self, ImagesCommand.self, RmiCommand.self, PruneCommand.self]
+    )
+    public init() {}
+
+    /// Entry point: parse, run, and turn every failure into one line and a distinct exit status.
+    public static func mainEntry() -> Never {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            Glibc.exit(0)
+        } catch let e as AZLError {
+            FileHandle.standardError.write(Data((e.description + "\n").utf8))
+            Glibc.exit(e.exitStatus)
+        } catch let e as ExitCode {
+            Glibc.exit(e.rawValue)
+        } catch {
+            // Usage errors from ArgumentParser: its own message, but our exit status for "azl-shell's error".
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Glibc.exit(code == .validationFailure ? 125 : code.rawValue)
+        }
+    }
+}
+
+/// Options every verb takes.
+public struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "State directory (default: $AZL_SHELL_ROOT or $XDG_DATA_HOME/azl-shell).")
+    public var root: String?
+
+    @Flag(name: .shortAndLong, help: "Say more about what is done.")
+    public var verbose = false
+
+    @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+    public var quiet = false
+
+    public init() {}
+
+    public var paths: Paths { Paths.resolve(rootOption: root) }
+
+    public func say(_ s: String) {
+        if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+    }
+    public func note(_ s: String) {
+        if verbose && !quiet { FileHandle.standardError.write(Data(("azl-shell: " + s + "\n").utf8)) }
+    }
+}

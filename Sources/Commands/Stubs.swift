@@ -1,0 +1,5 @@
+import ArgumentParser
+struct ImportCommand: ParsableCommand {}
+struct ImagesCommand: ParsableCommand {}
+struct RmiCommand: ParsableCommand {}
+struct PruneCommand: ParsableCommand {}

@@ -1,0 +1,53 @@
+import Core
+import Foundation
+
+/// What `run` honours from an image's config (OCI image config `config` object).
+/// Explicit command-line options win over each of these.
+public struct ImageConfig: Codable, Equatable, Sendable {
+    public var env: [String]
+    public var workingDir: String?
+    public var user: String?
+    public var entrypoint: [String]?
+    public var cmd: [String]?
+
+    public init(env: [String] = [], workingDir: String? = nil, user: String? = nil,
+                entrypoint: [String]? = nil, cmd: [String]? = nil) {
+        self.env = env; self.workingDir = workingDir; self.user = user
+        self.entrypoint = entrypoint; self.cmd = cmd
+    }
+}
+
+/// A device node an archive held that we could not create rootless; the sandbox provides it.
+public struct DeviceEntry: Codable, Equatable, Sendable {
+    public var path: String      // relative to the tree root, no leading slash
+    public var type: String      // "c" or "b"
+    public var major: UInt32
+    public var minor: UInt32
+    public var mode: UInt32
+    public init(path: String, type: String, major: UInt32, minor: UInt32, mode: UInt32) {
+        self.path = path; self.type = type; self.major = major; self.minor = minor; self.mode = mode
+    }
+}
+
+/// A name in the store (`NAME:TAG`) and what it points at.
+public struct ImageRecord: Codable, Equatable, Sendable {
+    public var name: String
+    public var tag: String
+    /// The image id: the manifest/config digest for pulled images, the blob digest for imports.
+    public var digest: Digest
+    /// Uncompressed layer digests (OCI diff_ids), bottom first.
+    public var layers: [Digest]
+    /// Compressed blobs this record keeps alive (what `prune` must not remove).
+    public var blobs: [Digest]
+    /// Key of the unpacked tree: the OCI chain id of `layers`.
+    public var tree: Digest
+    public var size: Int64
+    public var created: Date
+    /// Where it came from: a file path, `-`, or a registry reference.
+    public var source: String
+    public var config: ImageConfig
+    /// The rootfs-manifest short name this image was pulled as, when there is one.
+    public var manifest: String?
+
+    public var reference: String { "\(name):\(tag)" }
+}
