@@ -14,23 +14,31 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries: module maps only.
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
 
+        // Inline wrappers for Linux calls Swift cannot make directly (openat2, ...).
+        .systemLibrary(name: "CLinux"),
+
         // Errors, paths, locks, atomic writes, digests.
         .target(name: "Core", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // libarchive reading and the safe extractor.
-        .target(name: "Archive", dependencies: ["Core", "CArchive"]),
+        .target(name: "Archive", dependencies: ["Core", "CArchive", "CLinux"]),
         // Content-addressed blobs, image records, unpacked trees, GC.
         .target(name: "Store", dependencies: ["Core", "Archive"]),
+        // Image references, the OCI distribution API, auth, manifests, platform choice.
+        .target(name: "Registry", dependencies: [
+            "Core", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         // SandboxPlan, its builder, and the launcher that hands it to the C part.
         .target(name: "Sandbox", dependencies: ["Core"]),
         // CLI verbs.
         .target(name: "Commands", dependencies: [
-            "Core", "Archive", "Store", "Sandbox",
+            "Core", "Archive", "Store", "Sandbox", "Registry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "azl-shell", dependencies: ["Commands"]),
@@ -43,6 +51,7 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "Core", "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Archive", "Core", "TestSupport"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Core", "TestSupport"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
     ],

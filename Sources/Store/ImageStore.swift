@@ -13,12 +13,283 @@ public struct RunnableImage {
     public let lock: FileLock
 }
 
+/// What an unpacked tree knows about itself (trees/<key>/meta.json).
+public struct TreeMeta: Codable, Sendable {
+    public var diffIDs: [Digest]
+    public var entries: Int
+    public var bytes: Int64
+    public var devices: [DeviceEntry]
+    public var refused: [String]
+}
+
+/// The local, content-addressed image store.
+///
+/// Layout under the root (created 0700: trees keep setuid bits as plain permission bits on
+/// the user's own files, so no other user may reach them):
+/// ```
+/// blobs/sha256/<hex>      blobs as given (compressed tarballs, layers), stored once
+/// blobinfo/<hex>          blob digest → diff_id (so a second import of a blob costs nothing)
+/// trees/<chainid>/        rootfs/ + meta.json + ownership; keyed by the OCI chain id of its layers
+/// images/<ref>.json       one record per NAME:TAG
+/// tmp/                    work in progress; each entry has a .lock its owner holds
+/// locks/                  store.lock (prune vs. writers), blob-/tree- locks
+/// ```
+/// Every change becomes visible by a single rename, so a kill -9 leaves the old or the new
+/// state; what a killed process left in tmp/ is removed by the next one (its lock is free).
 public final class ImageStore {
     public let paths: Paths
-    public init(paths: Paths) throws { self.paths = paths }
 
-    /// Look up `reference` (`NAME[:TAG]`, digest or digest prefix) and take a shared lock on its tree.
+    /// Opening the store for reading (run, images) does no writes beyond creating missing folders.
+    public init(paths: Paths) throws {
+        self.paths = paths
+        if !FS.isDirectory(paths.root) {
+            try FS.mkdirs((paths.root as NSString).deletingLastPathComponent)
+            if mkdir(paths.root, 0o700) != 0 && errno != EEXIST {
+                throw AZLError.errno(errno, "cannot create state directory", path: paths.root)
+            }
+        }
+        for d in [paths.blobs, paths.trees, paths.images, paths.tmp, paths.locks, blobInfoDir] where !FS.isDirectory(d) {
+            try FS.mkdirs(d, mode: 0o700)
+        }
+    }
+
+    var blobInfoDir: String { paths.root + "/blobinfo" }
+    public func blobPath(_ d: Digest) -> String { paths.blobs + "/" + d.hex }
+    public func treeDir(_ key: Digest) -> String { paths.trees + "/" + key.hex }
+    func recordPath(name: String, tag: String) -> String {
+        paths.images + "/" + ImageStore.escape(name + ":" + tag) + ".json"
+    }
+
+    // MARK: temporaries
+
+    /// A work folder in tmp/ that no other process will clean while we hold its lock.
+    public final class Scratch {
+        public let path: String
+        let lock: FileLock
+        init(_ store: ImageStore, kind: String) throws {
+            let name = "\(kind)-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+            path = store.paths.tmp + "/" + name
+            lock = try FileLock(path: path + ".lock", mode: .exclusive)
+            if mkdir(path, 0o700) != 0 { throw AZLError.errno(errno, "cannot create", path: path) }
+        }
+        /// Remove what is left (a tree renamed into place is no longer here).
+        public func discard() {
+            try? FS.removeTree(path)
+            unlink(path + ".lock")
+            lock.unlock()
+        }
+        deinit { if FS.exists(path) || FS.exists(path + ".lock") { discard() } }
+    }
+
+    public func scratch(_ kind: String) throws -> Scratch { try Scratch(self, kind: kind) }
+
+    /// Remove work folders whose owner died (their lock is free).
+    public func cleanStaleTemporaries() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: paths.tmp) else { return }
+        for n in names where n.hasSuffix(".lock") {
+            let base = paths.tmp + "/" + String(n.dropLast(5))
+            guard let l = try? FileLock(tryPath: paths.tmp + "/" + n, mode: .exclusive) else { continue }
+            try? FS.removeTree(base)
+            unlink(paths.tmp + "/" + n)
+            l.unlock()
+        }
+        // Folders without a lock file are from a process killed between mkdir and lock: stale too.
+        for n in names where !n.hasSuffix(".lock") && !names.contains(n + ".lock") {
+            try? FS.removeTree(paths.tmp + "/" + n)
+        }
+    }
+
+    /// Writers hold this shared; prune holds it exclusive, so it never sees a tree between
+    /// its rename into place and the record that references it.
+    public func writerLock() throws -> FileLock { try FileLock(path: paths.locks + "/store.lock", mode: .shared) }
+    func lock(_ kind: String, _ d: Digest, _ mode: FileLock.Mode) throws -> FileLock {
+        try FileLock(path: paths.locks + "/\(kind)-\(d.hex).lock", mode: mode)
+    }
+
+    // MARK: records
+
+    public func records() throws -> [ImageRecord] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: paths.images)) ?? []
+        var out: [ImageRecord] = []
+        let dec = ImageStore.decoder()
+        for n in names where n.hasSuffix(".json") && !n.hasPrefix(".") {
+            let p = paths.images + "/" + n
+            guard let data = FileManager.default.contents(atPath: p) else { continue }
+            do { out.append(try dec.decode(ImageRecord.self, from: data)) } catch {
+                throw AZLError(.io, "image record \(p) is unreadable: \(error)", hint: "remove it; `azl-shell prune` then frees its data")
+            }
+        }
+        return out.sorted { ($0.name, $0.tag) < ($1.name, $1.tag) }
+    }
+
+    public func save(_ record: ImageRecord) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.dateEncodingStrategy = .iso8601
+        try FS.atomicWrite(try enc.encode(record), to: recordPath(name: record.name, tag: record.tag), mode: 0o600)
+    }
+
+    /// Find a record by `NAME[:TAG]`, or by a digest (or unique prefix of at least 4 hex digits).
+    public func lookup(_ reference: String) throws -> ImageRecord {
+        if let (name, tag) = try? ImageName.parse(reference) {
+            let p = recordPath(name: name, tag: tag)
+            if let data = FileManager.default.contents(atPath: p) {
+                do { return try ImageStore.decoder().decode(ImageRecord.self, from: data) } catch {
+                    throw AZLError(.io, "image record \(p) is unreadable: \(error)", hint: "remove it and import again")
+                }
+            }
+        }
+        var hex = reference.hasPrefix("sha256:") ? String(reference.dropFirst(7)) : reference
+        hex = hex.lowercased()
+        if hex.count >= 4, hex.allSatisfy(\.isHexDigit) {
+            let matches = try records().filter { $0.digest.hex.hasPrefix(hex) || $0.tree.hex.hasPrefix(hex) }
+            let distinct = Set(matches.map(\.digest))
+            if distinct.count == 1 { return matches[0] }
+            if distinct.count > 1 {
+                throw AZLError(.usage, "image id \(reference) is ambiguous (\(distinct.count) images)", hint: "give more digits or a NAME:TAG")
+            }
+        }
+        throw AZLError(.notFound, "no image named \(reference) in \(paths.root)",
+                       hint: "see `azl-shell images`, or import one with `azl-shell import FILE --name \(reference)`")
+    }
+
+    public func meta(_ tree: Digest) throws -> TreeMeta {
+        let p = treeDir(tree) + "/meta.json"
+        guard let data = FileManager.default.contents(atPath: p) else {
+            throw AZLError(.notFound, "the unpacked tree \(tree.short) is missing from \(paths.trees)",
+                           hint: "remove the name with `azl-shell rmi` and import or pull it again")
+        }
+        return try JSONDecoder().decode(TreeMeta.self, from: data)
+    }
+
     public func openForRun(_ reference: String) throws -> RunnableImage {
-        throw AZLError(.internal, "not built yet")
+        let record = try lookup(reference)
+        let l = try lock("tree", record.tree, .shared)
+        // Checked after locking: prune may have removed it just before.
+        let m = try meta(record.tree)
+        return RunnableImage(record: record, rootfs: treeDir(record.tree) + "/rootfs", devices: m.devices, lock: l)
+    }
+
+    // MARK: removal
+
+    /// Remove a name; then free what nothing references any more.
+    @discardableResult
+    public func remove(_ reference: String) throws -> ImageRecord {
+        let r = try lookup(reference)
+        let p = recordPath(name: r.name, tag: r.tag)
+        if unlink(p) != 0 && errno != ENOENT { throw AZLError.errno(errno, "cannot remove", path: p) }
+        FS.fsyncDirectory(paths.images)
+        _ = try prune()
+        return r
+    }
+
+    public struct PruneReport: Codable, Sendable {
+        public var trees: [String] = []
+        public var blobs: [String] = []
+        public var bytes: Int64 = 0
+        public var inUse: [String] = []
+    }
+
+    /// Remove trees and blobs no record references. A tree in use by a running sandbox
+    /// (shared lock held) is left for a later prune.
+    public func prune() throws -> PruneReport {
+        let store = try FileLock(path: paths.locks + "/store.lock", mode: .exclusive)
+        defer { store.unlock() }
+        cleanStaleTemporaries()
+        let recs = try records()
+        let trees = Set(recs.map(\.tree.hex))
+        let blobs = Set(recs.flatMap(\.blobs).map(\.hex))
+        var report = PruneReport()
+        for n in (try? FileManager.default.contentsOfDirectory(atPath: paths.trees)) ?? [] where !trees.contains(n) {
+            guard let d = Digest(n) else { continue }
+            guard let l = try FileLock(tryPath: paths.locks + "/tree-\(n).lock", mode: .exclusive) else {
+                report.inUse.append(d.description); continue
+            }
+            let bytes = FS.diskUsage(treeDir(d))
+            // Rename first: a half-deleted tree must never be found under trees/.
+            let s = try scratch("gc")
+            let dest = s.path + "/tree"
+            if rename(treeDir(d), dest) == 0 {
+                FS.fsyncDirectory(paths.trees)
+                s.discard()
+                report.trees.append(d.description)
+                report.bytes += bytes
+            } else {
+                s.discard()
+            }
+            unlink(paths.locks + "/tree-\(n).lock")
+            l.unlock()
+        }
+        for n in (try? FileManager.default.contentsOfDirectory(atPath: paths.blobs)) ?? [] where !blobs.contains(n) {
+            guard Digest(n) != nil else { continue }
+            var st = stat()
+            if stat(paths.blobs + "/" + n, &st) == 0 { report.bytes += Int64(st.st_size) }
+            unlink(paths.blobs + "/" + n)
+            unlink(blobInfoDir + "/" + n)
+            report.blobs.append("sha256:" + n)
+        }
+        return report
+    }
+
+    // MARK: helpers
+
+    static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return d
+    }
+
+    /// File-name-safe form of a reference (registry names hold '/' and ':').
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for u in s.utf8 {
+            let c = Character(UnicodeScalar(u))
+            if c.isASCII && (c.isLetter || c.isNumber || c == "." || c == "_" || c == "-") && !(out.isEmpty && c == ".") {
+                out.append(c)
+            } else {
+                out += String(format: "%%%02X", u)
+            }
+        }
+        return out
+    }
+}
+
+/// Image names as users type them: `NAME[:TAG]`, NAME lowercase path components
+/// optionally behind a registry host (`host[:port]/`).
+public enum ImageName {
+    public static func parse(_ s: String) throws -> (name: String, tag: String) {
+        var name = s
+        var tag = "latest"
+        if let colon = s.lastIndex(of: ":"), !s[colon...].contains("/") {
+            name = String(s[..<colon])
+            tag = String(s[s.index(after: colon)...])
+        }
+        guard isValidName(name) else {
+            throw AZLError(.usage, "invalid image name '\(s)'",
+                           hint: "use lowercase letters, digits and . _ - / (e.g. alpine:3.20 or myorg/base:1)")
+        }
+        guard isValidTag(tag) else {
+            throw AZLError(.usage, "invalid tag '\(tag)' in '\(s)'", hint: "a tag is letters, digits, _ . - (at most 128)")
+        }
+        return (name, tag)
+    }
+
+    static func isValidName(_ n: String) -> Bool {
+        guard !n.isEmpty, n.count <= 255, !n.hasPrefix("/"), !n.hasSuffix("/") else { return false }
+        var comps = n.split(separator: "/", omittingEmptySubsequences: false)
+        // A leading registry host may have a port and dots, and uppercase is not allowed anywhere.
+        if comps.count > 1, comps[0].contains(".") || comps[0].contains(":") || comps[0] == "localhost" {
+            let host = comps.removeFirst()
+            guard host.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":") }) else { return false }
+        }
+        return comps.allSatisfy { c in
+            !c.isEmpty && c.first!.isASCII && (c.first!.isLowercase || c.first!.isNumber)
+                && c.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
+        }
+    }
+
+    static func isValidTag(_ t: String) -> Bool {
+        guard let f = t.first, t.count <= 128, f != "." && f != "-" else { return false }
+        return t.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-") }
     }
 }

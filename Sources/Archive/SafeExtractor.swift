@@ -1,0 +1,387 @@
+import CArchive
+import CLinux
+import Core
+import Foundation
+
+/// What one extraction produced besides the files.
+public struct ExtractResult: Sendable {
+    /// Digest of the input bytes as given (compressed): the blob digest.
+    public var blobDigest: Digest
+    public var blobSize: Int64
+    /// Digest of the uncompressed tar: the OCI diff_id.
+    public var diffID: Digest
+    public var entries: Int = 0
+    public var bytes: Int64 = 0
+    /// Device nodes we could not create rootless; the sandbox provides them.
+    public var devices: [DeviceNode] = []
+    /// Entries refused because they would leave the tree or cannot exist here (path: reason).
+    public var refused: [String] = []
+    /// Original owner/mode of entries not owned by 0:0 (or whose setuid bits we kept), per path.
+    public var ownership: [OwnershipRecord] = []
+}
+
+public struct DeviceNode: Codable, Equatable, Sendable {
+    public var path: String
+    public var type: String  // "c" or "b"
+    public var major: UInt32
+    public var minor: UInt32
+    public var mode: UInt32
+}
+
+public struct OwnershipRecord: Equatable, Sendable {
+    public var path: String
+    public var uid: Int64
+    public var gid: Int64
+    public var mode: UInt32
+    public init(path: String, uid: Int64, gid: Int64, mode: UInt32) {
+        self.path = path; self.uid = uid; self.gid = gid; self.mode = mode
+    }
+}
+
+public struct ExtractOptions: Sendable {
+    /// Apply OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) against what is already in the tree.
+    public var ociLayer = false
+    public init(ociLayer: Bool = false) { self.ociLayer = ociLayer }
+}
+
+/// Unpacks a tar into a directory as an unprivileged user, never touching anything outside it.
+///
+/// Every path is resolved by the kernel from a directory fd of the tree root with
+/// `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: `..` and absolute symlinks are clamped
+/// to the root, so neither a hostile name, nor a symlink planted by an earlier entry, nor a
+/// race with another process can lead outside the tree. The final component is never followed
+/// (O_NOFOLLOW / *at calls on the parent fd). Hardlink targets are resolved the same way.
+/// Directories are created owner-writable and get their archive mode after the last entry,
+/// so `dr-xr-xr-x` directories in the archive can still be filled.
+public final class SafeExtractor {
+    let rootFD: Int32
+    let rootPath: String
+    let options: ExtractOptions
+    private var deferredDirs: [(path: String, mode: mode_t, mtime: timespec)] = []
+    private var cachedParent: (path: String, fd: Int32)?
+    /// Paths this layer created (for opaque whiteouts: keep ours, drop the lower layers').
+    private var createdThisLayer = Set<String>()
+    private var result: ExtractResult
+
+    /// `root` must exist and be a directory owned by the caller.
+    public init(root: String, options: ExtractOptions = ExtractOptions()) throws {
+        rootPath = root
+        self.options = options
+        rootFD = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+        if rootFD < 0 { throw AZLError.errno(errno, "cannot open extraction root", path: root) }
+        result = ExtractResult(blobDigest: Digest(hex: ""), blobSize: 0, diffID: Digest(hex: ""))
+    }
+
+    deinit {
+        if let c = cachedParent { close(c.fd) }
+        close(rootFD)
+    }
+
+    /// Extract the archive read from `fd`. `name` is used in messages. If `teeFD` is given,
+    /// every input byte is also written there (to keep the blob while reading it once).
+    public func extract(fd: Int32, name: String, teeFD: Int32? = nil) throws -> ExtractResult {
+        let stream = TarStream(inputFD: fd, teeFD: teeFD, sourceName: name)
+        try stream.open()
+        while let entry = try stream.next() {
+            result.entries += 1
+            try apply(entry, stream: stream, name: name)
+        }
+        try stream.drain()
+        try finish()
+        result.blobDigest = stream.blobDigest
+        result.blobSize = stream.blobBytes
+        result.diffID = stream.diffID
+        return result
+    }
+
+    // MARK: entries
+
+    private func apply(_ entry: OpaquePointer, stream: TarStream, name: String) throws {
+        guard let rawPath = archive_entry_pathname(entry).map({ String(cString: $0) }) else {
+            result.refused.append("?: entry without a name"); return
+        }
+        guard let rel = SafeExtractor.normalize(rawPath) else {
+            result.refused.append("\(rawPath): contains '..'"); return
+        }
+        let type = archive_entry_filetype(entry)
+        let perm = mode_t(archive_entry_perm(entry)) & 0o7777
+        let uid = archive_entry_uid(entry), gid = archive_entry_gid(entry)
+        let mtime = timespec(tv_sec: archive_entry_mtime(entry), tv_nsec: Int(archive_entry_mtime_nsec(entry)))
+
+        if rel.isEmpty {
+            // The archive's "./": the root itself. Keep it owner-accessible.
+            if type == AZL_AE_IFDIR { deferredDirs.append(("", perm | 0o700, mtime)) }
+            return
+        }
+        let (parentRel, leaf) = SafeExtractor.split(rel)
+
+        if options.ociLayer && leaf.hasPrefix(".wh.") {
+            try whiteout(parentRel: parentRel, leaf: leaf)
+            return
+        }
+
+        if uid != 0 || gid != 0 || (perm & 0o6000) != 0 {
+            result.ownership.append(OwnershipRecord(path: rel, uid: uid, gid: gid, mode: UInt32(perm)))
+        }
+
+        let parent = try parentFD(parentRel)
+
+        if let hard = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
+            try hardlink(rel: rel, target: hard, parent: parent, leaf: leaf)
+            createdThisLayer.insert(rel)
+            return
+        }
+
+        switch type {
+        case AZL_AE_IFDIR:
+            var st = stat()
+            if fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+                if (st.st_mode & S_IFMT) != S_IFDIR {
+                    try removeAt(parent, leaf, parentRel: parentRel)
+                    try mkdirAt(parent, leaf, rel: rel)
+                }
+            } else {
+                try mkdirAt(parent, leaf, rel: rel)
+            }
+            deferredDirs.append((rel, perm, mtime))
+        case AZL_AE_IFREG:
+            try replaceNonDirectory(parent, leaf, parentRel: parentRel)
+            let fd = azl_openat_mode(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd < 0 { throw AZLError.errno(errno, "cannot create", path: display(rel)) }
+            defer { close(fd) }
+            let r = archive_read_data_into_fd(stream.inner, fd)
+            if r != ARCHIVE_OK && r != ARCHIVE_WARN {
+                if let e = stream.callbackError { throw e }
+                let err = errno
+                if err == ENOSPC || err == EDQUOT { throw AZLError.errno(err, "cannot write", path: display(rel)) }
+                throw stream.classify(stream.inner, phase: "read")
+            }
+            result.bytes += archive_entry_size(entry)
+            // fchmod after writing: the mode is the archive's exactly, umask aside. Setuid bits
+            // stay as plain permission bits: the file is ours, and the store root is 0700.
+            fchmod(fd, perm)
+            var times = [timespec(tv_sec: 0, tv_nsec: AZL_UTIME_OMIT), mtime]
+            futimens(fd, &times)
+        case AZL_AE_IFLNK:
+            let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
+            try replaceNonDirectory(parent, leaf, parentRel: parentRel)
+            if symlinkat(target, parent, leaf) != 0 { throw AZLError.errno(errno, "cannot create symlink", path: display(rel)) }
+            var times = [timespec(tv_sec: 0, tv_nsec: AZL_UTIME_OMIT), mtime]
+            utimensat(parent, leaf, &times, AT_SYMLINK_NOFOLLOW)
+        case AZL_AE_IFCHR, AZL_AE_IFBLK:
+            // mknod of devices needs CAP_MKNOD in the initial namespace: record, don't create.
+            let dev = archive_entry_rdev(entry)
+            result.devices.append(DeviceNode(path: rel, type: type == AZL_AE_IFCHR ? "c" : "b",
+                                             major: UInt32(azl_major(UInt64(dev))),
+                                             minor: UInt32(azl_minor(UInt64(dev))), mode: UInt32(perm)))
+        case AZL_AE_IFIFO:
+            try replaceNonDirectory(parent, leaf, parentRel: parentRel)
+            if mkfifoat(parent, leaf, perm & 0o777) != 0 { throw AZLError.errno(errno, "cannot create fifo", path: display(rel)) }
+        case AZL_AE_IFSOCK:
+            // A socket in an archive is meaningless once its process is gone.
+            result.refused.append("\(rel): socket")
+        default:
+            result.refused.append("\(rel): unknown entry type")
+        }
+        createdThisLayer.insert(rel)
+    }
+
+    private func mkdirAt(_ parent: Int32, _ leaf: String, rel: String) throws {
+        if mkdirat(parent, leaf, 0o700) != 0 && errno != EEXIST {
+            throw AZLError.errno(errno, "cannot create directory", path: display(rel))
+        }
+    }
+
+    /// An existing non-directory at `leaf` is replaced; an existing directory is removed whole
+    /// (a later layer or entry may turn a directory into a file).
+    private func replaceNonDirectory(_ parent: Int32, _ leaf: String, parentRel: String) throws {
+        var st = stat()
+        guard fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        try removeAt(parent, leaf, parentRel: parentRel)
+    }
+
+    private func hardlink(rel: String, target: String, parent: Int32, leaf: String) throws {
+        guard let targetRel = SafeExtractor.normalize(target), !targetRel.isEmpty else {
+            result.refused.append("\(rel): hardlink to '\(target)' outside the tree"); return
+        }
+        // Resolve the target inside the tree; its last component is not followed, so a link to
+        // a symlink links the symlink itself, as tar does.
+        let tfd = azl_openat2(rootFD, targetRel, AZL_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0,
+                              AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+        if tfd < 0 {
+            result.refused.append("\(rel): hardlink target '\(target)' does not exist in the tree"); return
+        }
+        defer { close(tfd) }
+        var st = stat()
+        if fstat(tfd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+            result.refused.append("\(rel): hardlink to a directory"); return
+        }
+        try replaceNonDirectory(parent, leaf, parentRel: SafeExtractor.split(rel).0)
+        // linkat through /proc/self/fd links the inode we resolved, not whatever a path names now.
+        if linkat(AT_FDCWD, "/proc/self/fd/\(tfd)", parent, leaf, AT_SYMLINK_FOLLOW) != 0 {
+            throw AZLError.errno(errno, "cannot create hardlink", path: display(rel))
+        }
+    }
+
+    private func whiteout(parentRel: String, leaf: String) throws {
+        let parent = try parentFD(parentRel)
+        if leaf == ".wh..wh..opq" {
+            // Drop what lower layers put here; keep what this layer already wrote.
+            try emptyDirectory(parent, keepingCreatedUnder: parentRel)
+            return
+        }
+        let victim = String(leaf.dropFirst(4))
+        guard !victim.isEmpty, victim != ".", victim != ".." else { return }
+        var st = stat()
+        if fstatat(parent, victim, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+            try removeAt(parent, victim, parentRel: parentRel)
+        }
+    }
+
+    private func emptyDirectory(_ dirFD: Int32, keepingCreatedUnder parentRel: String) throws {
+        for name in try SafeExtractor.list(dirFD) {
+            let rel = parentRel.isEmpty ? name : parentRel + "/" + name
+            if createdThisLayer.contains(rel) { continue }
+            try removeAt(dirFD, name, parentRel: parentRel)
+        }
+    }
+
+    /// Remove `name` under `dirFD`, recursively, never following symlinks.
+    private func removeAt(_ dirFD: Int32, _ name: String, parentRel: String) throws {
+        invalidateCache()
+        if unlinkat(dirFD, name, 0) == 0 { return }
+        guard errno == EISDIR || errno == EPERM else {
+            if errno == ENOENT { return }
+            throw AZLError.errno(errno, "cannot replace", path: display(parentRel.isEmpty ? name : parentRel + "/" + name))
+        }
+        let sub = azl_openat_mode(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
+        if sub < 0 {
+            // A directory without owner-read/exec: make it ours to empty.
+            fchmodat(dirFD, name, 0o700, 0)
+            let again = azl_openat_mode(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
+            if again < 0 { throw AZLError.errno(errno, "cannot open", path: display(name)) }
+            try removeContents(again, rel: parentRel + "/" + name)
+            close(again)
+        } else {
+            fchmod(sub, 0o700)
+            try removeContents(sub, rel: parentRel + "/" + name)
+            close(sub)
+        }
+        if unlinkat(dirFD, name, AT_REMOVEDIR) != 0 && errno != ENOENT {
+            throw AZLError.errno(errno, "cannot remove", path: display(name))
+        }
+    }
+
+    private func removeContents(_ fd: Int32, rel: String) throws {
+        for n in try SafeExtractor.list(fd) { try removeAt(fd, n, parentRel: rel) }
+    }
+
+    static func list(_ dirFD: Int32) throws -> [String] {
+        let dup = fcntl(dirFD, F_DUPFD_CLOEXEC, 0)
+        guard dup >= 0, let d = fdopendir(dup) else { throw AZLError.errno(errno, "cannot list", path: "directory") }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let ent = readdir(d) {
+            let name = withUnsafePointer(to: ent.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    // MARK: parents
+
+    /// A directory fd for `parentRel`, resolved inside the tree; missing directories are created.
+    private func parentFD(_ parentRel: String) throws -> Int32 {
+        if parentRel.isEmpty { return rootFD }
+        if let c = cachedParent, c.path == parentRel { return c.fd }
+        invalidateCache()
+        var fd = azl_openat2(rootFD, parentRel, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                             AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+        if fd < 0 && (errno == ENOENT || errno == ENOTDIR) {
+            fd = try createParents(parentRel)
+        }
+        if fd < 0 { throw AZLError.errno(errno, "cannot open directory", path: display(parentRel)) }
+        cachedParent = (parentRel, fd)
+        return fd
+    }
+
+    /// Create the missing components of `rel` one at a time, each resolved inside the tree.
+    /// A component that exists as something other than a directory (or a symlink to one
+    /// inside the tree) is an error for this entry, as in tar.
+    private func createParents(_ rel: String) throws -> Int32 {
+        var current = azl_openat_mode(rootFD, ".", AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0)
+        var sofar = ""
+        for comp in rel.split(separator: "/").map(String.init) {
+            sofar = sofar.isEmpty ? comp : sofar + "/" + comp
+            var next = azl_openat2(rootFD, sofar, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                                   AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+            if next < 0 && errno == ENOENT {
+                if mkdirat(current, comp, 0o755) != 0 && errno != EEXIST {
+                    let e = errno; close(current)
+                    throw AZLError.errno(e, "cannot create directory", path: display(sofar))
+                }
+                next = azl_openat2(rootFD, sofar, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                                   AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+            }
+            if next < 0 {
+                let e = errno; close(current)
+                throw AZLError.errno(e, "cannot open directory", path: display(sofar))
+            }
+            close(current)
+            current = next
+        }
+        return current
+    }
+
+    private func invalidateCache() {
+        if let c = cachedParent { close(c.fd); cachedParent = nil }
+    }
+
+    // MARK: finishing
+
+    /// Give directories their archive modes and times, deepest first (a parent that loses
+    /// owner-write must not stop us fixing its children).
+    private func finish() throws {
+        invalidateCache()
+        for d in deferredDirs.reversed() {
+            let fd: Int32
+            if d.path.isEmpty {
+                fd = fcntl(rootFD, F_DUPFD_CLOEXEC, 0)
+            } else {
+                fd = azl_openat2(rootFD, d.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
+                                 AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+            }
+            if fd < 0 { continue }  // replaced by a later entry: nothing to fix
+            fchmod(fd, d.mode)
+            var times = [timespec(tv_sec: 0, tv_nsec: AZL_UTIME_OMIT), d.mtime]
+            futimens(fd, &times)
+            close(fd)
+        }
+        deferredDirs.removeAll()
+    }
+
+    // MARK: paths
+
+    /// Archive name → path relative to the tree. Leading `/` and `./` are dropped (absolute
+    /// names are taken as relative to the tree, as tar does); a `..` component refuses the entry.
+    public static func normalize(_ raw: String) -> String? {
+        var parts: [Substring] = []
+        for comp in raw.split(separator: "/", omittingEmptySubsequences: true) {
+            if comp == "." { continue }
+            if comp == ".." { return nil }
+            parts.append(comp)
+        }
+        return parts.joined(separator: "/")
+    }
+
+    static func split(_ rel: String) -> (String, String) {
+        if let i = rel.lastIndex(of: "/") {
+            return (String(rel[..<i]), String(rel[rel.index(after: i)...]))
+        }
+        return ("", rel)
+    }
+
+    private func display(_ rel: String) -> String { rootPath + "/" + rel }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Core
+import Foundation
+import Store
+
+struct ImagesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "images", abstract: "List stored images.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .long, help: "One JSON array of records.")
+    var json = false
+
+    @Flag(name: .long, help: "Print image ids only.")
+    var digests = false
+
+    func run() throws {
+        let store = try ImageStore(paths: global.paths)
+        let recs = try store.records()
+        if json {
+            print(try Render.json(recs))
+            return
+        }
+        if digests {
+            for r in recs { print(r.digest) }
+            return
+        }
+        var rows = [["NAME", "TAG", "DIGEST", "SIZE", "CREATED"]]
+        for r in recs {
+            rows.append([r.name, r.tag, r.digest.description.prefix(19) + "", Render.bytes(r.size), Render.ago(r.created)])
+        }
+        print(Render.table(rows))
+    }
+}
+
+struct RmiCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rmi", abstract: "Remove image names, and the data only they used.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "NAME[:TAG] or image id.")
+    var images: [String]
+
+    func run() throws {
+        let store = try ImageStore(paths: global.paths)
+        for i in images {
+            let r = try store.remove(i)
+            global.say("removed \(r.reference) \(r.digest)")
+        }
+    }
+}
+
+struct PruneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove blobs and unpacked trees no image references.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .long, help: "Print what was removed as JSON.")
+    var json = false
+
+    func run() throws {
+        let store = try ImageStore(paths: global.paths)
+        let rep = try store.prune()
+        if json { print(try Render.json(rep)); return }
+        global.say("removed \(rep.trees.count) trees and \(rep.blobs.count) blobs, \(Render.bytes(rep.bytes)) freed" +
+                   (rep.inUse.isEmpty ? "" : "; \(rep.inUse.count) in use, kept"))
+    }
+}

@@ -1,5 +1,0 @@
-import ArgumentParser
-struct ImportCommand: ParsableCommand {}
-struct ImagesCommand: ParsableCommand {}
-struct RmiCommand: ParsableCommand {}
-struct PruneCommand: ParsableCommand {}
