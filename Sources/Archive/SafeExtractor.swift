@@ -59,6 +59,7 @@ public final class SafeExtractor {
     let options: ExtractOptions
     private var deferredDirs: [(path: String, mode: mode_t, mtime: timespec)] = []
     private var cachedParent: (path: String, fd: Int32)?
+    private var retired: [Int32] = []
     /// Paths this layer created (for opaque whiteouts: keep ours, drop the lower layers').
     private var createdThisLayer = Set<String>()
     private var result: ExtractResult
@@ -73,7 +74,8 @@ public final class SafeExtractor {
     }
 
     deinit {
-        if let c = cachedParent { close(c.fd) }
+        invalidateCache()
+        closeRetired()
         close(rootFD)
     }
 
@@ -277,7 +279,8 @@ public final class SafeExtractor {
     }
 
     static func list(_ dirFD: Int32) throws -> [String] {
-        let dup = fcntl(dirFD, F_DUPFD_CLOEXEC, 0)
+        // A readable fd of the same directory: parents are held as O_PATH fds, which getdents refuses.
+        let dup = azl_openat_mode(dirFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
         guard dup >= 0, let d = fdopendir(dup) else { throw AZLError.errno(errno, "cannot list", path: "directory") }
         defer { closedir(d) }
         var names: [String] = []
@@ -294,9 +297,11 @@ public final class SafeExtractor {
 
     /// A directory fd for `parentRel`, resolved inside the tree; missing directories are created.
     private func parentFD(_ parentRel: String) throws -> Int32 {
+        closeRetired()
         if parentRel.isEmpty { return rootFD }
         if let c = cachedParent, c.path == parentRel { return c.fd }
         invalidateCache()
+        closeRetired()
         var fd = azl_openat2(rootFD, parentRel, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
                              AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
         if fd < 0 && (errno == ENOENT || errno == ENOTDIR) {
@@ -335,8 +340,15 @@ public final class SafeExtractor {
         return current
     }
 
+    /// Forget the cached parent after a removal (it may have named what was removed). The fd
+    /// may still be in use by the entry being applied, so it is closed at the next lookup.
     private func invalidateCache() {
-        if let c = cachedParent { close(c.fd); cachedParent = nil }
+        if let c = cachedParent { retired.append(c.fd); cachedParent = nil }
+    }
+
+    private func closeRetired() {
+        for fd in retired { close(fd) }
+        retired.removeAll()
     }
 
     // MARK: finishing
@@ -345,6 +357,7 @@ public final class SafeExtractor {
     /// owner-write must not stop us fixing its children).
     private func finish() throws {
         invalidateCache()
+        closeRetired()
         for d in deferredDirs.reversed() {
             let fd: Int32
             if d.path.isEmpty {

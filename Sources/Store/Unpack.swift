@@ -37,7 +37,7 @@ extension ImageStore {
     func commitTree(_ key: Digest, from scratch: Scratch, meta: TreeMeta, ownership: [OwnershipRecord]) throws {
         let staged = scratch.path + "/tree"
         let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         try FS.atomicWrite(try enc.encode(meta), to: staged + "/meta.json", mode: 0o600)
         try FS.atomicWrite(ImageStore.encodeOwnership(ownership), to: staged + "/ownership", mode: 0o600)
         let treeLock = try lock("tree", key, .exclusive)

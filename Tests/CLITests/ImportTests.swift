@@ -1,0 +1,282 @@
+import Core
+import Foundation
+import Testing
+import TestSupport
+
+/// `import`, `images`, `rmi`, `prune` as the unprivileged user, on hostile archives built in
+/// code and on the real distro tarballs.
+@Suite(.serialized) struct ImportTests {
+    /// A user-owned sandbox: state root, an "outside" folder with a canary, and the tar files.
+    final class Fixture {
+        let r: Rootless
+        let state: String
+        let outside: String
+        let inputs: String
+        init() throws {
+            r = try Rootless()
+            state = r.base + "/state"
+            outside = try r.makeDirectory("outside")
+            inputs = try r.makeDirectory("inputs")
+            try Data("canary\n".utf8).write(to: URL(fileURLWithPath: outside + "/canary"))
+            r.chownTree(outside)
+        }
+        func azl(_ args: String...) -> RunResult { r.azl(args, root: state) }
+        func azl(_ args: [String], stdin: Data? = nil) -> RunResult { r.azl(args, root: state, stdin: stdin) }
+        func tar(_ b: TarBuilder, _ name: String = "t.tar") throws -> String {
+            try b.finished().write(toTemp: name, in: inputs)
+        }
+        /// Every path under the test folder except the store, with size and mtime.
+        func snapshotOutsideStore() -> [String: String] {
+            var out: [String: String] = [:]
+            let fm = FileManager.default
+            guard let e = fm.enumerator(atPath: r.base) else { return out }
+            for case let rel as String in e where !rel.hasPrefix("state") {
+                var st = stat()
+                if lstat(r.base + "/" + rel, &st) == 0 {
+                    out[rel] = "\(st.st_mode) \(st.st_size) \(st.st_mtim.tv_sec) \(st.st_nlink)"
+                }
+            }
+            return out
+        }
+        func records() throws -> [[String: Any]] {
+            let res = azl("images", "--json")
+            guard res.status == 0 else { throw AZLError(.io, "images failed: \(res)") }
+            return try JSONSerialization.jsonObject(with: Data(res.stdout.utf8)) as? [[String: Any]] ?? []
+        }
+        func tree(of name: String) throws -> String {
+            let rec = try records().first { "\($0["name"]!):\($0["tag"]!)" == name }
+            let t = try #require(rec?["tree"] as? String)
+            return state + "/trees/" + t.dropFirst(7) + "/rootfs"
+        }
+        func tmpEntries() -> [String] {
+            (try? FileManager.default.contentsOfDirectory(atPath: state + "/tmp")) ?? []
+        }
+    }
+
+    static let unavailable = Rootless.unavailableReason()
+
+    @Test func hostileArchiveStaysInsideTheTree() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        let before = f.snapshotOutsideStore()
+        var b = TarBuilder()
+        b.dir("./")
+        b.file("../escape-dotdot", "x")
+        b.file("a/../../escape-mid", "x")
+        b.file(f.outside + "/abs-file", "absolute")          // neutralised into the tree
+        b.symlink("out", to: f.outside)                       // absolute symlink out of the tree
+        b.file("out/via-symlink", "pwned")                    // parent is that symlink
+        b.symlink("up", to: "../../../../../../..")
+        b.file("up/" + f.outside.dropFirst() + "/via-dotdot-link", "pwned")
+        b.dir("d")
+        b.symlink("d", to: f.outside)                         // a directory replaced by a symlink
+        b.file("d/after-replace", "pwned")
+        b.hardlink("hl-abs", to: f.outside + "/canary")       // hardlink target outside
+        b.hardlink("hl-dotdot", to: "../outside/canary")
+        b.symlink("canary-link", to: f.outside + "/canary")
+        b.file("canary-link", "overwrite through a symlink?") // must replace the link, not write through
+        b.device("dev/null", major: 1, minor: 3)
+        b.device("dev/sda", char: false, major: 8, minor: 0, mode: 0o660)
+        b.fifo("run/fifo")
+        b.file("usr/bin/setuid", "#!/bin/sh\n", mode: 0o4755)
+        b.file("etc/shadow", "secret", mode: 0o640, uid: 0, gid: 42)
+        b.file("home/u/file", "mine", mode: 0o600, uid: 1000, gid: 1000)
+        b.dir("ro", mode: 0o555)
+        b.file("ro/inside", "written into a read-only dir")
+        b.dir("locked", mode: 0o000)
+        b.file(String(repeating: "long/", count: 30) + "name", "long path via pax")
+        let res = f.azl(["import", try f.tar(b, "evil.tar"), "--name", "evil:1"])
+        #expect(res.status == 0, "\(res)")
+        #expect(res.stderr.contains("refused"), "refused entries are reported: \(res.stderr)")
+
+        // Nothing outside the store changed, but for the archive we wrote.
+        var after = f.snapshotOutsideStore()
+        for k in after.keys where k.hasSuffix("/evil.tar") { after.removeValue(forKey: k) }
+        #expect(after == before, "files outside the store changed")
+        #expect(try String(contentsOfFile: f.outside + "/canary", encoding: .utf8) == "canary\n")
+        #expect(!FS.exists(f.r.base + "/escape-dotdot"))
+        #expect(!FS.exists(f.outside + "/abs-file"))
+        #expect(!FS.exists(f.outside + "/via-symlink"))
+
+        let t = try f.tree(of: "evil:1")
+        // Absolute names and symlinks are taken relative to the tree.
+        #expect(FS.exists(t + f.outside + "/abs-file"))
+        #expect(FS.exists(t + f.outside + "/via-symlink"))
+        #expect(FS.exists(t + f.outside + "/via-dotdot-link"))
+        #expect(FS.exists(t + f.outside + "/after-replace"))
+        #expect(!FS.exists(t + "/hl-abs") && !FS.exists(t + "/hl-dotdot"))
+        var st = stat()
+        #expect(lstat(t + "/canary-link", &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG)
+        #expect(!FS.exists(t + "/dev/null"), "device nodes are not created")
+        #expect(lstat(t + "/run/fifo", &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO)
+        #expect(lstat(t + "/usr/bin/setuid", &st) == 0 && st.st_mode & 0o7777 == 0o4755 && st.st_uid == f.r.uid)
+        #expect(lstat(t + "/ro", &st) == 0 && st.st_mode & 0o7777 == 0o555)
+        #expect(try String(contentsOfFile: t + "/ro/inside", encoding: .utf8) == "written into a read-only dir")
+        #expect(lstat(t + "/locked", &st) == 0 && st.st_mode & 0o7777 == 0)
+        #expect(FS.exists(t + "/" + String(repeating: "long/", count: 30) + "name"))
+        // Devices and original owners are recorded for the sandbox.
+        let meta = try String(contentsOfFile: (t as NSString).deletingLastPathComponent + "/meta.json", encoding: .utf8)
+        #expect(meta.contains("\"dev/null\"") && meta.contains("\"dev/sda\""))
+        let own = try String(contentsOfFile: (t as NSString).deletingLastPathComponent + "/ownership", encoding: .utf8)
+        #expect(own.contains("0 42 640 etc/shadow"))
+        #expect(own.contains("1000 1000 600 home/u/file"))
+        #expect(own.contains("0 0 4755 usr/bin/setuid"))
+        // The store can remove what it made, read-only directories included.
+        #expect(f.azl("rmi", "evil:1").status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").isEmpty)
+    }
+
+    @Test func badInputsFailCleanlyWithOneLine() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        let junk = try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }).write(toTemp: "junk.tar.gz", in: f.inputs)
+        let empty = try Data().write(toTemp: "empty.tar", in: f.inputs)
+        let real = try Data(contentsOf: URL(fileURLWithPath: RealRootfs.alpineX86.path))
+        let cut = try real.prefix(real.count / 2).write(toTemp: "cut.tar.gz", in: f.inputs)
+        let cases: [(String, String)] = [
+            (junk, "not a tar archive"), (empty, "empty"), (cut, "truncated"),
+            (f.inputs + "/missing.tar", "no such file"), (f.inputs, "directory"),
+        ]
+        for (path, words) in cases {
+            let res = f.azl("import", path, "--name", "bad:1")
+            #expect(res.status == 125, "\(path): \(res)")
+            let lines = res.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && res.stderr.contains(words) && res.stderr.contains(path), "\(path): \(res.stderr)")
+        }
+        let badName = f.azl("import", RealRootfs.alpineX86.path, "--name", "Bad Name")
+        #expect(badName.status == 125 && badName.stderr.contains("invalid image name"))
+        #expect(try f.records().isEmpty)
+        #expect(f.tmpEntries().isEmpty, "nothing half-written is left: \(f.tmpEntries())")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").isEmpty)
+        let unknown = f.azl("rmi", "nope:1")
+        #expect(unknown.status == 125 && unknown.stderr.contains("no image named nope:1"))
+    }
+
+    @Test func fullDiskLeavesNothingBehind() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        guard geteuid() == 0 else {
+            print("fullDiskLeavesNothingBehind: needs root to mount a small tmpfs for the user; run under CI (.ci/run) to cover it")
+            return
+        }
+        let f = try Fixture()
+        let small = try f.r.makeDirectory("small")
+        let m = Subprocess.run(["/bin/mount", "-t", "tmpfs", "-o", "size=3m,uid=\(f.r.uid),gid=\(f.r.gid),mode=0700", "tmpfs", small])
+        try #require(m.status == 0, "mount tmpfs: \(m)")
+        defer { _ = Subprocess.run(["/bin/umount", small]) }
+        let res = f.r.azl(["import", RealRootfs.alpineX86.path, "--name", "a:1"], root: small + "/state")
+        #expect(res.status == 125, "\(res)")
+        #expect(res.stderr.contains("No space left on device") && res.stderr.split(separator: "\n").count == 1, "\(res.stderr)")
+        let tmp = (try? FileManager.default.contentsOfDirectory(atPath: small + "/state/tmp")) ?? []
+        #expect(tmp.isEmpty, "scratch left behind: \(tmp)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: small + "/state/trees")) ?? []).isEmpty)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: small + "/state/images")) ?? []).isEmpty)
+    }
+
+    @Test(arguments: RealRootfs.allCases)
+    func realTarballImportsAndLists(_ image: RealRootfs) throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        let res = f.azl("import", image.path, "--name", "real:1")
+        #expect(res.status == 0, "\(res)")
+        let recs = try f.records()
+        #expect(recs.count == 1)
+        #expect(recs.first?["digest"] as? String == "sha256:" + image.sha256, "the image id is the tarball's sha256")
+        let t = try f.tree(of: "real:1")
+        let osr = try String(contentsOfFile: t + "/etc/os-release", encoding: .utf8)
+        switch image {
+        case .alpineX86, .alpineArm: #expect(osr.contains("ID=alpine"))
+        case .almaArm:
+            #expect(osr.contains("ID=\"almalinux\""))
+            var st = stat()
+            #expect(lstat(t + "/proc", &st) == 0 && st.st_mode & 0o7777 == 0o555, "dr-xr-xr-x kept")
+            #expect(lstat(t + "/root", &st) == 0 && st.st_mode & 0o7777 == 0o550)
+            // Hardlinks stay hardlinks.
+            let linked = Subprocess.run(["/usr/bin/find", t, "-type", "f", "-links", "+1"]).stdout.split(separator: "\n").count
+            #expect(linked > 700, "hardlinked files: \(linked)")
+        case .debian:
+            #expect(osr.contains("ID=debian"))
+            var st = stat()
+            #expect(lstat(t + "/usr/bin/passwd", &st) == 0 && st.st_mode & 0o7777 == 0o4755 && st.st_uid == f.r.uid)
+            let own = try String(contentsOfFile: (t as NSString).deletingLastPathComponent + "/ownership", encoding: .utf8)
+            #expect(own.contains(" etc/shadow"), "non-root group of /etc/shadow recorded")
+        }
+        let list = f.azl("images")
+        #expect(list.status == 0 && list.stdout.contains("real") && list.stdout.contains(String(image.sha256.prefix(12))))
+    }
+
+    @Test func sameContentTwiceCostsNothingAndStdinWorks() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        #expect(f.azl("import", RealRootfs.alpineX86.path, "--name", "one:1").status == 0)
+        let second = f.azl("import", RealRootfs.alpineX86.path, "--name", "two:2")
+        #expect(second.status == 0 && second.stderr.contains("nothing unpacked"), "\(second)")
+        let piped = f.azl(["import", "-", "--name", "three:3"],
+                          stdin: try Data(contentsOf: URL(fileURLWithPath: RealRootfs.alpineX86.path)))
+        #expect(piped.status == 0, "\(piped)")
+        let recs = try f.records()
+        #expect(recs.count == 3)
+        #expect(Set(recs.compactMap { $0["tree"] as? String }).count == 1, "one unpacked tree for one content")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").count == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/blobs/sha256").count == 1)
+        // rmi of one name keeps the shared data; of the last, frees it.
+        #expect(f.azl("rmi", "one:1", "two:2").status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").count == 1)
+        #expect(f.azl("rmi", "three:3").status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/blobs/sha256").isEmpty)
+    }
+
+    @Test func concurrentImportsOfOneFileBothSucceedWithOneTree() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        var results = [RunResult?](repeating: nil, count: 4)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            // Two from the file, two from stdin: the stdin ones cannot know the digest up front.
+            let r = i < 2 ? f.azl("import", RealRootfs.debian.path, "--name", "c\(i):1")
+                : f.azl(["import", "-", "--name", "c\(i):1"], stdin: try? Data(contentsOf: URL(fileURLWithPath: RealRootfs.alpineX86.path)))
+            lock.lock(); results[i] = r; lock.unlock()
+        }
+        for r in results { #expect(r?.status == 0, "\(String(describing: r))") }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").count == 2)
+        #expect(f.tmpEntries().isEmpty)
+    }
+
+    @Test func killDuringImportLeavesOldStateThenImportWorks() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        // Start a long import, wait until it is visibly unpacking, kill -9 it.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var argv = [f.r.azlShell, "import", RealRootfs.debian.path, "--name", "deb:1"]
+        if geteuid() == 0 { argv = ["/usr/bin/setpriv", "--reuid=\(f.r.uid)", "--regid=\(f.r.gid)", "--init-groups", "--"] + argv }
+        p.arguments = ["AZL_SHELL_ROOT=\(f.state)", "HOME=\(f.r.home)"] + argv
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Poll for the observable state we want to interrupt: files appearing in a scratch tree.
+        var unpacking = false
+        for _ in 0..<20_000 where p.isRunning {
+            let scratch = f.tmpEntries().filter { $0.hasPrefix("import-") && !$0.hasSuffix(".lock") }
+            if let s = scratch.first,
+               let n = try? FileManager.default.contentsOfDirectory(atPath: f.state + "/tmp/" + s + "/tree/rootfs"), n.count > 3 {
+                unpacking = true; break
+            }
+            usleep(1000)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        try #require(unpacking, "the import finished before it could be interrupted")
+        #expect(try f.records().isEmpty, "no record for a half import")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").isEmpty, "no half tree under trees/")
+        #expect(!f.tmpEntries().isEmpty, "the killed import's scratch is still there, to be cleaned")
+        // The next writer cleans up and succeeds.
+        let again = f.azl("import", RealRootfs.debian.path, "--name", "deb:1")
+        #expect(again.status == 0, "\(again)")
+        #expect(f.tmpEntries().isEmpty, "stale scratch removed: \(f.tmpEntries())")
+        let t = try f.tree(of: "deb:1")
+        let count = Subprocess.run(["/usr/bin/find", t]).stdout.split(separator: "\n").count
+        let listed = Subprocess.run(["/usr/bin/tar", "-tf", RealRootfs.debian.path]).stdout.split(separator: "\n").count
+        #expect(count == listed, "complete tree: \(count) paths, the archive lists \(listed)")
+    }
+}

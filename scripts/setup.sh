@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian 12 / Ubuntu machine needs to build, test and benchmark azl-shell.
+# Run as root (or with sudo). Idempotent.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then exec sudo -E bash "$0" "$@"; fi
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  pkg-config libarchive-dev libzstd-dev libseccomp-dev libcap-dev   # C libraries we link
+  uidmap                                     # newuidmap/newgidmap: full subuid range maps
+  xz-utils zstd gzip tar findutils procps iproute2 util-linux rsync  # tests inspect with these
+  docker-registry skopeo umoci apache2-utils # a real OCI registry, image tools, htpasswd
+  python3                                    # small test proxies
+  bubblewrap hyperfine bc time               # benchmark peers, timer, arithmetic
+)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The unprivileged user the rootless tests run as, with a subordinate id range.
+user=${AZL_TEST_USER:-azltest}
+id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+grep -q "^$user:" /etc/subuid 2>/dev/null || echo "$user:231072:65536" >> /etc/subuid
+grep -q "^$user:" /etc/subgid 2>/dev/null || echo "$user:231072:65536" >> /etc/subgid
+echo "setup: packages present, test user '$user' ready"
