@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System libraries: module maps only.
@@ -34,11 +35,13 @@ let package = Package(
         .target(name: "Registry", dependencies: [
             "Core", .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
+        // The bundled rootfs-manifests/ (embedded at build time) and the user's overrides.
+        .target(name: "Manifests", dependencies: ["Core", .product(name: "TOMLKit", package: "TOMLKit")]),
         // SandboxPlan, its builder, and the launcher that hands it to the C part.
         .target(name: "Sandbox", dependencies: ["Core"]),
         // CLI verbs.
         .target(name: "Commands", dependencies: [
-            "Core", "Archive", "Store", "Sandbox", "Registry",
+            "Core", "Archive", "Store", "Sandbox", "Registry", "Manifests",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "azl-shell", dependencies: ["Commands"]),
@@ -51,6 +54,7 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "Core", "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Archive", "Core", "TestSupport"]),
+        .testTarget(name: "ManifestsTests", dependencies: ["Manifests", "Core"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Core", "TestSupport"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),

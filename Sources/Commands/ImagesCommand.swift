@@ -1,6 +1,7 @@
 import ArgumentParser
 import Core
 import Foundation
+import Manifests
 import Store
 
 struct ImagesCommand: ParsableCommand {
@@ -14,7 +15,11 @@ struct ImagesCommand: ParsableCommand {
     @Flag(name: .long, help: "Print image ids only.")
     var digests = false
 
+    @Flag(name: .long, help: "List the images azl-shell knows by short name (rootfs-manifests), pulled or not.")
+    var available = false
+
     func run() throws {
+        if available { return try listAvailable() }
         let store = try ImageStore(paths: global.paths)
         let recs = try store.records()
         if json {
@@ -28,6 +33,23 @@ struct ImagesCommand: ParsableCommand {
         var rows = [["NAME", "TAG", "DIGEST", "SIZE", "CREATED"]]
         for r in recs {
             rows.append([r.name, r.tag, r.digest.description.prefix(19) + "", Render.bytes(r.size), Render.ago(r.created)])
+        }
+        print(Render.table(rows))
+    }
+}
+
+extension ImagesCommand {
+    func listAvailable() throws {
+        let m = try Manifests.load()
+        if json {
+            struct Entry: Encodable { var image: ManifestImage; var kernel: ManifestKernel? }
+            print(try Render.json(m.images.map { Entry(image: $0, kernel: m.kernel(for: $0)) }))
+            return
+        }
+        var rows = [["SHORT NAME", "REFERENCE", "OS", "PKG", "KERNEL", "ARCHES", ""]]
+        for i in m.images {
+            rows.append([i.short, i.reference, "\(i.osID) \(i.osVersionID)", i.packageManager.isEmpty ? "-" : i.packageManager,
+                         m.kernel(for: i)?.release ?? i.kernelProfile, i.arches.joined(separator: ","), i.eol ? "end of life" : ""])
         }
         print(Render.table(rows))
     }

@@ -1,0 +1,189 @@
+import Core
+import Foundation
+import TOMLKit
+
+/// One known image: a short name users type, the registry reference behind it, and the facts
+/// about its distro and target VM (rootfs-manifests/*.toml, schema 1).
+public struct ManifestImage: Codable, Equatable, Sendable {
+    public var short: String
+    public var aliases: [String]
+    public var reference: String
+    public var arches: [String]
+    public var archNotes: String?
+    public var tagScheme: String?
+    public var osID: String
+    public var osVersionID: String
+    public var idLike: String
+    public var packageManager: String
+    public var shell: String
+    public var env: [String]
+    public var kernelProfile: String
+    public var eol: Bool
+    public var notes: String?
+    /// The family (file `name`) and the file it came from.
+    public var family: String
+    public var file: String
+}
+
+/// A kernel profile: what the target VM's kernel reports (kernels.toml).
+public struct ManifestKernel: Codable, Equatable, Sendable {
+    public var name: String
+    public var release: String
+    public var version: String
+    public var major: Int
+    public var minor: Int
+    public var patch: Int
+    public var source: String?
+}
+
+/// The bundled manifests, with the user's directory layered on top (same short name wins).
+public struct Manifests: Sendable {
+    public private(set) var images: [ManifestImage] = []
+    public private(set) var kernels: [String: ManifestKernel] = [:]
+
+    /// `userDirectory`: `$XDG_CONFIG_HOME/azl-shell/rootfs-manifests` unless given.
+    public static func load(userDirectory: String? = nil) throws -> Manifests {
+        var m = Manifests()
+        for f in Bundled.files { try m.add(text: f.text, file: "rootfs-manifests/" + f.name) }
+        let dir = userDirectory ?? Paths.configDirectory() + "/rootfs-manifests"
+        if let names = try? FileManager.default.contentsOfDirectory(atPath: dir) {
+            for n in names.sorted() where n.hasSuffix(".toml") {
+                let p = dir + "/" + n
+                guard let text = try? String(contentsOfFile: p, encoding: .utf8) else {
+                    throw AZLError(.manifest, "cannot read rootfs manifest \(p)", hint: "check its permissions")
+                }
+                try m.add(text: text, file: p)
+            }
+        }
+        try m.validate()
+        return m
+    }
+
+    /// Parse a bundled set only (tests, and the check that the embedded copy is current).
+    public static func parse(files: [(name: String, text: String)]) throws -> Manifests {
+        var m = Manifests()
+        for f in files { try m.add(text: f.text, file: f.name) }
+        try m.validate()
+        return m
+    }
+
+    public static var bundledFiles: [(name: String, text: String)] { Bundled.files }
+
+    /// Find by short name or alias (`azurelinux:3.0`, `azl3`); a bare family name matches its
+    /// alias if one is declared.
+    public func find(_ name: String) -> ManifestImage? {
+        images.first { $0.short == name } ?? images.first { $0.aliases.contains(name) }
+    }
+
+    public func kernel(for image: ManifestImage) -> ManifestKernel? { kernels[image.kernelProfile] }
+
+    // MARK: parsing
+
+    mutating func add(text: String, file: String) throws {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            throw AZLError(.manifest, "rootfs manifest \(file):\(e.source.begin.line): \(e.description)",
+                           hint: "fix the TOML at that line")
+        }
+        let ctx = Ctx(file: file, text: text)
+        guard let schema = table["schema"]?.int else { throw ctx.error("missing `schema = 1`", key: "schema") }
+        guard schema == 1 else { throw ctx.error("schema \(schema) is not supported (this azl-shell reads schema 1)", key: "schema") }
+
+        if let profiles = table["profile"]?.table {
+            for key in profiles.keys.sorted() {
+                guard let p = profiles[key]?.table else { throw ctx.error("profile \(key) is not a table", key: key) }
+                try ctx.onlyKeys(p, ["release", "version", "major", "minor", "patch", "source"], in: "profile \(key)")
+                kernels[key] = ManifestKernel(
+                    name: key, release: try ctx.string(p, "release", key), version: try ctx.string(p, "version", key),
+                    major: try ctx.int(p, "major", key), minor: try ctx.int(p, "minor", key), patch: try ctx.int(p, "patch", key),
+                    source: p["source"]?.string)
+            }
+        }
+        guard let imgs = table["image"]?.array else {
+            if table["profile"] == nil { throw ctx.error("no [[image]] or [profile.*] tables", key: "schema") }
+            return
+        }
+        try ctx.onlyKeys(table, ["schema", "name", "description", "image"], in: "the file")
+        let family = try ctx.string(table, "name", "the file")
+        for case let i as TOMLTable in imgs.map({ $0.table as Any }) {
+            try ctx.onlyKeys(i, ["short", "aliases", "reference", "arches", "arch_notes", "tag_scheme", "os_id",
+                                 "os_version_id", "id_like", "package_manager", "shell", "env", "kernel_profile", "eol", "notes"],
+                             in: "an [[image]]")
+            let short = try ctx.string(i, "short", "[[image]]")
+            let img = ManifestImage(
+                short: short, aliases: try ctx.strings(i, "aliases", short), reference: try ctx.string(i, "reference", short),
+                arches: try ctx.strings(i, "arches", short), archNotes: i["arch_notes"]?.string, tagScheme: i["tag_scheme"]?.string,
+                osID: try ctx.string(i, "os_id", short), osVersionID: try ctx.string(i, "os_version_id", short),
+                idLike: try ctx.string(i, "id_like", short), packageManager: try ctx.string(i, "package_manager", short),
+                shell: try ctx.string(i, "shell", short), env: try ctx.strings(i, "env", short),
+                kernelProfile: try ctx.string(i, "kernel_profile", short), eol: try ctx.bool(i, "eol", short),
+                notes: i["notes"]?.string, family: family, file: file)
+            for e in img.env where !e.contains("=") || e.hasPrefix("=") {
+                throw ctx.error("env entry '\(e)' of \(short) is not NAME=value", key: "env")
+            }
+            // A later file (the user's) replaces an entry with the same short name.
+            images.removeAll { $0.short == short }
+            images.append(img)
+        }
+    }
+
+    func validate() throws {
+        var seen: [String: String] = [:]
+        for i in images {
+            for n in [i.short] + i.aliases {
+                if let other = seen[n], other != i.short {
+                    throw AZLError(.manifest, "rootfs manifest \(i.file): name '\(n)' of \(i.short) is already used by \(other)",
+                                   hint: "short names and aliases must be unique across all manifests")
+                }
+                seen[n] = i.short
+            }
+            if kernels[i.kernelProfile] == nil {
+                throw AZLError(.manifest, "rootfs manifest \(i.file): \(i.short) names kernel profile '\(i.kernelProfile)', which no kernels.toml defines",
+                               hint: "add [profile.\"\(i.kernelProfile)\"] or fix the name")
+            }
+        }
+    }
+
+    /// Errors that name the file and the line of the key they are about.
+    struct Ctx {
+        let file: String
+        let text: String
+        func line(of key: String) -> Int {
+            for (n, l) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let t = l.trimmingCharacters(in: .whitespaces)
+                if t.hasPrefix(key + " ") || t.hasPrefix(key + "=") || t.contains("\"\(key)\"") { return n + 1 }
+            }
+            return 1
+        }
+        func error(_ msg: String, key: String) -> AZLError {
+            AZLError(.manifest, "rootfs manifest \(file):\(line(of: key)): \(msg)", hint: "see rootfs-manifests/README.md for the schema")
+        }
+        func string(_ t: TOMLTable, _ k: String, _ owner: String) throws -> String {
+            guard let v = t[k] else { throw error("\(owner) lacks `\(k)`", key: k) }
+            guard let s = v.string else { throw error("`\(k)` of \(owner) must be a string", key: k) }
+            return s
+        }
+        func int(_ t: TOMLTable, _ k: String, _ owner: String) throws -> Int {
+            guard let v = t[k]?.int else { throw error("`\(k)` of \(owner) must be an integer", key: k) }
+            return v
+        }
+        func bool(_ t: TOMLTable, _ k: String, _ owner: String) throws -> Bool {
+            guard let v = t[k]?.bool else { throw error("`\(k)` of \(owner) must be true or false", key: k) }
+            return v
+        }
+        func strings(_ t: TOMLTable, _ k: String, _ owner: String) throws -> [String] {
+            guard let a = t[k]?.array else { throw error("`\(k)` of \(owner) must be an array of strings", key: k) }
+            return try a.map { v in
+                guard let s = v.string else { throw error("`\(k)` of \(owner) must hold only strings", key: k) }
+                return s
+            }
+        }
+        func onlyKeys(_ t: TOMLTable, _ allowed: [String], in owner: String) throws {
+            for k in t.keys where !allowed.contains(k) {
+                throw error("unknown key `\(k)` in \(owner)", key: k)
+            }
+        }
+    }
+}
