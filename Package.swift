@@ -24,6 +24,9 @@ let package = Package(
 
         // Inline wrappers for Linux calls Swift cannot make directly (openat2, ...).
         .systemLibrary(name: "CLinux"),
+        // libseccomp (module map + inline wrappers for its macros; used by Kernel only).
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp",
+                       providers: [.apt(["libseccomp-dev"])]),
 
         // Errors, paths, locks, atomic writes, digests.
         .target(name: "Core", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -39,6 +42,9 @@ let package = Package(
         .target(name: "Manifests", dependencies: ["Core", .product(name: "TOMLKit", package: "TOMLKit")]),
         // SandboxPlan, its builder, and the launcher that hands it to the C part.
         .target(name: "Sandbox", dependencies: ["Core"]),
+        // Kernel profiles, the per-arch syscall tables (generated Swift, see kernel-data/gen-swift.py),
+        // the seccomp program (libseccomp) and the capability sets.
+        .target(name: "Kernel", dependencies: ["Core", "CSeccomp"]),
         // CLI verbs.
         .target(name: "Commands", dependencies: [
             "Core", "Archive", "Store", "Sandbox", "Registry", "Manifests",
@@ -58,6 +64,8 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Core", "TestSupport"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Core", "TestSupport"],
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -8,7 +8,7 @@ public struct AZLShell: ParsableCommand {
         commandName: "azl-shell",
         abstract: "Run commands in a distro's userland, rootless and daemonless.",
         version: "0.1.0",
-        subcommands: [RunCommand.self, ImportCommand.self, ImagesCommand.self, RmiCommand.self, PruneCommand.self]
+        subcommands: [RunCommand.self, PullCommand.self, ImportCommand.self, ImagesCommand.self, RmiCommand.self, PruneCommand.self]
     )
     public init() {}
 

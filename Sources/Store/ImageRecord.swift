@@ -50,4 +50,11 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     public var manifest: String?
 
     public var reference: String { "\(name):\(tag)" }
+
+    public init(name: String, tag: String, digest: Digest, layers: [Digest], blobs: [Digest], tree: Digest,
+                size: Int64, created: Date, source: String, config: ImageConfig, manifest: String? = nil) {
+        self.name = name; self.tag = tag; self.digest = digest; self.layers = layers; self.blobs = blobs
+        self.tree = tree; self.size = size; self.created = created; self.source = source
+        self.config = config; self.manifest = manifest
+    }
 }

@@ -220,6 +220,16 @@ public final class ImageStore {
             unlink(paths.locks + "/tree-\(n).lock")
             l.unlock()
         }
+        // Interrupted downloads kept for resuming: dropped unless a pull holds their lock now.
+        let partial = paths.root + "/partial"
+        for n in (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? [] where !n.hasSuffix(".lock") {
+            guard let l = try? FileLock(tryPath: partial + "/" + n + ".lock", mode: .exclusive) else { continue }
+            var st = stat()
+            if stat(partial + "/" + n, &st) == 0 { report.bytes += Int64(st.st_size) }
+            unlink(partial + "/" + n)
+            unlink(partial + "/" + n + ".lock")
+            l.unlock()
+        }
         for n in (try? FileManager.default.contentsOfDirectory(atPath: paths.blobs)) ?? [] where !blobs.contains(n) {
             guard Digest(n) != nil else { continue }
             var st = stat()

@@ -125,3 +125,17 @@ extension ImageStore {
         return out
     }
 }
+
+extension ImageStore {
+    /// Partial downloads live outside tmp/: they must survive the process (resume with Range).
+    public var partialDirectory: String { paths.root + "/partial" }
+
+    /// Move a verified blob into place (no-op when another process stored it first).
+    public func commitBlob(_ d: Digest, from path: String) throws -> String {
+        let dest = blobPath(d)
+        if FS.exists(dest) { unlink(path); return dest }
+        if rename(path, dest) != 0 { throw AZLError.errno(errno, "cannot store blob", path: dest) }
+        FS.fsyncDirectory(paths.blobs)
+        return dest
+    }
+}

@@ -1,0 +1,269 @@
+import Core
+import Foundation
+
+/// An image name the way docker and podman spell it: `[HOST[:PORT]/]PATH[:TAG][@sha256:HEX]`.
+///
+/// Normalisation follows docker's reference grammar (distribution/reference):
+/// - the first component is a registry host when it contains `.` or `:`, is `localhost`, or is a
+///   bracketed IPv6 address; otherwise the host is `docker.io`;
+/// - a one-component name on `docker.io` lives under `library/`;
+/// - without `:tag` and without `@digest` the tag is `latest`;
+/// - `index.docker.io` and `registry-1.docker.io` are spelled `docker.io`;
+/// - a leading `docker://` (podman's transport prefix) is accepted and dropped.
+public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
+    /// The registry as users write it: `docker.io`, `mcr.microsoft.com`, `localhost:5000`, `[::1]:5000`.
+    public var registry: String
+    /// The repository path inside the registry: `library/alpine`, `azurelinux/base/core`.
+    public var repository: String
+    /// The tag, when one was given (or defaulted to `latest` because no digest was given).
+    public var tag: String?
+    /// The manifest digest, when the reference pins one.
+    public var digest: Digest?
+
+    public init(registry: String, repository: String, tag: String?, digest: Digest?) {
+        self.registry = registry
+        self.repository = repository
+        self.tag = tag
+        self.digest = digest
+    }
+
+    /// The host the distribution API is served from (`docker.io` → `registry-1.docker.io`).
+    public var apiHost: String {
+        registry == "docker.io" ? "registry-1.docker.io" : registry
+    }
+
+    /// Host part of `registry` without the port, brackets kept off for IPv6 (`::1`).
+    public var hostName: String {
+        ImageReference.splitHostPort(registry).host
+    }
+
+    /// True for registries podman talks plain HTTP to without being told: localhost and loopback.
+    public var isLoopback: Bool {
+        let h = hostName.lowercased()
+        return h == "localhost" || h == "::1" || h.hasPrefix("127.")
+    }
+
+    /// What the manifest endpoint is asked for: the digest when there is one, else the tag.
+    public var manifestReference: String {
+        if let digest { return digest.description }
+        return tag ?? "latest"
+    }
+
+    /// Fully qualified: `docker.io/library/alpine:latest`, `host/repo:tag@sha256:...`.
+    public var description: String {
+        var s = registry + "/" + repository
+        if let tag { s += ":" + tag }
+        if let digest { s += "@" + digest.description }
+        return s
+    }
+
+    /// `registry/repository`, without tag or digest.
+    public var name: String { registry + "/" + repository }
+
+    /// Parse and normalise a reference. Errors are `AZLError(.usage, ...)` naming the input.
+    public static func parse(_ input: String) throws -> ImageReference {
+        func bad(_ why: String, hint: String? = nil) -> AZLError {
+            AZLError(.usage, "invalid image reference '\(input)': \(why)",
+                     hint: hint ?? "write it as [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. mcr.microsoft.com/azurelinux/base/core:3.0")
+        }
+        var s = input.trimmingCharacters(in: .whitespaces)
+        if s.hasPrefix("docker://") { s = String(s.dropFirst("docker://".count)) }
+        if s.isEmpty { throw bad("it is empty") }
+        if s.contains(where: { $0.isWhitespace || $0.isNewline }) { throw bad("it contains whitespace") }
+        if s.count > 4096 { throw bad("it is too long") }
+
+        // @digest
+        var digest: Digest? = nil
+        if let at = s.firstIndex(of: "@") {
+            let d = String(s[s.index(after: at)...])
+            s = String(s[..<at])
+            guard let colon = d.firstIndex(of: ":") else { throw bad("digest '\(d)' has no algorithm") }
+            let algo = d[..<colon]
+            if algo != "sha256" {
+                throw bad("digest algorithm '\(algo)' is not supported", hint: "use a sha256 digest")
+            }
+            guard let parsed = Digest(d) else {
+                throw bad("digest '\(d)' is not sha256 followed by 64 lowercase hex digits")
+            }
+            digest = parsed
+        }
+        if s.isEmpty { throw bad("no repository name before the digest") }
+
+        // Registry host: first component when it looks like one.
+        var registry = "docker.io"
+        var rest = s
+        if let slash = s.firstIndex(of: "/") {
+            let first = String(s[..<slash])
+            if first.contains(".") || first.contains(":") || first == "localhost" || first.hasPrefix("[") {
+                registry = first
+                rest = String(s[s.index(after: slash)...])
+            }
+        }
+        if registry != "docker.io" {
+            try validateHost(registry, bad)
+        }
+        // :tag (a colon after the last slash)
+        var tag: String? = nil
+        let lastSlash = rest.lastIndex(of: "/")
+        if let colon = rest.lastIndex(of: ":"), lastSlash.map({ colon > $0 }) ?? true {
+            let t = String(rest[rest.index(after: colon)...])
+            rest = String(rest[..<colon])
+            guard isValidTag(t) else {
+                throw bad("tag '\(t)' is not valid (letters, digits, '_', '.', '-'; up to 128, not starting with '.' or '-')")
+            }
+            tag = t
+        }
+        let lowerRegistry = registry.lowercased()
+        if lowerRegistry == "index.docker.io" || lowerRegistry == "registry-1.docker.io" || lowerRegistry == "docker.io" {
+            registry = "docker.io"
+        }
+        if rest.isEmpty { throw bad("the repository name is empty") }
+        if rest != rest.lowercased() {
+            throw bad("repository name '\(rest)' must be lowercase")
+        }
+        let components = rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        for c in components where !isValidComponent(c) {
+            throw bad(c.isEmpty ? "the repository name has an empty path component"
+                                : "path component '\(c)' is not valid (lowercase letters, digits, and '.', '_', '__', '-' between them)")
+        }
+        if registry == "docker.io" && components.count == 1 { rest = "library/" + rest }
+        if (registry + "/" + rest).count > 255 { throw bad("the name is longer than 255 characters") }
+        if tag == nil && digest == nil { tag = "latest" }
+        return ImageReference(registry: registry, repository: rest, tag: tag, digest: digest)
+    }
+
+    static func isValidTag(_ t: String) -> Bool {
+        guard let first = t.unicodeScalars.first, t.unicodeScalars.count <= 128 else { return false }
+        func word(_ c: Unicode.Scalar) -> Bool {
+            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "_"
+        }
+        guard word(first) else { return false }
+        return t.unicodeScalars.allSatisfy { word($0) || $0 == "." || $0 == "-" }
+    }
+
+    /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
+    static func isValidComponent(_ c: String) -> Bool {
+        let u = Array(c.unicodeScalars)
+        if u.isEmpty { return false }
+        func alnum(_ c: Unicode.Scalar) -> Bool { (c >= "a" && c <= "z") || (c >= "0" && c <= "9") }
+        var i = 0
+        guard alnum(u[0]) else { return false }
+        while i < u.count {
+            if alnum(u[i]) { i += 1; continue }
+            // a separator: ".", "_", "__", or one or more "-"
+            var j = i
+            if u[j] == "." { j += 1 }
+            else if u[j] == "_" { j += 1; if j < u.count && u[j] == "_" { j += 1 } }
+            else if u[j] == "-" { while j < u.count && u[j] == "-" { j += 1 } }
+            else { return false }
+            guard j < u.count, alnum(u[j]) else { return false }
+            i = j
+        }
+        return true
+    }
+
+    static func validateHost(_ registry: String, _ bad: (String, String?) -> AZLError) throws {
+        let (host, port) = splitHostPort(registry)
+        if host.isEmpty { throw bad("registry '\(registry)' has no host name", nil) }
+        if let port {
+            guard let p = Int(port), p > 0, p < 65536 else { throw bad("registry port '\(port)' is not a number from 1 to 65535", nil) }
+        }
+        if registry.hasPrefix("[") {
+            guard host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
+                throw bad("registry '\(registry)' is not a valid IPv6 address", nil)
+            }
+            return
+        }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        for l in labels {
+            guard !l.isEmpty, l.count <= 63, l.first != "-", l.last != "-",
+                  l.allSatisfy({ ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" }) else {
+                throw bad("registry host '\(host)' is not a valid host name", nil)
+            }
+        }
+    }
+
+    /// `host:port` / `[v6]:port` → (host without brackets, port).
+    static func splitHostPort(_ s: String) -> (host: String, port: String?) {
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]") else { return (String(s.dropFirst()), nil) }
+            let host = String(s[s.index(after: s.startIndex)..<close])
+            let after = s[s.index(after: close)...]
+            if after.hasPrefix(":") { return (host, String(after.dropFirst())) }
+            return (host, nil)
+        }
+        if let colon = s.lastIndex(of: ":") {
+            return (String(s[..<colon]), String(s[s.index(after: colon)...]))
+        }
+        return (s, nil)
+    }
+}
+
+/// The platform an image is for, as an OCI index names it.
+public struct Platform: Hashable, Sendable, CustomStringConvertible {
+    public var os: String
+    public var architecture: String
+    public var variant: String?
+
+    public init(os: String = "linux", architecture: String, variant: String? = nil) {
+        self.os = os
+        self.architecture = Platform.normaliseArchitecture(architecture)
+        self.variant = variant.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    public var description: String {
+        [os, architecture, variant].compactMap { $0 }.joined(separator: "/")
+    }
+
+    /// This machine, from uname: `x86_64` → `amd64`, `aarch64` → `arm64`.
+    public static var host: Platform {
+        var u = utsname()
+        uname(&u)
+        let machine = withUnsafePointer(to: u.machine) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 65) { String(cString: $0) }
+        }
+        var p = Platform(os: "linux", architecture: machine)
+        if p.architecture == "arm" { p.variant = "v7" }
+        return p
+    }
+
+    /// `linux/arm64`, `linux/arm64/v8`, `linux/arm/v7`, `amd64` (os defaults to linux).
+    public static func parse(_ s: String) throws -> Platform {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        func bad() -> AZLError {
+            AZLError(.usage, "invalid platform '\(s)'", hint: "write it as OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64")
+        }
+        guard !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") } }) else {
+            throw bad()
+        }
+        switch parts.count {
+        case 1: return Platform(os: "linux", architecture: parts[0].lowercased())
+        case 2: return Platform(os: parts[0].lowercased(), architecture: parts[1].lowercased())
+        default: return Platform(os: parts[0].lowercased(), architecture: parts[1].lowercased(), variant: parts[2].lowercased())
+        }
+    }
+
+    static func normaliseArchitecture(_ a: String) -> String {
+        switch a.lowercased() {
+        case "x86_64", "x86-64", "amd64": return "amd64"
+        case "aarch64", "arm64": return "arm64"
+        case "armhf", "armv7l", "armv7", "arm": return "arm"
+        case "i386", "i486", "i586", "i686", "386": return "386"
+        case "ppc64le": return "ppc64le"
+        default: return a.lowercased()
+        }
+    }
+
+    /// Does an index entry's platform satisfy this request? `arm64` and `arm64/v8` are the same.
+    func matches(_ other: Platform) -> Bool {
+        guard os == other.os, architecture == other.architecture else { return false }
+        let want = Platform.canonicalVariant(architecture, variant)
+        let have = Platform.canonicalVariant(other.architecture, other.variant)
+        return want == nil || want == have
+    }
+
+    static func canonicalVariant(_ arch: String, _ v: String?) -> String? {
+        if arch == "arm64" && (v == nil || v == "v8") { return nil }
+        return v
+    }
+}

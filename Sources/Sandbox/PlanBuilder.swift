@@ -1,0 +1,421 @@
+import Core
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `run` was asked for: options and what the image says. Explicit options win over the image.
+public struct RunRequest: Sendable {
+    public enum Network: String, Sendable { case host, none }
+    /// How to map ids: `auto` uses /etc/subuid ranges via newuidmap when it can; `single` never does.
+    public enum IDMapping: String, Sendable { case auto, single }
+
+    /// The cached image tree (the overlay's lower dir).
+    public var rootfs: String
+    /// The image name: the default hostname.
+    public var imageName: String
+    public var imageEnv: [String] = []
+    public var imageWorkingDir: String?
+    public var imageUser: String?
+    public var entrypoint: [String]?
+    public var imageCmd: [String]?
+
+    public var command: [String] = []
+    /// `--env K=V` or `--env K` (pass K through from the host when set there).
+    public var env: [String] = []
+    /// `--volume SRC:DST[:ro|rw]`.
+    public var volumes: [String] = []
+    public var workdir: String?
+    /// nil, `root`, `keep-id`, `UID[:GID]`, or a user name of the image.
+    public var user: String?
+    public var hostname: String?
+    public var network: Network = .host
+    public var readOnly = false
+    public var idMapping: IDMapping = .auto
+    public var verbose = false
+
+    public init(rootfs: String, imageName: String) {
+        self.rootfs = rootfs
+        self.imageName = imageName
+    }
+}
+
+/// Facts about the invoking user and host the plan depends on; `current()` reads them,
+/// tests make their own.
+public struct HostFacts: Sendable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var userName: String
+    public var home: String
+    public var cwd: String
+    public var environment: [String: String]
+    /// The user's ranges from /etc/subuid and /etc/subgid (first matching line of each).
+    public var subuid: (start: UInt32, count: UInt32)?
+    public var subgid: (start: UInt32, count: UInt32)?
+    public var newuidmap: String?
+    public var newgidmap: String?
+    /// Host files to bind when present.
+    public var hasResolvConf = true
+    public var hasHosts = true
+
+    public init(uid: UInt32, gid: UInt32, userName: String, home: String, cwd: String,
+                environment: [String: String] = [:],
+                subuid: (start: UInt32, count: UInt32)? = nil, subgid: (start: UInt32, count: UInt32)? = nil,
+                newuidmap: String? = nil, newgidmap: String? = nil) {
+        self.uid = uid; self.gid = gid; self.userName = userName; self.home = home; self.cwd = cwd
+        self.environment = environment; self.subuid = subuid; self.subgid = subgid
+        self.newuidmap = newuidmap; self.newgidmap = newgidmap
+    }
+
+    /// Read the facts of this process: a handful of syscalls and two small files.
+    public static func current() -> HostFacts {
+        let uid = getuid(), gid = getgid()
+        var name = String(uid), home = "/"
+        if let pw = getpwuid(uid) {
+            name = String(cString: pw.pointee.pw_name)
+            home = String(cString: pw.pointee.pw_dir)
+        }
+        var cwd = "/"
+        if let p = getcwd(nil, 0) { cwd = String(cString: p); free(p) }
+        var env: [String: String] = [:]
+        var e = environ
+        while let p = e.pointee {
+            let s = String(cString: p)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            e += 1
+        }
+        var facts = HostFacts(uid: uid, gid: gid, userName: name, home: home, cwd: cwd, environment: env)
+        if uid != 0 {
+            facts.subuid = subordinateRange(file: "/etc/subuid", name: name, id: uid)
+            facts.subgid = subordinateRange(file: "/etc/subgid", name: name, id: uid)
+            facts.newuidmap = executable(["/usr/bin/newuidmap", "/bin/newuidmap", "/usr/sbin/newuidmap"])
+            facts.newgidmap = executable(["/usr/bin/newgidmap", "/bin/newgidmap", "/usr/sbin/newgidmap"])
+        }
+        facts.hasResolvConf = access("/etc/resolv.conf", R_OK) == 0
+        facts.hasHosts = access("/etc/hosts", R_OK) == 0
+        return facts
+    }
+
+    static func executable(_ candidates: [String]) -> String? {
+        candidates.first { access($0, X_OK) == 0 }
+    }
+
+    /// The first `NAME:START:COUNT` (or `UID:START:COUNT`) line of `file` for this user.
+    public static func subordinateRange(file: String, name: String, id: UInt32) -> (start: UInt32, count: UInt32)? {
+        guard let text = readSmallFile(file) else { return nil }
+        return parseSubordinate(text, name: name, id: id)
+    }
+
+    public static func parseSubordinate(_ text: String, name: String, id: UInt32) -> (start: UInt32, count: UInt32)? {
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard f.count == 3, f[0] == name || f[0] == String(id),
+                  let start = UInt32(f[1]), let count = UInt32(f[2]), count > 0 else { continue }
+            return (start, count)
+        }
+        return nil
+    }
+}
+
+/// Read a small regular file (not following a final symlink), nil if absent or unreadable.
+func readSmallFile(_ path: String, limit: Int = 4 << 20) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    if fd < 0 { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while bytes.count < limit {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        bytes.append(contentsOf: buf[0..<n])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Computes a `SandboxPlan` from a request and host facts. Pure: no syscall but reading
+/// the image's /etc/passwd and /etc/group (through `readImageFile`) and stat of volume sources.
+public struct PlanBuilder {
+    public var request: RunRequest
+    public var host: HostFacts
+    /// Reads a file of the image by its path inside (e.g. "/etc/passwd").
+    public var readImageFile: (String) -> String?
+    /// Whether a host path exists (volume sources).
+    public var hostPathExists: (String) -> Bool
+    /// Things worth saying with --verbose (e.g. the single-id fallback).
+    public private(set) var notes: [String] = []
+
+    public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    /// Host directories never bound as the working directory: they would hide the image's own.
+    static let systemDirectories: Set<String> = [
+        "/", "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/var", "/boot",
+        "/proc", "/sys", "/dev", "/run", "/tmp", "/root", "/home", "/opt", "/srv", "/mnt", "/media",
+    ]
+
+    public init(request: RunRequest, host: HostFacts,
+                readImageFile: ((String) -> String?)? = nil, hostPathExists: ((String) -> Bool)? = nil) {
+        self.request = request
+        self.host = host
+        let root = request.rootfs
+        self.readImageFile = readImageFile ?? { readSmallFile(root + $0) }
+        self.hostPathExists = hostPathExists ?? { access($0, F_OK) == 0 }
+    }
+
+    public mutating func build() throws -> SandboxPlan {
+        let r = request
+        var namespaces: [SandboxPlan.Namespace] = [.user, .mount, .pid, .uts, .ipc]
+        if r.network == .none { namespaces.append(.net) }
+
+        // Identity.
+        let keepID = r.user == "keep-id"
+        let (uidMap, gidMap) = idMaps(keepID: keepID)
+        var uid: UInt32 = 0, gid: UInt32 = 0
+        var home = "/root"
+        var passwdFiles: [SandboxPlan.Mount] = []
+        if keepID {
+            uid = host.uid; gid = host.gid; home = host.home
+            passwdFiles = keepIDFiles()
+        } else if let spec = r.user ?? r.imageUser, !spec.isEmpty, spec != "root" {
+            (uid, gid, home) = try resolveUser(spec)
+            guard mapped(uid, uidMap), mapped(gid, gidMap) else {
+                throw AZLError(.usage, "user \(spec) (uid \(uid), gid \(gid)) does not exist in the sandbox: only the mapped ids do",
+                               hint: "give your user a range in /etc/subuid and /etc/subgid (and install newuidmap), or use --user root or keep-id")
+            }
+        }
+
+        // Environment: clean defaults, then the image's, then --env.
+        var env: [(String, String)] = []
+        func set(_ k: String, _ v: String) {
+            if let i = env.firstIndex(where: { $0.0 == k }) { env[i].1 = v } else { env.append((k, v)) }
+        }
+        set("PATH", PlanBuilder.defaultPath)
+        set("HOME", home)
+        if let term = host.environment["TERM"], !term.isEmpty { set("TERM", term) }
+        set("LANG", host.environment["LANG"].flatMap { $0.isEmpty ? nil : $0 } ?? "C.UTF-8")
+        for kv in r.imageEnv {
+            guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else { continue }
+            set(String(kv[..<eq]), String(kv[kv.index(after: eq)...]))
+        }
+        for kv in r.env {
+            if let eq = kv.firstIndex(of: "=") {
+                let k = String(kv[..<eq])
+                guard !k.isEmpty else { throw AZLError(.usage, "--env \(kv): empty variable name") }
+                set(k, String(kv[kv.index(after: eq)...]))
+            } else if let v = host.environment[kv] {
+                set(kv, v)
+            }
+        }
+
+        // Mounts: the machine's layout first, then the user's binds, deepest last.
+        var mounts: [SandboxPlan.Mount] = [
+            .proc(target: "/proc"),
+            .bind(source: "/sys", target: "/sys", flags: [.recursive, .readOnly, .nosuid, .nodev, .noexec]),
+            .tmpfs(target: "/dev", mode: 0o755, options: "", flags: [.nosuid, .noexec]),
+        ]
+        for d in ["null", "zero", "full", "random", "urandom", "tty"] {
+            mounts.append(.bind(source: "/dev/" + d, target: "/dev/" + d, flags: [.nosuid, .noexec]))
+        }
+        mounts += [
+            .devpts(target: "/dev/pts"),
+            .symlink(target: "/dev/ptmx", pointsTo: "pts/ptmx"),
+            .tmpfs(target: "/dev/shm", mode: 0o1777, options: "", flags: [.nosuid, .nodev]),
+            .symlink(target: "/dev/fd", pointsTo: "/proc/self/fd"),
+            .symlink(target: "/dev/stdin", pointsTo: "/proc/self/fd/0"),
+            .symlink(target: "/dev/stdout", pointsTo: "/proc/self/fd/1"),
+            .symlink(target: "/dev/stderr", pointsTo: "/proc/self/fd/2"),
+            .tmpfs(target: "/tmp", mode: 0o1777, options: "", flags: [.nosuid, .nodev]),
+            .tmpfs(target: "/run", mode: 0o755, options: "", flags: [.nosuid, .nodev]),
+        ]
+        if r.readOnly {
+            mounts.append(.tmpfs(target: "/var/tmp", mode: 0o1777, options: "", flags: [.nosuid, .nodev]))
+        }
+        if host.hasResolvConf {
+            mounts.append(.bind(source: "/etc/resolv.conf", target: "/etc/resolv.conf", flags: [.readOnly, .optional]))
+        }
+        if host.hasHosts {
+            mounts.append(.bind(source: "/etc/hosts", target: "/etc/hosts", flags: [.readOnly, .optional]))
+        }
+        mounts += passwdFiles
+        if keepID { mounts.append(.mkdir(target: home, mode: 0o755)) }
+
+        var binds: [(target: String, mount: SandboxPlan.Mount)] = []
+        let cwd = normalize(host.cwd)
+        let bindCwd = PlanBuilder.canBindWorkingDirectory(cwd, rootfs: r.rootfs)
+        if bindCwd {
+            binds.append((cwd, .bind(source: cwd, target: cwd, flags: [.recursive])))
+        } else {
+            notes.append("not binding the current directory \(cwd) (a system directory or the image itself)")
+        }
+        for v in r.volumes {
+            let (src, dst, ro) = try parseVolume(v)
+            binds.append((dst, .bind(source: src, target: dst, flags: ro ? [.recursive, .readOnly] : [.recursive])))
+        }
+        // Parents before children: a volume inside the working directory lands on top of it.
+        binds = binds.enumerated().sorted { a, b in
+            let da = depth(a.element.target), db = depth(b.element.target)
+            return da != db ? da < db : a.offset < b.offset
+        }.map(\.element)
+        mounts += binds.map(\.mount)
+
+        let workdir: String
+        if let w = r.workdir {
+            guard w.hasPrefix("/") else { throw AZLError(.usage, "--workdir \(w): must be an absolute path inside the image") }
+            workdir = normalize(w)
+        } else if bindCwd {
+            workdir = cwd
+        } else if let w = r.imageWorkingDir, w.hasPrefix("/") {
+            workdir = normalize(w)
+        } else {
+            workdir = keepID ? home : "/"
+        }
+        if !binds.contains(where: { $0.target == workdir }) && workdir != "/" {
+            mounts.append(.mkdir(target: workdir, mode: 0o755))
+        }
+        if r.readOnly { mounts.append(.remountReadOnly(target: "/")) }
+
+        // The command: entrypoint + (arguments or the image's cmd), else a shell.
+        var argv = (r.entrypoint ?? []) + (r.command.isEmpty ? (r.imageCmd ?? []) : r.command)
+        if argv.isEmpty { argv = ["/bin/sh"] }
+
+        return SandboxPlan(
+            namespaces: namespaces, verbose: r.verbose, pty: true, uidMap: uidMap, gidMap: gidMap,
+            rootfs: r.rootfs, readOnlyRoot: r.readOnly, mounts: mounts,
+            hostname: r.hostname ?? PlanBuilder.hostname(forImage: r.imageName),
+            uid: uid, gid: gid, workingDirectory: workdir,
+            environment: env.map { $0.0 + "=" + $0.1 }, argv: argv)
+    }
+
+    // MARK: pieces
+
+    mutating func idMaps(keepID: Bool) -> (SandboxPlan.IDMap, SandboxPlan.IDMap) {
+        typealias R = SandboxPlan.IDRange
+        func full(_ id: UInt32, _ sub: (start: UInt32, count: UInt32)) -> [R] {
+            if !keepID { return [R(inside: 0, outside: id, count: 1), R(inside: 1, outside: sub.start, count: sub.count)] }
+            // keep-id: the user keeps their id; subordinate ids fill in below and above it.
+            var r: [R] = []
+            let below = min(id, sub.count)
+            if below > 0 { r.append(R(inside: 0, outside: sub.start, count: below)) }
+            r.append(R(inside: id, outside: id, count: 1))
+            if sub.count > below { r.append(R(inside: id + 1, outside: sub.start + below, count: sub.count - below)) }
+            return r
+        }
+        if request.idMapping == .auto, let su = host.subuid, let sg = host.subgid,
+           let nu = host.newuidmap, let ng = host.newgidmap {
+            return (.init(helper: nu, ranges: full(host.uid, su)), .init(helper: ng, ranges: full(host.gid, sg)))
+        }
+        if host.uid != 0 {
+            notes.append(request.idMapping == .single
+                ? "mapping only your own uid and gid (--id-map single)"
+                : "no /etc/subuid and /etc/subgid range for \(host.userName) (or no newuidmap/newgidmap): mapping only your own uid and gid, so chown to other ids will fail")
+        }
+        let u = keepID ? host.uid : 0, g = keepID ? host.gid : 0
+        return (.init(helper: nil, ranges: [R(inside: u, outside: host.uid, count: 1)]),
+                .init(helper: nil, ranges: [R(inside: g, outside: host.gid, count: 1)]))
+    }
+
+    func mapped(_ id: UInt32, _ m: SandboxPlan.IDMap) -> Bool {
+        m.ranges.contains { id >= $0.inside && UInt64(id) < UInt64($0.inside) + UInt64($0.count) }
+    }
+
+    /// `UID[:GID]`, `NAME[:GROUP]`, looked up in the image's /etc/passwd and /etc/group.
+    func resolveUser(_ spec: String) throws -> (UInt32, UInt32, String) {
+        let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let passwd = readImageFile("/etc/passwd") ?? ""
+        let entries = passwd.split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+        var uid: UInt32, gid: UInt32? = nil, home = "/"
+        if let n = UInt32(parts[0]) {
+            uid = n
+            if let e = entries.first(where: { $0.count >= 7 && $0[2] == parts[0] }) { gid = UInt32(e[3]); home = e[5] }
+        } else if let e = entries.first(where: { $0.count >= 7 && $0[0] == parts[0] }), let n = UInt32(e[2]) {
+            uid = n; gid = UInt32(e[3]); home = e[5]
+        } else {
+            throw AZLError(.usage, "no user \(parts[0]) in the image's /etc/passwd")
+        }
+        if parts.count == 2 {
+            if let n = UInt32(parts[1]) { gid = n } else {
+                let groups = (readImageFile("/etc/group") ?? "").split(separator: "\n")
+                    .map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+                guard let g = groups.first(where: { $0.count >= 3 && $0[0] == parts[1] }), let n = UInt32(g[2]) else {
+                    throw AZLError(.usage, "no group \(parts[1]) in the image's /etc/group")
+                }
+                gid = n
+            }
+        }
+        return (uid, gid ?? uid, home.isEmpty ? "/" : home)
+    }
+
+    /// /etc/passwd and /etc/group of the image plus an entry for the invoking user.
+    func keepIDFiles() -> [SandboxPlan.Mount] {
+        let shell = "/bin/sh"
+        var passwd = readImageFile("/etc/passwd") ?? "root:x:0:0:root:/root:/bin/sh\n"
+        var group = readImageFile("/etc/group") ?? "root:x:0:\n"
+        func has(_ text: String, name: String, id: UInt32) -> Bool {
+            text.split(separator: "\n").contains {
+                let f = $0.split(separator: ":", omittingEmptySubsequences: false)
+                return f.count >= 3 && (f[0] == name || f[2] == String(id))
+            }
+        }
+        if !passwd.isEmpty && !passwd.hasSuffix("\n") { passwd += "\n" }
+        if !group.isEmpty && !group.hasSuffix("\n") { group += "\n" }
+        var files: [SandboxPlan.Mount] = []
+        if !has(passwd, name: host.userName, id: host.uid) {
+            passwd += "\(host.userName):x:\(host.uid):\(host.gid):\(host.userName):\(host.home):\(shell)\n"
+            files.append(.file(target: "/etc/passwd", contents: passwd, mode: 0o644))
+        }
+        if !has(group, name: host.userName, id: host.gid) {
+            group += "\(host.userName):x:\(host.gid):\n"
+            files.append(.file(target: "/etc/group", contents: group, mode: 0o644))
+        }
+        return files
+    }
+
+    func parseVolume(_ v: String) throws -> (String, String, Bool) {
+        let f = v.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard f.count == 2 || f.count == 3, !f[0].isEmpty, !f[1].isEmpty else {
+            throw AZLError(.usage, "--volume \(v): expected SRC:DST or SRC:DST:ro")
+        }
+        var ro = false
+        if f.count == 3 {
+            switch f[2] {
+            case "ro": ro = true
+            case "rw", "": ro = false
+            default: throw AZLError(.usage, "--volume \(v): unknown option '\(f[2])' (ro or rw)")
+            }
+        }
+        let src = normalize(f[0].hasPrefix("/") ? f[0] : host.cwd + "/" + f[0])
+        guard f[1].hasPrefix("/") else { throw AZLError(.usage, "--volume \(v): the target must be an absolute path inside the image") }
+        let dst = normalize(f[1])
+        guard dst != "/" else { throw AZLError(.usage, "--volume \(v): cannot mount over the image's root") }
+        guard hostPathExists(src) else { throw AZLError(.notFound, "--volume \(v): \(src) does not exist") }
+        return (src, dst, ro)
+    }
+
+    public static func canBindWorkingDirectory(_ cwd: String, rootfs: String) -> Bool {
+        if systemDirectories.contains(cwd) { return false }
+        for p in ["/proc/", "/sys/", "/dev/", "/run/"] where cwd.hasPrefix(p) { return false }
+        let root = rootfs.hasSuffix("/") ? String(rootfs.dropLast()) : rootfs
+        if cwd == root || cwd.hasPrefix(root + "/") { return false }   // inside the cached tree: never writable
+        return true
+    }
+
+    /// A valid hostname from an image name: its last path component, letters, digits, '-' and '.'.
+    public static func hostname(forImage name: String) -> String {
+        let base = name.split(separator: "/").last.map(String.init) ?? name
+        let noTag = base.split(separator: ":").first.map(String.init) ?? base
+        var s = String(noTag.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") ? $0 : "-" })
+        s = String(s.prefix(63))
+        return s.isEmpty ? "azl-shell" : s
+    }
+}
+
+/// Lexically clean an absolute path: no empty, "." or ".." components, no trailing slash.
+func normalize(_ path: String) -> String {
+    var out: [Substring] = []
+    for c in path.split(separator: "/") {
+        if c == "." { continue }
+        if c == ".." { if !out.isEmpty { out.removeLast() }; continue }
+        out.append(c)
+    }
+    return "/" + out.joined(separator: "/")
+}
+
+func depth(_ path: String) -> Int { path.split(separator: "/").count }

@@ -1,0 +1,184 @@
+/// Everything the C helper (`azl-shell-sandbox`) does, decided in Swift.
+///
+/// A plain value: the builder computes it from options, the image and facts about the host;
+/// unit tests assert on it; `encoded()` turns it into the wire format the helper reads
+/// (Sources/azl-shell-sandbox/plan.h documents it; the two must change together and
+/// `SandboxPlan.version` with them).
+public struct SandboxPlan: Equatable, Sendable {
+    public static let version = "1"
+
+    public enum Namespace: String, Sendable, CaseIterable { case user, mount, pid, uts, ipc, net }
+
+    /// One line of a uid/gid map: `count` ids from `inside` map to `outside` on the host.
+    public struct IDRange: Equatable, Sendable {
+        public var inside: UInt32
+        public var outside: UInt32
+        public var count: UInt32
+        public init(inside: UInt32, outside: UInt32, count: UInt32) {
+            self.inside = inside; self.outside = outside; self.count = count
+        }
+    }
+
+    /// A uid or gid map and who writes it: the setuid `newuidmap`/`newgidmap` at `helper`
+    /// (needed for more than one line), or the supervisor itself (`helper == nil`, one line).
+    public struct IDMap: Equatable, Sendable {
+        public var helper: String?
+        public var ranges: [IDRange]
+        public init(helper: String?, ranges: [IDRange]) { self.helper = helper; self.ranges = ranges }
+    }
+
+    public struct MountFlags: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let readOnly = MountFlags(rawValue: 1)
+        public static let recursive = MountFlags(rawValue: 2)
+        /// Skip quietly when the host source does not exist.
+        public static let optional = MountFlags(rawValue: 4)
+        public static let nosuid = MountFlags(rawValue: 8)
+        public static let nodev = MountFlags(rawValue: 16)
+        public static let noexec = MountFlags(rawValue: 32)
+
+        static let names: [(MountFlags, String)] = [
+            (.readOnly, "ro"), (.recursive, "rec"), (.optional, "optional"),
+            (.nosuid, "nosuid"), (.nodev, "nodev"), (.noexec, "noexec"),
+        ]
+        var wire: String { MountFlags.names.filter { contains($0.0) }.map(\.1).joined(separator: ",") }
+    }
+
+    /// One step of building the root, after the overlay is mounted; paths are inside the new root.
+    public enum Mount: Equatable, Sendable {
+        /// Bind the host's `source` (absolute host path) on `target`.
+        case bind(source: String, target: String, flags: MountFlags)
+        case tmpfs(target: String, mode: UInt32, options: String, flags: MountFlags)
+        /// procfs of the sandbox's pid namespace.
+        case proc(target: String)
+        /// A private devpts instance (`ptmxmode=0666`).
+        case devpts(target: String)
+        case mkdir(target: String, mode: UInt32)
+        case symlink(target: String, pointsTo: String)
+        /// Write `contents` to `target` (in the ephemeral upper layer; e.g. /etc/passwd for keep-id).
+        case file(target: String, contents: String, mode: UInt32)
+        /// Make the mount at `target` read-only (not recursive).
+        case remountReadOnly(target: String)
+
+        public var target: String {
+            switch self {
+            case .bind(_, let t, _), .tmpfs(let t, _, _, _), .proc(let t), .devpts(let t), .mkdir(let t, _),
+                 .symlink(let t, _), .file(let t, _, _), .remountReadOnly(let t):
+                return t
+            }
+        }
+
+        var wireFields: [String] {
+            func oct(_ m: UInt32) -> String { String(m, radix: 8) }
+            switch self {
+            case let .bind(s, t, f): return ["bind", t, s, "", f.wire, "0"]
+            case let .tmpfs(t, m, o, f): return ["tmpfs", t, "", o, f.wire, oct(m)]
+            case let .proc(t): return ["proc", t, "", "", MountFlags([.nosuid, .nodev, .noexec]).wire, "0"]
+            case let .devpts(t): return ["devpts", t, "", "", MountFlags([.nosuid, .noexec]).wire, "0"]
+            case let .mkdir(t, m): return ["mkdir", t, "", "", "", oct(m)]
+            case let .symlink(t, p): return ["symlink", t, p, "", "", "0"]
+            case let .file(t, c, m): return ["file", t, "", c, "", oct(m)]
+            case let .remountReadOnly(t): return ["remount-ro", t, "", "", "", "0"]
+            }
+        }
+    }
+
+    public var namespaces: [Namespace]
+    public var verbose: Bool
+    /// Give the command a pty of the sandbox's own devpts when stdin and stdout are terminals.
+    public var pty: Bool
+    public var uidMap: IDMap
+    public var gidMap: IDMap
+    /// The cached image tree: the overlay's lower directory. Never written.
+    public var rootfs: String
+    /// `--read-only`: the builder ends `mounts` with `.remountReadOnly("/")`, once every mountpoint exists.
+    public var readOnlyRoot: Bool
+    public var mounts: [Mount]
+    public var hostname: String
+    /// Ids inside the sandbox to run the command as.
+    public var uid: UInt32
+    public var gid: UInt32
+    public var workingDirectory: String
+    public var environment: [String]
+    public var argv: [String]
+
+    public init(namespaces: [Namespace], verbose: Bool = false, pty: Bool = true, uidMap: IDMap, gidMap: IDMap,
+                rootfs: String, readOnlyRoot: Bool = false, mounts: [Mount], hostname: String,
+                uid: UInt32 = 0, gid: UInt32 = 0, workingDirectory: String, environment: [String], argv: [String]) {
+        self.namespaces = namespaces; self.verbose = verbose; self.pty = pty
+        self.uidMap = uidMap; self.gidMap = gidMap; self.rootfs = rootfs; self.readOnlyRoot = readOnlyRoot
+        self.mounts = mounts; self.hostname = hostname; self.uid = uid; self.gid = gid
+        self.workingDirectory = workingDirectory; self.environment = environment; self.argv = argv
+    }
+
+    /// The value of `KEY` in the command's environment.
+    public func env(_ key: String) -> String? {
+        let prefix = key + "="
+        return environment.last(where: { $0.hasPrefix(prefix) }).map { String($0.dropFirst(prefix.count)) }
+    }
+
+    // MARK: wire format
+
+    /// Records: u32 little-endian length, then NUL-terminated fields, the first naming the record.
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(4096)
+        func record(_ fields: [String]) {
+            var payload: [UInt8] = []
+            for f in fields {
+                payload.append(contentsOf: f.utf8)
+                payload.append(0)
+            }
+            let n = UInt32(payload.count)
+            out.append(contentsOf: [UInt8(n & 0xff), UInt8((n >> 8) & 0xff), UInt8((n >> 16) & 0xff), UInt8(n >> 24)])
+            out.append(contentsOf: payload)
+        }
+        func map(_ name: String, _ m: IDMap) {
+            record([name, m.helper ?? ""] + m.ranges.flatMap { [String($0.inside), String($0.outside), String($0.count)] })
+        }
+        record(["azl-plan", SandboxPlan.version])
+        record(["ns"] + namespaces.map(\.rawValue))
+        var flags: [String] = []
+        if verbose { flags.append("verbose") }
+        if pty { flags.append("pty") }
+        record(["flags"] + flags)
+        map("uidmap", uidMap)
+        map("gidmap", gidMap)
+        record(["root", rootfs, readOnlyRoot ? "overlay-ro" : "overlay"])
+        for m in mounts { record(["mount"] + m.wireFields) }
+        record(["hostname", hostname])
+        record(["user", String(uid), String(gid)])
+        record(["cwd", workingDirectory])
+        record(["env"] + environment)
+        record(["argv"] + argv)
+        return out
+    }
+}
+
+extension SandboxPlan: CustomStringConvertible {
+    /// A readable rendering (`run --dry-run`), one step a line.
+    public var description: String {
+        func ranges(_ m: IDMap) -> String {
+            m.ranges.map { "\($0.inside):\($0.outside):\($0.count)" }.joined(separator: ",") + " via " + (m.helper ?? "direct write")
+        }
+        var lines = [
+            "plan version \(SandboxPlan.version)",
+            "namespaces \(namespaces.map(\.rawValue).joined(separator: " "))",
+            "uidmap \(ranges(uidMap))",
+            "gidmap \(ranges(gidMap))",
+            "root overlay of \(rootfs)\(readOnlyRoot ? " (read-only)" : "")",
+        ]
+        for m in mounts {
+            let f = m.wireFields
+            lines.append("mount \(f[0]) \(f[1])" + (f[2].isEmpty ? "" : " <- \(f[2])")
+                         + (f[4].isEmpty ? "" : " [\(f[4])]") + (f[0] == "file" ? " (\(f[3].utf8.count) bytes)" : ""))
+        }
+        lines += [
+            "hostname \(hostname)", "user \(uid):\(gid)", "cwd \(workingDirectory)",
+            "env " + environment.joined(separator: " "),
+            "argv " + argv.map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " "),
+        ]
+        return lines.joined(separator: "\n")
+    }
+}

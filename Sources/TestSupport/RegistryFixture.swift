@@ -1,0 +1,816 @@
+import Core
+import Foundation
+
+/// A real OCI registry for tests: Debian's `docker-registry` (distribution v2) on 127.0.0.1,
+/// real images pushed with `skopeo` (built with `umoci` from the distro tarballs in
+/// ../shared/rootfs), and a Python proxy in front of it for bearer tokens, redirects to another
+/// origin, a transfer cut halfway, a corrupted byte and 503s.
+///
+/// Everything lives under one temp folder; `stop()` (or deinit) ends every process started.
+/// Images are built once per fixture and cached in an OCI layout there.
+public final class RegistryFixture: @unchecked Sendable {
+    /// The tools it needs, each with its Debian package.
+    public static let tools: [(path: String, package: String)] = [
+        ("/usr/bin/docker-registry", "docker-registry"),
+        ("/usr/bin/skopeo", "skopeo"),
+        ("/usr/bin/umoci", "umoci"),
+        ("/usr/bin/htpasswd", "apache2-utils"),
+        ("/usr/bin/python3", "python3"),
+        ("/usr/bin/curl", "curl"),
+        ("/usr/bin/zstd", "zstd"),
+        ("/usr/bin/tar", "tar"),
+        ("/usr/bin/xz", "xz-utils"),
+    ]
+
+    /// Why the fixture cannot run here, or nil.
+    public static func unavailableReason() -> String? {
+        let missing = tools.filter { !FileManager.default.isExecutableFile(atPath: $0.path) }
+        if !missing.isEmpty {
+            return "missing " + missing.map { "\($0.path) (apt-get install \($0.package))" }.joined(separator: ", ")
+        }
+        for r in [RealRootfs.alpineX86, .alpineArm] where !FS.exists(r.path) {
+            return "missing real rootfs tarball \(r.path)"
+        }
+        return nil
+    }
+
+    public let base: String
+    private let lock = NSLock()
+    /// umoci layouts are not safe for concurrent writers: one build or push at a time.
+    private let buildLock = NSRecursiveLock()
+    private var processes: [Process] = []
+    private var built: Set<String> = []
+    private var counter = 0
+
+    public init() throws {
+        if let why = RegistryFixture.unavailableReason() { throw AZLError(.notFound, "registry fixture unavailable: \(why)") }
+        var template = Array("/tmp/azl-registry-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw AZLError.errno(errno, "mkdtemp", path: "/tmp") }
+        base = String(cString: p)
+        chmod(base, 0o755)
+        try FS.mkdirs(base + "/work")
+        try Data(RegistryFixture.proxyScript.utf8).write(to: URL(fileURLWithPath: base + "/proxy.py"))
+        try sh(["/usr/bin/umoci", "init", "--layout", base + "/oci"])
+    }
+
+    deinit { stop() }
+
+    /// Stop every registry and proxy this fixture started (by their pids), and remove its folder.
+    public func stop() {
+        let procs = lock.withLock { () -> [Process] in let p = processes; processes = []; return p }
+        for p in procs { RegistryFixture.kill(p) }
+        try? FS.removeTree(base)
+    }
+
+    /// Stop one server (a registry or proxy) of this fixture.
+    public func stop(_ server: Server) {
+        let p = lock.withLock { () -> Process? in
+            guard let i = processes.firstIndex(where: { $0.processIdentifier == server.pid }) else { return nil }
+            return processes.remove(at: i)
+        }
+        if let p { RegistryFixture.kill(p) }
+    }
+
+    /// SIGKILL and wait (bounded) until Foundation has reaped it. Not SIGTERM: children of the
+    /// test runner inherit its blocked-signal mask, and `waitUntilExit` spins off the main thread.
+    private static func kill(_ p: Process) {
+        guard p.isRunning else { return }
+        Glibc.kill(p.processIdentifier, SIGKILL)
+        for _ in 0..<200 where p.isRunning { usleep(10_000) }
+    }
+
+    // MARK: servers
+
+    /// A server the fixture started.
+    public struct Server: Sendable, CustomStringConvertible {
+        /// `127.0.0.1:PORT`, the registry part of an image reference.
+        public let host: String
+        public let port: Int
+        /// The proxy's request log (JSON lines), for proxies.
+        public let logPath: String?
+        /// The second port a redirecting proxy sends blob downloads to (another origin).
+        public let storagePort: Int?
+        public let pid: Int32
+        public var description: String { host }
+
+        /// `HOST/REPO:TAG` on this server.
+        public func reference(_ repoAndTag: String) -> String { host + "/" + repoAndTag }
+    }
+
+    public struct RegistryAuth: Sendable {
+        public var user: String
+        public var password: String
+        public init(user: String, password: String) { self.user = user; self.password = password }
+    }
+
+    /// Start `docker-registry` on a free port (127.0.0.1, or every interface with `listenAll`),
+    /// optionally behind htpasswd basic auth (bcrypt). Returns once it accepts connections.
+    public func startRegistry(auth: RegistryAuth? = nil, listenAll: Bool = false) throws -> Server {
+        let n = nextID()
+        let dir = base + "/registry-\(n)"
+        try FS.mkdirs(dir + "/data")
+        let port = try RegistryFixture.freePort()
+        var yaml = """
+        version: 0.1
+        log:
+          level: warn
+          accesslog:
+            disabled: true
+        storage:
+          filesystem:
+            rootdirectory: \(dir)/data
+          delete:
+            enabled: true
+        http:
+          addr: \(listenAll ? "0.0.0.0" : "127.0.0.1"):\(port)
+          secret: azl-test-secret-\(n)
+
+        """
+        if let auth {
+            let r = Subprocess.run(["/usr/bin/htpasswd", "-Bbn", auth.user, auth.password])
+            guard r.status == 0 else { throw AZLError(.internal, "htpasswd failed: \(r.stderr)") }
+            try Data(r.stdout.utf8).write(to: URL(fileURLWithPath: dir + "/htpasswd"))
+            yaml += """
+            auth:
+              htpasswd:
+                realm: azl-test
+                path: \(dir)/htpasswd
+
+            """
+        }
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: dir + "/config.yml"))
+        let p = try launch(["/usr/bin/docker-registry", "serve", dir + "/config.yml"], log: dir + "/registry.log")
+        try waitForListen(port: port, process: p, log: dir + "/registry.log", what: "docker-registry")
+        return Server(host: "127.0.0.1:\(port)", port: port, logPath: nil, storagePort: nil, pid: p.processIdentifier)
+    }
+
+    public struct ProxyOptions: Sendable {
+        /// Demand `Authorization: Bearer` tokens issued by the proxy's own `/token` endpoint
+        /// (realm on the proxy, `service="azl-test"`, scope `repository:REPO:pull`).
+        public var bearer = false
+        /// With `bearer`: the token endpoint demands these basic credentials.
+        public var tokenAuth: RegistryAuth? = nil
+        /// The first GET of each blob larger than 64 KiB stops halfway (connection shut down).
+        public var cutOnce = false
+        /// Flip one byte in the middle of each blob larger than 64 KiB.
+        public var corrupt = false
+        /// The first N blob GETs answer 503.
+        public var failFirst = 0
+        /// Blob GETs answer 307 to a second port (another origin), like MCR and Docker Hub.
+        public var redirectBlobs = false
+        public init(bearer: Bool = false, tokenAuth: RegistryAuth? = nil, cutOnce: Bool = false, corrupt: Bool = false,
+                    failFirst: Int = 0, redirectBlobs: Bool = false) {
+            self.bearer = bearer; self.tokenAuth = tokenAuth; self.cutOnce = cutOnce; self.corrupt = corrupt
+            self.failFirst = failFirst; self.redirectBlobs = redirectBlobs
+        }
+    }
+
+    /// Start the proxy in front of `upstream` (an open registry of this fixture). Every proxy
+    /// logs its requests; with no options it is a plain logging pass-through.
+    public func startProxy(upstream: Server, _ o: ProxyOptions = ProxyOptions()) throws -> Server {
+        let n = nextID()
+        let port = try RegistryFixture.freePort()
+        let storage = o.redirectBlobs ? try RegistryFixture.freePort() : 0
+        let logPath = base + "/proxy-\(n).jsonl"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        var argv = ["/usr/bin/python3", base + "/proxy.py", "--port", "\(port)", "--upstream", upstream.host, "--log", logPath]
+        if o.bearer { argv.append("--bearer") }
+        if let a = o.tokenAuth { argv += ["--user", a.user, "--password", a.password] }
+        if o.cutOnce { argv.append("--cut-once") }
+        if o.corrupt { argv.append("--corrupt") }
+        if o.failFirst > 0 { argv += ["--fail-first", "\(o.failFirst)"] }
+        if o.redirectBlobs { argv += ["--redirect-blobs", "--storage-port", "\(storage)"] }
+        let out = base + "/proxy-\(n).out"
+        let p = try launch(argv, log: out)
+        try waitForListen(port: port, process: p, log: out, what: "test proxy")
+        if o.redirectBlobs { try waitForListen(port: storage, process: p, log: out, what: "test proxy storage") }
+        return Server(host: "127.0.0.1:\(port)", port: port, logPath: logPath, storagePort: o.redirectBlobs ? storage : nil,
+                      pid: p.processIdentifier)
+    }
+
+    /// One request the proxy answered.
+    public struct ProxyRequest: Decodable, Sendable {
+        public var port: Int
+        public var method: String
+        public var path: String
+        public var range: String?
+        /// "none", "basic" or "bearer": the scheme of the Authorization header it carried.
+        public var auth: String
+        public var status: Int
+        public var sent: Int?
+        public var cut: Bool?
+        public var corrupted: Bool?
+        public var scopes: [String]?
+        public var service: String?
+
+        public var isBlob: Bool { path.contains("/blobs/sha256:") || path.hasPrefix("/storage/") }
+        public var isToken: Bool { path.hasPrefix("/token") }
+        /// The digest in a blob path (`sha256:...`).
+        public var blobDigest: String? {
+            guard let r = path.range(of: "sha256:") else { return nil }
+            return String(path[r.lowerBound...].prefix(71))
+        }
+    }
+
+    /// Every request the proxy has logged so far.
+    public static func requests(_ proxy: Server) -> [ProxyRequest] {
+        guard let path = proxy.logPath, let data = FileManager.default.contents(atPath: path) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONDecoder().decode(ProxyRequest.self, from: Data($0.utf8))
+        }
+    }
+
+    /// Write an auth file (`{"auths": {KEY: {"auth": base64(user:password)}}}`); returns its path.
+    public func writeAuthFile(_ entries: [String: RegistryAuth], name: String = "auth.json") throws -> String {
+        var auths: [String: [String: String]] = [:]
+        for (k, a) in entries { auths[k] = ["auth": Data("\(a.user):\(a.password)".utf8).base64EncodedString()] }
+        let data = try JSONSerialization.data(withJSONObject: ["auths": auths], options: [.sortedKeys])
+        let dir = base + "/auth-\(nextID())"
+        try FS.mkdirs(dir)
+        let path = dir + "/" + name
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    // MARK: images
+
+    public enum Arch: String, Sendable {
+        case amd64, arm64
+        public static var native: Arch {
+            #if arch(arm64)
+            return .arm64
+            #else
+            return .amd64
+            #endif
+        }
+        public var alpine: RealRootfs { self == .amd64 ? .alpineX86 : .alpineArm }
+    }
+    public enum Format: String, Sendable { case oci, docker }
+    public enum Compression: String, Sendable { case gzip, zstd, none }
+
+    /// What was pushed.
+    public struct Pushed: Sendable {
+        public let reference: String
+        /// Digest of the manifest (or index) the tag now names.
+        public let manifestDigest: String
+        /// diff_ids of the image, bottom first (sha256 of each uncompressed layer).
+        public let diffIDs: [String]
+    }
+
+    /// The config every fixture image carries (what `run` must honour).
+    public static let imageEnv = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "AZL_FIXTURE=1"]
+    public static let imageWorkingDir = "/tmp"
+    public static let imageUser = "0:0"
+    public static let imageEntrypoint = ["/bin/sh", "-c"]
+    public static let imageCmd = ["echo hello from the fixture"]
+
+    /// Alpine 3.20.3 for `arch` as one layer. `.gzip`: umoci layout pushed with skopeo (`-f oci`
+    /// or `-f v2s2`). `.zstd`: a copy whose layer also carries a unique nonce file (so skopeo's
+    /// blob cache cannot substitute the gzip blob), pushed with `--dest-compress-format zstd`.
+    /// `.none`: the uncompressed tar uploaded with the distribution API directly (skopeo always
+    /// compresses for registries).
+    @discardableResult
+    public func pushAlpine(to server: Server, repo: String, tag: String, arch: Arch = .native, format: Format = .oci,
+                           compression: Compression = .gzip, auth: RegistryAuth? = nil) throws -> Pushed {
+        buildLock.lock(); defer { buildLock.unlock() }
+        let ref = server.reference("\(repo):\(tag)")
+        switch compression {
+        case .gzip:
+            let t = try alpineLayoutTag(arch)
+            let digest = try skopeoPush(source: "oci:\(base)/oci:\(t)", dest: ref, format: format, auth: auth)
+            return Pushed(reference: ref, manifestDigest: digest, diffIDs: try diffIDs(layoutTag: t))
+        case .zstd:
+            let n = nextID()
+            let tar = base + "/work/alpine-\(arch.rawValue)-nonce-\(n).tar"
+            try sh(["/bin/sh", "-c", "gzip -dc '\(arch.alpine.path)' > '\(tar)'"])
+            let nd = base + "/work/nonce-\(n)"
+            try FS.mkdirs(nd + "/etc")
+            try Data("\(UUID().uuidString)\n".utf8).write(to: URL(fileURLWithPath: nd + "/etc/azl-nonce"))
+            try sh(["/usr/bin/tar", "--owner=0", "--group=0", "--numeric-owner", "-rf", tar, "-C", nd, "etc/azl-nonce"])
+            let t = "alpine-\(arch.rawValue)-zstd-\(n)"
+            try newImage(tag: t, arch: arch)
+            try sh(["/usr/bin/umoci", "raw", "add-layer", "--image", "\(base)/oci:\(t)", tar])
+            unlink(tar)
+            let dir = base + "/work/dir-\(n)"
+            try sh(["/usr/bin/skopeo", "copy", "-q", "--dest-decompress", "oci:\(base)/oci:\(t)", "dir:\(dir)"])
+            let digest = try skopeoPush(source: "dir:\(dir)", dest: ref, format: format, auth: auth,
+                                        extra: ["--dest-compress-format", "zstd"])
+            try? FS.removeTree(dir)
+            return Pushed(reference: ref, manifestDigest: digest, diffIDs: try diffIDs(layoutTag: t))
+        case .none:
+            let n = nextID()
+            let tar = base + "/work/alpine-\(arch.rawValue)-\(n).tar"
+            try sh(["/bin/sh", "-c", "gzip -dc '\(arch.alpine.path)' > '\(tar)'"])
+            defer { unlink(tar) }
+            let layerDigest = try sha256File(tar)
+            let size = try fileSize(tar)
+            let t = try alpineLayoutTag(arch)
+            var config = try JSONSerialization.jsonObject(with: layoutBlob(configOf: t)) as! [String: Any]
+            config["rootfs"] = ["type": "layers", "diff_ids": [layerDigest]]
+            let configData = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
+            let configPath = base + "/work/config-\(n).json"
+            try configData.write(to: URL(fileURLWithPath: configPath))
+            let configDigest = try sha256File(configPath)
+            try uploadBlob(server, repo: repo, file: tar, digest: layerDigest)
+            try uploadBlob(server, repo: repo, file: configPath, digest: configDigest)
+            let docker = format == .docker
+            let mediaType = docker ? "application/vnd.docker.distribution.manifest.v2+json" : "application/vnd.oci.image.manifest.v1+json"
+            let manifest: [String: Any] = [
+                "schemaVersion": 2,
+                "mediaType": mediaType,
+                "config": ["mediaType": docker ? "application/vnd.docker.container.image.v1+json" : "application/vnd.oci.image.config.v1+json",
+                           "digest": configDigest, "size": configData.count],
+                "layers": [["mediaType": docker ? "application/vnd.docker.image.rootfs.diff.tar" : "application/vnd.oci.image.layer.v1.tar",
+                            "digest": layerDigest, "size": size]],
+            ]
+            let mdata = try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])
+            let digest = try putManifest(server, repo: repo, tag: tag, data: mdata, mediaType: mediaType)
+            return Pushed(reference: ref, manifestDigest: digest, diffIDs: [layerDigest])
+        }
+    }
+
+    /// A multi-arch image: Alpine amd64 and arm64 pushed as `TAG-amd64` / `TAG-arm64`, and `TAG`
+    /// an OCI image index (or a Docker manifest list with `.docker`) over both, plus an
+    /// `unknown/unknown` entry like the attestations Docker Hub images carry (must never be chosen).
+    public func pushMultiArch(to server: Server, repo: String, tag: String, format: Format = .oci)
+        throws -> (index: Pushed, amd64: Pushed, arm64: Pushed) {
+        buildLock.lock(); defer { buildLock.unlock() }
+        let amd = try pushAlpine(to: server, repo: repo, tag: tag + "-amd64", arch: .amd64, format: format)
+        let arm = try pushAlpine(to: server, repo: repo, tag: tag + "-arm64", arch: .arm64, format: format)
+        let mt = format == .docker ? "application/vnd.docker.distribution.manifest.v2+json" : "application/vnd.oci.image.manifest.v1+json"
+        let listType = format == .docker ? "application/vnd.docker.distribution.manifest.list.v2+json" : "application/vnd.oci.image.index.v1+json"
+        var entries: [[String: Any]] = []
+        for (p, arch, variant) in [(amd, "amd64", nil as String?), (arm, "arm64", "v8" as String?), (arm, "unknown", nil as String?)] {
+            let raw = try getManifest(server, repo: repo, reference: p.manifestDigest, accept: mt)
+            var plat: [String: Any] = ["os": arch == "unknown" ? "unknown" : "linux", "architecture": arch]
+            if let variant { plat["variant"] = variant }
+            entries.append(["mediaType": mt, "digest": p.manifestDigest, "size": raw.count, "platform": plat])
+        }
+        let index: [String: Any] = ["schemaVersion": 2, "mediaType": listType, "manifests": entries]
+        let data = try JSONSerialization.data(withJSONObject: index, options: [.sortedKeys])
+        let digest = try putManifest(server, repo: repo, tag: tag, data: data, mediaType: listType)
+        return (Pushed(reference: server.reference("\(repo):\(tag)"), manifestDigest: digest, diffIDs: []), amd, arm)
+    }
+
+    /// What the multi-layer image holds, for tests that unpack it.
+    public enum MultiLayer {
+        /// Layer 2 deletes this file (`etc/.wh.motd`).
+        public static let deletedFile = "etc/motd"
+        /// Layer 2 replaces this directory: one `.wh.` per old entry, then `azl.pub`.
+        public static let replacedDirectory = "etc/apk/keys"
+        public static let replacedDirectoryContent = ["azl.pub"]
+        /// Layer 2 adds this file with content "layer2\n".
+        public static let addedFile = "etc/azl-layer2"
+        /// Layer 3 makes this directory opaque (`etc/ssl/.wh..wh..opq`) and adds one file.
+        public static let opaqueDirectory = "etc/ssl"
+        public static let opaqueDirectoryContent = ["azl-opaque"]
+    }
+
+    /// Three layers from a real rootfs (Alpine for this machine by default, or Debian 12): the
+    /// rootfs; an umoci repack that deletes a file and replaces a directory (file whiteouts) and
+    /// adds a file; a layer with an opaque whiteout and one file.
+    @discardableResult
+    public func pushMultiLayer(to server: Server, repo: String, tag: String, rootfs: RealRootfs? = nil,
+                               format: Format = .oci) throws -> Pushed {
+        buildLock.lock(); defer { buildLock.unlock() }
+        let t = try multiLayerLayoutTag(rootfs ?? Arch.native.alpine)
+        let ref = server.reference("\(repo):\(tag)")
+        let digest = try skopeoPush(source: "oci:\(base)/oci:\(t)", dest: ref, format: format, auth: nil)
+        return Pushed(reference: ref, manifestDigest: digest, diffIDs: try diffIDs(layoutTag: t))
+    }
+
+    // MARK: building (umoci)
+
+    private func alpineLayoutTag(_ arch: Arch) throws -> String {
+        let t = "alpine-\(arch.rawValue)"
+        if lock.withLock({ built.contains(t) }) { return t }
+        let tar = base + "/work/alpine-\(arch.rawValue).tar"
+        try sh(["/bin/sh", "-c", "gzip -dc '\(arch.alpine.path)' > '\(tar)'"])
+        try newImage(tag: t, arch: arch)
+        try sh(["/usr/bin/umoci", "raw", "add-layer", "--image", "\(base)/oci:\(t)", tar])
+        unlink(tar)
+        lock.withLock { _ = built.insert(t) }
+        return t
+    }
+
+    private func newImage(tag t: String, arch: Arch) throws {
+        let img = "\(base)/oci:\(t)"
+        try sh(["/usr/bin/umoci", "new", "--image", img])
+        var argv = ["/usr/bin/umoci", "config", "--image", img, "--os", "linux", "--architecture", arch.rawValue,
+                    "--config.workingdir", RegistryFixture.imageWorkingDir, "--config.user", RegistryFixture.imageUser]
+        for e in RegistryFixture.imageEnv { argv += ["--config.env", e] }
+        for e in RegistryFixture.imageEntrypoint { argv += ["--config.entrypoint", e] }
+        for c in RegistryFixture.imageCmd { argv += ["--config.cmd", c] }
+        try sh(argv)
+    }
+
+    private func multiLayerLayoutTag(_ rootfs: RealRootfs) throws -> String {
+        let t = "multilayer-" + rootfs.rawValue.replacingOccurrences(of: ".", with: "-")
+        if lock.withLock({ built.contains(t) }) { return t }
+        let n = nextID()
+        let tar = base + "/work/ml-\(n).tar"
+        let decompress = rootfs.rawValue.hasSuffix(".xz") ? "xz -dc" : "gzip -dc"
+        try sh(["/bin/sh", "-c", "\(decompress) '\(rootfs.path)' > '\(tar)'"])
+        let arch: Arch = (rootfs == .alpineArm || rootfs == .almaArm) ? .arm64 : .amd64
+        try newImage(tag: t, arch: arch)
+        let img = "\(base)/oci:\(t)"
+        try sh(["/usr/bin/umoci", "raw", "add-layer", "--image", img, tar])
+        unlink(tar)
+        // Layer 2: unpack, delete a file, replace a directory, add a file; repack.
+        let bundle = base + "/work/bundle-\(n)"
+        try sh(["/usr/bin/umoci", "unpack", "--image", img, bundle])
+        let root = bundle + "/rootfs/"
+        typealias ML = RegistryFixture.MultiLayer
+        unlink(root + ML.deletedFile)
+        try? FS.removeTree(root + ML.replacedDirectory)
+        try FS.mkdirs(root + ML.replacedDirectory)
+        try Data("azl\n".utf8).write(to: URL(fileURLWithPath: root + ML.replacedDirectory + "/azl.pub"))
+        try Data("layer2\n".utf8).write(to: URL(fileURLWithPath: root + ML.addedFile))
+        try sh(["/usr/bin/umoci", "repack", "--image", img, bundle])
+        try? FS.removeTree(bundle)
+        // Layer 3: an opaque whiteout (umoci never writes one) plus a file, added verbatim.
+        let l3 = base + "/work/l3-\(n)"
+        try FS.mkdirs(l3 + "/" + ML.opaqueDirectory)
+        FileManager.default.createFile(atPath: l3 + "/" + ML.opaqueDirectory + "/.wh..wh..opq", contents: Data())
+        try Data("opaque\n".utf8).write(to: URL(fileURLWithPath: l3 + "/" + ML.opaqueDirectory + "/azl-opaque"))
+        let l3tar = base + "/work/l3-\(n).tar"
+        try sh(["/usr/bin/tar", "--owner=0", "--group=0", "--numeric-owner", "--no-recursion", "-cf", l3tar, "-C", l3,
+                ML.opaqueDirectory, ML.opaqueDirectory + "/.wh..wh..opq", ML.opaqueDirectory + "/azl-opaque"])
+        try sh(["/usr/bin/umoci", "raw", "add-layer", "--image", img, l3tar])
+        lock.withLock { _ = built.insert(t) }
+        return t
+    }
+
+    /// The config blob of a layout tag.
+    private func layoutBlob(configOf tag: String) throws -> Data {
+        let index = try JSONSerialization.jsonObject(with: FS.readFile(base + "/oci/index.json")) as! [String: Any]
+        let manifests = index["manifests"] as! [[String: Any]]
+        guard let m = manifests.first(where: { (($0["annotations"] as? [String: String])?["org.opencontainers.image.ref.name"]) == tag }) else {
+            throw AZLError(.notFound, "no tag \(tag) in the fixture layout")
+        }
+        let md = (m["digest"] as! String).dropFirst(7)
+        let manifest = try JSONSerialization.jsonObject(with: FS.readFile(base + "/oci/blobs/sha256/\(md)")) as! [String: Any]
+        let cd = ((manifest["config"] as! [String: Any])["digest"] as! String).dropFirst(7)
+        return try FS.readFile(base + "/oci/blobs/sha256/\(cd)")
+    }
+
+    private func diffIDs(layoutTag t: String) throws -> [String] {
+        let c = try JSONSerialization.jsonObject(with: layoutBlob(configOf: t)) as! [String: Any]
+        return ((c["rootfs"] as? [String: Any])?["diff_ids"] as? [String]) ?? []
+    }
+
+    // MARK: pushing
+
+    private func skopeoPush(source: String, dest: String, format: Format, auth: RegistryAuth?, extra: [String] = []) throws -> String {
+        let df = base + "/work/digest-\(nextID())"
+        var argv = ["/usr/bin/skopeo", "copy", "-q", "--dest-tls-verify=false", "--digestfile", df,
+                    "-f", format == .docker ? "v2s2" : "oci"]
+        if let auth { argv += ["--dest-creds", "\(auth.user):\(auth.password)"] }
+        argv += extra + [source, "docker://" + dest]
+        try sh(argv)
+        return String(decoding: try FS.readFile(df), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func uploadBlob(_ server: Server, repo: String, file: String, digest: String) throws {
+        let r = try sh(["/usr/bin/curl", "-sS", "-D", "-", "-o", "/dev/null", "-X", "POST", "http://\(server.host)/v2/\(repo)/blobs/uploads/"])
+        guard let line = r.split(whereSeparator: { $0.isNewline }).first(where: { $0.lowercased().hasPrefix("location:") }) else {
+            throw AZLError(.internal, "registry gave no upload location: \(r)")
+        }
+        var loc = line.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
+        if loc.hasPrefix("/") { loc = "http://\(server.host)" + loc }
+        loc += (loc.contains("?") ? "&" : "?") + "digest=" + digest
+        try sh(["/usr/bin/curl", "-sSf", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary", "@" + file, loc])
+    }
+
+    private func putManifest(_ server: Server, repo: String, tag: String, data: Data, mediaType: String) throws -> String {
+        let f = base + "/work/manifest-\(nextID()).json"
+        try data.write(to: URL(fileURLWithPath: f))
+        try sh(["/usr/bin/curl", "-sSf", "-X", "PUT", "-H", "Content-Type: \(mediaType)", "--data-binary", "@" + f,
+                "http://\(server.host)/v2/\(repo)/manifests/\(tag)"])
+        return Digest.of(data).description
+    }
+
+    /// The raw manifest bytes for `reference` (tag or digest) on an open registry.
+    public func getManifest(_ server: Server, repo: String, reference: String, accept: String) throws -> Data {
+        let f = base + "/work/get-\(nextID())"
+        try sh(["/usr/bin/curl", "-sSf", "-H", "Accept: \(accept)", "-o", f, "http://\(server.host)/v2/\(repo)/manifests/\(reference)"])
+        return try FS.readFile(f)
+    }
+
+    // MARK: helpers
+
+    public func sha256File(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw AZLError.errno(errno, "cannot open", path: path) }
+        defer { close(fd) }
+        var h = Hasher256()
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        while true {
+            let n = read(fd, buf, 1 << 20)
+            if n < 0 { if errno == EINTR { continue }; throw AZLError.errno(errno, "cannot read", path: path) }
+            if n == 0 { break }
+            h.update(UnsafeRawBufferPointer(start: buf, count: n))
+        }
+        return h.finalize().description
+    }
+
+    /// sha256 of a shell command's standard output (e.g. a decompressed layer).
+    public func sha256Output(_ shellCommand: String) throws -> String {
+        let f = base + "/work/out-\(nextID())"
+        try sh(["/bin/sh", "-c", "\(shellCommand) > '\(f)'"])
+        defer { unlink(f) }
+        return try sha256File(f)
+    }
+
+    /// Run a command (fails with its stderr); returns stdout.
+    @discardableResult
+    public func sh(_ argv: [String]) throws -> String {
+        let r = Subprocess.run(argv, env: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": base, "TMPDIR": base + "/work"], timeout: 600)
+        guard r.status == 0 else {
+            throw AZLError(.internal, "fixture command failed (\(r.status)): \(argv.joined(separator: " ")): \(r.stderr)\(r.stdout)")
+        }
+        return r.stdout
+    }
+
+    private func fileSize(_ path: String) throws -> Int64 {
+        var st = stat()
+        if stat(path, &st) != 0 { throw AZLError.errno(errno, "cannot stat", path: path) }
+        return Int64(st.st_size)
+    }
+
+    private func nextID() -> Int { lock.withLock { counter += 1; return counter } }
+
+    private func launch(_ argv: [String], log: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        p.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": base]
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let fh = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardOutput = fh
+        p.standardError = fh
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        lock.withLock { processes.append(p) }
+        return p
+    }
+
+    /// Poll (bounded: 10 s) until something accepts TCP connections on 127.0.0.1:port.
+    private func waitForListen(port: Int, process: Process, log: String, what: String) throws {
+        for _ in 0..<400 {
+            if !process.isRunning {
+                let text = (try? String(decoding: FS.readFile(log), as: UTF8.self)) ?? ""
+                throw AZLError(.internal, "\(what) exited before it was ready: \(text)")
+            }
+            if RegistryFixture.canConnect(port: port) { return }
+            usleep(25_000)
+        }
+        throw AZLError(.internal, "\(what) did not listen on 127.0.0.1:\(port) within 10 s")
+    }
+
+    public static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if fd < 0 { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// A port nothing listens on right now (bind to 0, read it back, close).
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if fd < 0 { throw AZLError.errno(errno, "socket", path: "127.0.0.1") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        if !ok { throw AZLError.errno(errno, "bind", path: "127.0.0.1:0") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    // MARK: the proxy (Python 3, standard library only)
+
+    static let proxyScript = #"""
+#!/usr/bin/env python3
+"""azl-shell test proxy in front of a docker-registry: bearer-token auth, blob redirects to
+another origin, a transfer cut halfway, a corrupted byte, 503s. One JSON line per request in --log."""
+import argparse, base64, http.client, http.server, json, os, re, secrets, socket, socketserver, sys, threading, urllib.parse
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--port", type=int, required=True)
+ap.add_argument("--storage-port", type=int, default=0)
+ap.add_argument("--upstream", required=True)          # host:port of the registry (plain HTTP)
+ap.add_argument("--log", required=True)
+ap.add_argument("--bearer", action="store_true")
+ap.add_argument("--user", default="")
+ap.add_argument("--password", default="")
+ap.add_argument("--cut-once", action="store_true")    # first GET of each blob > 64 KiB stops halfway
+ap.add_argument("--corrupt", action="store_true")     # flip one byte in the middle of each blob > 64 KiB
+ap.add_argument("--fail-first", type=int, default=0)  # first N blob GETs answer 503
+ap.add_argument("--redirect-blobs", action="store_true")
+args = ap.parse_args()
+
+BLOB = re.compile(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")
+REPO = re.compile(r"^/v2/(.+)/(manifests|blobs|tags)/")
+lock = threading.Lock()
+tokens = {}          # token -> set of repositories it may pull
+cut_done = set()
+state = {"failed": 0}
+
+def log(entry):
+    with lock:
+        with open(args.log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "azl-test-proxy"
+
+    def log_message(self, *a):
+        pass
+
+    def auth_kind(self):
+        a = self.headers.get("Authorization", "")
+        return a.split(" ", 1)[0].lower() if a else "none"
+
+    def entry(self, status, **kw):
+        e = {"port": self.server.server_address[1], "method": self.command, "path": self.path,
+             "range": self.headers.get("Range"), "auth": self.auth_kind(), "status": status}
+        e.update(kw)
+        log(e)
+
+    def send_simple(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        path = urllib.parse.urlsplit(self.path).path
+        if self.server.server_address[1] == args.storage_port:
+            return self.storage(path)
+        if path == "/token":
+            return self.token()
+        if args.bearer and not self.authorized(path):
+            scope = ""
+            m = REPO.match(path)
+            if m:
+                scope = ',scope="repository:%s:pull"' % m.group(1)
+            realm = "http://127.0.0.1:%d/token" % args.port
+            body = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}).encode()
+            self.entry(401)
+            return self.send_simple(401, body, [("WWW-Authenticate", 'Bearer realm="%s",service="azl-test"%s' % (realm, scope)),
+                                                ("Content-Type", "application/json")])
+        m = BLOB.match(path)
+        if m and self.command == "GET":
+            with lock:
+                fail = state["failed"] < args.fail_first
+                if fail:
+                    state["failed"] += 1
+            if fail:
+                self.entry(503)
+                return self.send_simple(503, b'{"errors":[{"code":"UNAVAILABLE","message":"try again"}]}')
+            if args.redirect_blobs:
+                loc = "http://127.0.0.1:%d/storage/%s/%s?sig=%s" % (args.storage_port, m.group(1), m.group(2), secrets.token_hex(4))
+                self.entry(307, location=loc)
+                return self.send_simple(307, b"", [("Location", loc)])
+        return self.forward(path, blob=m.group(2) if m else None)
+
+    def authorized(self, path):
+        a = self.headers.get("Authorization", "")
+        if not a.startswith("Bearer "):
+            return False
+        with lock:
+            allowed = tokens.get(a[7:])
+        if allowed is None:
+            return False
+        m = REPO.match(path)
+        return (m is None) or (m.group(1) in allowed)
+
+    def token(self):
+        if args.user:
+            a = self.headers.get("Authorization", "")
+            want = "Basic " + base64.b64encode(("%s:%s" % (args.user, args.password)).encode()).decode()
+            if a != want:
+                self.entry(401)
+                return self.send_simple(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}',
+                                        [("Content-Type", "application/json")])
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        repos = set()
+        for s in q.get("scope", []):
+            for one in s.split(" "):
+                parts = one.split(":")
+                if len(parts) == 3 and parts[0] == "repository" and "pull" in parts[2].split(","):
+                    repos.add(parts[1])
+        tok = secrets.token_hex(16)
+        with lock:
+            tokens[tok] = repos
+        self.entry(200, service=q.get("service", [""])[0], scopes=sorted(repos))
+        self.send_simple(200, json.dumps({"token": tok, "expires_in": 300}).encode(), [("Content-Type", "application/json")])
+
+    def storage(self, path):
+        m = re.match(r"^/storage/(.+)/(sha256:[0-9a-f]{64})$", path)
+        if not m:
+            self.entry(404)
+            return self.send_simple(404)
+        return self.forward("/v2/%s/blobs/%s" % (m.group(1), m.group(2)), blob=m.group(2))
+
+    def forward(self, path, blob=None):
+        up = http.client.HTTPConnection(args.upstream, timeout=60)
+        hdrs = {}
+        for k in ("Accept", "Range"):
+            if self.headers.get(k):
+                hdrs[k] = self.headers.get(k)
+        up.request(self.command, path, headers=hdrs)
+        r = up.getresponse()
+        length = r.getheader("Content-Length")
+        length = int(length) if length is not None else None
+        start = 0
+        cr = r.getheader("Content-Range")
+        if cr:
+            mm = re.match(r"bytes (\d+)-", cr)
+            if mm:
+                start = int(mm.group(1))
+        total = length if r.status == 200 else None
+        if cr and "/" in cr and cr.split("/")[1].isdigit():
+            total = int(cr.split("/")[1])
+        big = blob is not None and total is not None and total > 65536 and self.command == "GET" and r.status in (200, 206)
+        cut_at = None
+        if big and args.cut_once:
+            with lock:
+                if blob not in cut_done:
+                    cut_done.add(blob)
+                    cut_at = total // 2
+        corrupt_at = total // 2 if (big and args.corrupt) else None
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() in ("content-length", "content-type", "docker-content-digest", "content-range",
+                             "accept-ranges", "location", "www-authenticate", "etag"):
+                self.send_header(k, v)
+        if length is None:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+        sent = 0
+        pos = start
+        if self.command == "HEAD" or length is None:
+            self.entry(r.status, sent=0)
+            return
+        try:
+            while sent < length:
+                chunk = r.read(min(65536, length - sent))
+                if not chunk:
+                    break
+                if cut_at is not None and pos + len(chunk) > cut_at:
+                    chunk = chunk[: cut_at - pos]
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    sent += len(chunk)
+                    self.entry(r.status, sent=sent, cut=True)
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if corrupt_at is not None and pos <= corrupt_at < pos + len(chunk):
+                    b = bytearray(chunk)
+                    b[corrupt_at - pos] ^= 0x01
+                    chunk = bytes(b)
+                self.wfile.write(chunk)
+                sent += len(chunk)
+                pos += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        self.entry(r.status, sent=sent, corrupted=corrupt_at is not None)
+        up.close()
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+servers = [Server(("127.0.0.1", args.port), Handler)]
+if args.storage_port:
+    servers.append(Server(("127.0.0.1", args.storage_port), Handler))
+for s in servers[1:]:
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+print("ready", flush=True)
+servers[0].serve_forever()
+"""#
+}

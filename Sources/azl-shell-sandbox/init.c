@@ -1,0 +1,194 @@
+/*
+ * Pid 1 of the sandbox, and the exec of the command.
+ *
+ * Pid 1 forks the command, then only waits for signals (all blocked, read with
+ * sigwaitinfo): SIGCHLD -> reap every child (orphans re-parented to us included,
+ * so no zombie piles up); SIGINT/TERM/HUP/QUIT/WINCH (forwarded by the supervisor)
+ * -> pass to the command. When the command exits, pid 1 exits with its status
+ * (128+N for signal N) and the kernel kills whatever else is left in the pid
+ * namespace: nothing outlives the command.
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static void bring_up_lo(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) die("cannot configure lo");
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) die("cannot bring up lo");
+    close(s);
+}
+
+static void send_fd(int sock, int fd) {
+    char byte = 'p';
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) die("cannot pass the terminal to the supervisor");
+}
+
+static const char *env_get(char **env, const char *key) {
+    size_t n = strlen(key);
+    for (; *env; env++)
+        if (strncmp(*env, key, n) == 0 && (*env)[n] == '=') return *env + n + 1;
+    return NULL;
+}
+
+/* A script without a #! line: run it with /bin/sh, as execvp does. */
+static void exec_sh(const char *file, char **argv, char **env) {
+    int n = 0;
+    while (argv[n]) n++;
+    char **v = calloc((size_t)n + 2, sizeof *v);
+    if (!v) return;
+    v[0] = "/bin/sh";
+    v[1] = (char *)file;
+    for (int i = 1; i < n; i++) v[i + 1] = argv[i];
+    execve("/bin/sh", v, env);
+}
+
+/* execvp with the sandbox's PATH (glibc's would use ours), reporting 126/127 distinctly. */
+__attribute__((noreturn)) static void exec_command(char **argv, char **env) {
+    const char *file = argv[0];
+    int err;
+    if (strchr(file, '/')) {
+        execve(file, argv, env);
+        err = errno;
+        if (err == ENOEXEC) { exec_sh(file, argv, env); err = errno; }
+    } else {
+        const char *path = env_get(env, "PATH");
+        if (!path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        err = ENOENT;
+        int eacces = 0;
+        char buf[4096];
+        for (const char *d = path; ; ) {
+            size_t dl = strcspn(d, ":");
+            if (dl + strlen(file) + 2 <= sizeof buf) {
+                if (dl == 0) snprintf(buf, sizeof buf, "%s", file);
+                else snprintf(buf, sizeof buf, "%.*s/%s", (int)dl, d, file);
+                execve(buf, argv, env);
+                if (errno == ENOEXEC) { exec_sh(buf, argv, env); err = errno; break; }
+                if (errno == EACCES) eacces = 1;
+                else if (errno != ENOENT && errno != ENOTDIR) { err = errno; break; }
+            }
+            if (!d[dl]) break;
+            d += dl + 1;
+        }
+        if (err == ENOENT && eacces) err = EACCES;
+    }
+    if (err == ENOENT || err == ENOTDIR) {
+        dprintf(2, "azl-shell: %s: command not found in the image\n", file);
+        _exit(EXIT_NOTFOUND);
+    }
+    dprintf(2, "azl-shell: cannot run %s: %s\n", file, strerror(err));
+    _exit(EXIT_NOEXEC);
+}
+
+void run_init(const struct plan *p, int pty_sock, const void *winsize) {
+    if ((p->ns & NS_UTS) && p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
+        die("cannot set the hostname");
+    if (p->ns & NS_NET) bring_up_lo();
+
+    /* A terminal of our own devpts for the command: its controlling terminal, so job
+     * control and /dev/tty work, while the host terminal stays out of its reach
+     * (no TIOCSTI into the user's shell). The supervisor relays the bytes. */
+    int slave = -1;
+    if (pty_sock >= 0) {
+        int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master < 0) die("cannot open /dev/pts/ptmx");
+        int unlock = 0;
+        if (ioctl(master, TIOCSPTLCK, &unlock) < 0) die("cannot unlock the pty");
+        slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (slave < 0) die("cannot open the pty");
+        if (winsize) ioctl(slave, TIOCSWINSZ, winsize);
+        send_fd(pty_sock, master);
+        close(master);
+        close(pty_sock);
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGWINCH);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int stderr_tty = isatty(2);
+
+    pid_t cmd = fork();
+    if (cmd < 0) die("cannot fork the command");
+    if (cmd == 0) {
+        /* The command: own session (no host controlling terminal), its ids, its dir. */
+        setsid();
+        if (slave >= 0) {
+            if (ioctl(slave, TIOCSCTTY, 0) < 0) die("cannot make the pty the controlling terminal");
+            dup2(slave, 0);
+            dup2(slave, 1);
+            if (stderr_tty) dup2(slave, 2);
+            if (slave > 2) close(slave);
+        }
+        if (p->gid != getgid() || p->uid != getuid()) {
+            setgroups(0, NULL);   /* EPERM with a single-id map ("deny"): fine */
+            if (setresgid(p->gid, p->gid, p->gid) < 0) die("cannot switch to gid %u", (unsigned)p->gid);
+            if (setresuid(p->uid, p->uid, p->uid) < 0) die("cannot switch to uid %u", (unsigned)p->uid);
+        }
+        if (chdir(p->cwd) < 0) die("cannot enter the working directory %s", p->cwd);
+        /* Default dispositions and an empty mask: nothing of ours (or of whoever started
+         * azl-shell: an ignored SIGPIPE, say) reaches the command. */
+        for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* No fd but 0-2 crosses exec (cf. runc CVE-2024-21626). */
+        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+            for (int fd = 3; fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+        exec_command(p->argv, p->env);
+    }
+    if (slave >= 0) close(slave);
+
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        if (sig < 0) {
+            if (errno == EINTR) continue;
+            die("sigwaitinfo");
+        }
+        if (sig == SIGCHLD) {
+            int st;
+            pid_t w;
+            while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+                if (w == cmd) _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        } else {
+            kill(cmd, sig);
+        }
+    }
+}

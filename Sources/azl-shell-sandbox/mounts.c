@@ -1,0 +1,330 @@
+/*
+ * Building the sandbox's root, inside the new user and mount namespaces.
+ *
+ * 1. Make every mount private, so nothing we do propagates back to the host.
+ * 2. Mount a tmpfs ("staging") on /tmp and pivot into it; the host's tree is
+ *    then /oldroot (pivoting first, as bubblewrap does, means the staging tmpfs
+ *    shadows nothing we still need: /oldroot/tmp is the host's /tmp again).
+ * 3. Overlay: lower = the cached image tree (never written), upper + work =
+ *    fresh directories on the staging tmpfs, so every write vanishes with the
+ *    namespace. `userxattr` is what lets overlayfs run inside a user namespace.
+ * 4. The plan's mounts, in order. Targets are resolved with
+ *    openat2(RESOLVE_IN_ROOT) from the new root, so a symlink in the image
+ *    (say /etc/resolv.conf -> /oldroot/...) can never point a mount outside it;
+ *    missing mountpoints are created in the overlay's upper (ephemeral) layer.
+ *    Mounts use the fd-based API (fsopen/fsmount/open_tree/move_mount,
+ *    mount_setattr for read-only), so no path is ever re-resolved.
+ * 5. pivot_root(".", ".") into the new root and detach the old one (runc's trick:
+ *    no /oldroot directory is left in the image).
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int rootfd = -1;   /* O_PATH fd of the new root (the overlay) */
+
+static int open_in_root(const char *path, int flags) {
+    struct open_how how = {
+        .flags = (unsigned long long)(flags | O_CLOEXEC),
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+/* Split PATH into its parent (into PARENT) and last component (returned). */
+static const char *split(const char *path, char *parent, size_t size) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t slash = n;
+    while (slash > 0 && path[slash - 1] != '/') slash--;
+    size_t plen = slash > 1 ? slash - 1 : 1;
+    if (plen >= size || n >= size) errno = 0, die("path too long: %s", path);
+    memcpy(parent, path, plen);
+    parent[plen] = '\0';
+    static char base[NAME_MAX + 1];
+    size_t blen = n - slash;
+    if (blen > NAME_MAX) errno = 0, die("name too long in %s", path);
+    memcpy(base, path + slash, blen);
+    base[blen] = '\0';
+    return base;
+}
+
+/* An O_PATH fd of directory PATH in the new root, created (with parents) if missing. */
+static int ensure_dir(const char *path, mode_t mode) {
+    int fd = open_in_root(path, O_PATH | O_DIRECTORY);
+    if (fd >= 0 || errno != ENOENT) return fd;
+    char parent[PATH_MAX];
+    const char *base = split(path, parent, sizeof parent);
+    char name[NAME_MAX + 1];
+    strcpy(name, base);   /* split's buffer is reused by the recursion */
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) { errno = ENOENT; return -1; }
+    int pfd = ensure_dir(parent, 0755);
+    if (pfd < 0) return -1;
+    if (mkdirat(pfd, name, mode) < 0 && errno != EEXIST) { int e = errno; close(pfd); errno = e; return -1; }
+    fd = openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(pfd);
+    errno = e;
+    return fd;
+}
+
+/* The parent directory of PATH (created if missing) and its last component in NAME. */
+static int parent_of(const char *path, char name[NAME_MAX + 1]) {
+    char parent[PATH_MAX];
+    strcpy(name, split(path, parent, sizeof parent));
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) { errno = EINVAL; return -1; }
+    return ensure_dir(parent, 0755);
+}
+
+/* An O_PATH fd of a regular file at PATH to mount over; a symlink there is replaced by an
+ * empty file (never followed), a missing file is created. */
+static int ensure_file(const char *path) {
+    char name[NAME_MAX + 1];
+    int pfd = parent_of(path, name);
+    if (pfd < 0) return -1;
+    struct stat st;
+    int have = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (have && S_ISDIR(st.st_mode)) { close(pfd); errno = EISDIR; return -1; }
+    if (have && S_ISLNK(st.st_mode)) { unlinkat(pfd, name, 0); have = 0; }
+    if (!have) {
+        int c = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (c < 0 && errno != EEXIST) { int e = errno; close(pfd); errno = e; return -1; }
+        if (c >= 0) close(c);
+    }
+    int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(pfd);
+    errno = e;
+    return fd;
+}
+
+/* die() with the filesystem's own log message (fsopen keeps one), when it has one. */
+__attribute__((noreturn)) static void die_fs(int fs, const char *what, const char *dst) {
+    int e = errno;
+    char log[256];
+    ssize_t n = fs >= 0 ? read(fs, log, sizeof log - 1) : -1;
+    if (n > 2) {
+        log[n] = '\0';
+        if (log[n - 1] == '\n') log[n - 1] = '\0';
+        errno = 0;
+        die("cannot mount %s on %s: %s (%s)", what, dst, strerror(e), log + 2);
+    }
+    errno = e;
+    die("cannot mount %s on %s", what, dst);
+}
+
+static void fs_set(int fs, const char *key, const char *val, const char *what, const char *dst) {
+    if (fsconfig(fs, val ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, key, val, 0) < 0) die_fs(fs, what, dst);
+}
+
+static unsigned attrs_of(unsigned flags) {
+    return (flags & MF_RO ? MOUNT_ATTR_RDONLY : 0) | (flags & MF_NOSUID ? MOUNT_ATTR_NOSUID : 0) |
+           (flags & MF_NODEV ? MOUNT_ATTR_NODEV : 0) | (flags & MF_NOEXEC ? MOUNT_ATTR_NOEXEC : 0);
+}
+
+/* Create the filesystem configured on FS and return a detached mount of it. */
+static int fs_mount(int fs, unsigned flags, const char *what, const char *dst) {
+    if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) die_fs(fs, what, dst);
+    int m = fsmount(fs, FSMOUNT_CLOEXEC, attrs_of(flags));
+    if (m < 0) die_fs(fs, what, dst);
+    close(fs);
+    return m;
+}
+
+static void attach(int m, int target, const char *what, const char *dst) {
+    if (move_mount(m, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        die("cannot mount %s on %s", what, dst);
+    close(m);
+    close(target);
+}
+
+static int target_dir(const struct mount_op *m) {
+    int t = ensure_dir(m->dst, 0755);
+    if (t < 0) die("cannot make mountpoint %s", m->dst);
+    return t;
+}
+
+/* Pass "key=value,key2" options of DATA to fsconfig. */
+static void fs_options(int fs, const char *data, const char *what, const char *dst) {
+    char buf[1024];
+    if (strlen(data) >= sizeof buf) errno = 0, die("mount options too long for %s", dst);
+    strcpy(buf, data);
+    for (char *save = NULL, *opt = strtok_r(buf, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(opt, '=');
+        if (eq) *eq = '\0';
+        fs_set(fs, opt, eq ? eq + 1 : NULL, what, dst);
+    }
+}
+
+static void do_bind(const struct mount_op *m) {
+    char src[PATH_MAX];
+    if (snprintf(src, sizeof src, "/oldroot%s", m->src) >= (int)sizeof src) errno = 0, die("path too long: %s", m->src);
+    struct stat st;
+    if (stat(src, &st) < 0) {
+        if (errno == ENOENT && (m->flags & MF_OPTIONAL)) return;
+        die("cannot bind %s: it does not exist on the host", m->src);
+    }
+    unsigned rec = m->flags & MF_REC ? AT_RECURSIVE : 0;
+    int tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+    if (tree < 0) die("cannot bind %s", m->src);
+    unsigned attrs = attrs_of(m->flags);
+    if (attrs) {
+        struct mount_attr a = { .attr_set = attrs };
+        if (mount_setattr(tree, "", AT_EMPTY_PATH | rec, &a, sizeof a) < 0)
+            die("cannot make %s read-only", m->dst);
+    }
+    int t = S_ISDIR(st.st_mode) ? ensure_dir(m->dst, 0755) : ensure_file(m->dst);
+    if (t < 0) die("cannot make mountpoint %s for %s", m->dst, m->src);
+    attach(tree, t, m->src, m->dst);
+}
+
+static void do_symlink(const struct mount_op *m) {
+    char name[NAME_MAX + 1];
+    int pfd = parent_of(m->dst, name);
+    if (pfd < 0) die("cannot make directory for %s", m->dst);
+    struct stat st;
+    if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) unlinkat(pfd, name, 0);
+    if (symlinkat(m->src, pfd, name) < 0 && errno != EEXIST) die("cannot make symlink %s", m->dst);
+    close(pfd);
+}
+
+static void do_file(const struct mount_op *m) {
+    char name[NAME_MAX + 1];
+    int pfd = parent_of(m->dst, name);
+    if (pfd < 0) die("cannot make directory for %s", m->dst);
+    struct stat st;
+    if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) unlinkat(pfd, name, 0);
+    int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, m->mode);
+    if (fd < 0) die("cannot write %s", m->dst);
+    size_t len = strlen(m->data), off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, m->data + off, len - off);
+        if (n < 0) { if (errno == EINTR) continue; die("cannot write %s", m->dst); }
+        off += (size_t)n;
+    }
+    close(fd);
+    close(pfd);
+}
+
+static void do_mount(const struct mount_op *m) {
+    int fs, t;
+    switch (m->kind) {
+    case MK_BIND:
+        do_bind(m);
+        break;
+    case MK_TMPFS: {
+        char mode[16];
+        snprintf(mode, sizeof mode, "%o", m->mode);
+        fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0) die("cannot mount tmpfs on %s", m->dst);
+        fs_set(fs, "mode", mode, "tmpfs", m->dst);
+        fs_options(fs, m->data, "tmpfs", m->dst);
+        int mnt = fs_mount(fs, m->flags, "tmpfs", m->dst);
+        attach(mnt, target_dir(m), "tmpfs", m->dst);
+        break;
+    }
+    case MK_PROC:
+        fs = fsopen("proc", FSOPEN_CLOEXEC);
+        if (fs < 0) die("cannot mount proc on %s", m->dst);
+        fs_options(fs, m->data, "proc", m->dst);
+        t = fs_mount(fs, m->flags, "proc", m->dst);
+        attach(t, target_dir(m), "proc", m->dst);
+        break;
+    case MK_DEVPTS:
+        fs = fsopen("devpts", FSOPEN_CLOEXEC);
+        if (fs < 0) die("cannot mount devpts on %s", m->dst);
+        fs_set(fs, "newinstance", NULL, "devpts", m->dst);
+        fs_set(fs, "ptmxmode", "0666", "devpts", m->dst);
+        fs_set(fs, "mode", "0620", "devpts", m->dst);
+        t = fs_mount(fs, m->flags, "devpts", m->dst);
+        attach(t, target_dir(m), "devpts", m->dst);
+        break;
+    case MK_MKDIR:
+        t = ensure_dir(m->dst, m->mode);
+        if (t < 0) die("cannot make directory %s", m->dst);
+        close(t);
+        break;
+    case MK_SYMLINK:
+        do_symlink(m);
+        break;
+    case MK_FILE:
+        do_file(m);
+        break;
+    case MK_REMOUNT_RO: {
+        t = open_in_root(m->dst, O_PATH | O_DIRECTORY);
+        struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+        if (t < 0 || mount_setattr(t, "", AT_EMPTY_PATH, &a, sizeof a) < 0)
+            die("cannot make %s read-only", m->dst);
+        close(t);
+        break;
+    }
+    }
+}
+
+/* Escape ':' and '\' for overlay's "lowerdir" (used only on kernels without "lowerdir+"). */
+static void escape_lower(const char *in, char *out, size_t size) {
+    size_t o = 0;
+    for (; *in; in++) {
+        if (o + 3 >= size) errno = 0, die("path too long: %s", in);
+        if (*in == ':' || *in == '\\') out[o++] = '\\';
+        out[o++] = *in;
+    }
+    out[o] = '\0';
+}
+
+void setup_root(const struct plan *p) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("cannot make / private");
+
+    /* Staging tmpfs: holds the overlay's upper and work dirs and the mountpoints. */
+    int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0) die("cannot create the staging tmpfs");
+    fs_set(fs, "mode", "0755", "tmpfs", "/tmp");
+    int stage = fs_mount(fs, MF_NODEV | MF_NOSUID, "tmpfs", "/tmp");
+    if (move_mount(stage, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount the staging tmpfs on /tmp");
+    if (fchdir(stage) < 0) die("cannot enter the staging tmpfs");
+    close(stage);
+    if (mkdir("newroot", 0755) || mkdir("oldroot", 0755) || mkdir("upper", 0755) || mkdir("work", 0755))
+        die("cannot make directories in the staging tmpfs");
+    if (syscall(SYS_pivot_root, ".", "oldroot") < 0) die("cannot pivot into the staging tmpfs");
+    if (chdir("/") < 0) die("cannot chdir to /");
+
+    /* The root: overlay of a fresh upper over the cached tree. */
+    char lower[PATH_MAX];
+    if (snprintf(lower, sizeof lower, "/oldroot%s", p->root_lower) >= (int)sizeof lower) errno = 0, die("path too long: %s", p->root_lower);
+    fs = fsopen("overlay", FSOPEN_CLOEXEC);
+    if (fs < 0) die("cannot mount overlay on %s (is the overlay module available?)", p->root_lower);
+    if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", lower, 0) < 0) {
+        /* Kernels before 6.8 lack "lowerdir+": the classic option, with ':' and '\\' escaped. */
+        char esc[PATH_MAX * 2], drain[256];
+        while (read(fs, drain, sizeof drain) > 0) {}
+        escape_lower(lower, esc, sizeof esc);
+        fs_set(fs, "lowerdir", esc, "overlay", p->root_lower);
+    }
+    fs_set(fs, "upperdir", "/upper", "overlay", p->root_lower);
+    fs_set(fs, "workdir", "/work", "overlay", p->root_lower);
+    fs_set(fs, "userxattr", NULL, "overlay", p->root_lower);
+    int ovl = fs_mount(fs, 0, "overlay", p->root_lower);
+    if (move_mount(ovl, "", AT_FDCWD, "/newroot", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount overlay on /newroot");
+    close(ovl);
+    rootfd = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) die("cannot open the new root");
+
+    for (int i = 0; i < p->nmounts; i++) do_mount(&p->mounts[i]);
+
+    /* Into the new root; the old one (staging + host) is stacked on "." and detached. */
+    if (fchdir(rootfd) < 0) die("cannot enter the new root");
+    if (syscall(SYS_pivot_root, ".", ".") < 0) die("cannot pivot_root into the new root");
+    if (umount2(".", MNT_DETACH) < 0) die("cannot detach the old root");
+    if (chdir("/") < 0) die("cannot chdir to /");
+    close(rootfd);
+}

@@ -1,0 +1,96 @@
+/*
+ * The sandbox plan: what the Swift side decided, as the C side reads it.
+ *
+ * Wire format (version 1), written by Sources/Sandbox/SandboxPlan.swift:
+ *
+ *   plan   := record*
+ *   record := u32 length (little endian) | payload[length]
+ *   payload:= field*            each field is a NUL-terminated string
+ *
+ * The first field of a record is its name. The first record must be
+ * "azl-plan" "1". Numbers are decimal text (modes octal). A record this
+ * helper does not know is an error: a helper and an azl-shell from different
+ * builds must fail loudly, not half-apply a plan.
+ *
+ * Records:
+ *   azl-plan VERSION
+ *   ns NAME...                  user mount pid uts ipc [net]
+ *   flags WORD...               verbose, pty (relay a pty when stdin/stdout are terminals)
+ *   uidmap HELPER (IN OUT COUNT)...   HELPER is newuidmap's path, or "" to write the map directly
+ *   gidmap HELPER (IN OUT COUNT)...
+ *   root LOWERDIR MODE          MODE: overlay | overlay-ro
+ *   mount KIND DST SRC DATA FLAGS MODE   in order; see enum mount_kind
+ *   hostname NAME
+ *   user UID GID                ids inside to run the command as
+ *   cwd PATH
+ *   env K=V...
+ *   argv ARG...
+ */
+#ifndef AZL_PLAN_H
+#define AZL_PLAN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PLAN_VERSION "1"
+#define PLAN_MAX_BYTES (16u << 20)
+#define PLAN_MAX_MOUNTS 256
+#define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
+
+enum ns_bits { NS_USER = 1, NS_MOUNT = 2, NS_PID = 4, NS_UTS = 8, NS_IPC = 16, NS_NET = 32 };
+enum plan_flags { PF_VERBOSE = 1, PF_PTY = 2 };
+
+enum mount_kind {
+    MK_BIND,        /* bind host SRC (absolute host path) on DST */
+    MK_TMPFS,       /* fresh tmpfs on DST, DATA = extra options ("size=..."), MODE = root mode */
+    MK_PROC,        /* fresh procfs (of the new pid namespace) on DST */
+    MK_DEVPTS,      /* private devpts instance on DST, ptmxmode=0666 */
+    MK_MKDIR,       /* make directory DST (and parents) with MODE */
+    MK_SYMLINK,     /* symlink DST -> SRC (replacing a file or link at DST) */
+    MK_FILE,        /* write DATA to file DST with MODE (replacing a link at DST) */
+    MK_REMOUNT_RO,  /* make the mount at DST read-only (not recursive) */
+};
+
+enum mount_flags {
+    MF_RO = 1,        /* read-only (recursively, for REC binds) */
+    MF_REC = 2,       /* recursive bind */
+    MF_OPTIONAL = 4,  /* skip quietly when SRC does not exist */
+    MF_NOSUID = 8,
+    MF_NODEV = 16,
+    MF_NOEXEC = 32,
+};
+
+struct mount_op {
+    int kind;
+    const char *dst, *src, *data;
+    unsigned flags;
+    unsigned mode;
+};
+
+struct idmap {
+    const char *helper;       /* NULL or "" means: write /proc/PID/{u,g}id_map ourselves */
+    const char *fields[PLAN_MAX_MAP];
+    int nfields;              /* multiple of 3 */
+};
+
+struct plan {
+    unsigned ns;
+    unsigned flags;
+    struct idmap uidmap, gidmap;
+    const char *root_lower;
+    int root_readonly;
+    struct mount_op mounts[PLAN_MAX_MOUNTS];
+    int nmounts;
+    const char *hostname;
+    uid_t uid;
+    gid_t gid;
+    const char *cwd;
+    char **env;               /* NULL-terminated */
+    char **argv;              /* NULL-terminated, at least one entry */
+};
+
+/* Parse BUF (LEN bytes; the plan keeps pointers into it). On error returns -1
+ * and writes a one-line reason into ERR. */
+int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * Applying the kernel policy computed in Swift (Sources/Kernel/KernelPolicy.swift):
+ * capability sets, no_new_privs + the seccomp program, and the supervisor side of the
+ * seccomp user notification that answers uname(2) with the target kernel's strings.
+ *
+ * No libseccomp and no libcap here: the program arrives as ready BPF bytes, and the
+ * capability calls are raw prctl/capset. Everything is prefixed azl_seccomp_. All functions
+ * are async-signal-safe in practice (no malloc, no stdio) so they may run between fork and
+ * exec. Errors: -1 with errno set, nothing printed.
+ *
+ * Order in the command's child, just before exec (after setsid, the pty, the id switch and
+ * chdir; before close_range):
+ *
+ *     azl_seccomp_apply_caps(&caps);                 // needs CAP_SETPCAP: while still root inside
+ *     int l = azl_seccomp_install(bpf, len, notify); // sets no_new_privs, loads the filter
+ *     if (notify) { azl_seccomp_send_fd(sock, l); close(l); }
+ *     exec(...)
+ *
+ * and on the serving side (the supervisor, or pid 1):
+ *
+ *     int l = azl_seccomp_recv_fd(sock);
+ *     poll({l, POLLIN}, ...) -> azl_seccomp_handle_one(l, &answer)  (POLLHUP: no task left)
+ *
+ * When the command runs as a non-root uid, call azl_seccomp_apply_caps before dropping to
+ * that uid (the bounding set can only be reduced with CAP_SETPCAP); the switch then empties
+ * the other sets, as for any non-root process.
+ */
+#ifndef AZL_SECCOMP_NOTIFY_H
+#define AZL_SECCOMP_NOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Capability sets as 64-bit masks (bit N = capability N), as KernelPolicy.capabilities. */
+struct azl_seccomp_caps {
+    uint64_t bounding, effective, permitted, inheritable, ambient;
+};
+
+/* What uname(2) answers. release and version replace the kernel's; sysname and machine are
+ * always the serving process's own (same kernel); nodename and domainname are the serving
+ * process's own unless given (the supervisor lives outside the sandbox's UTS namespace, so it
+ * must pass the sandbox's hostname; pid 1 inside may pass NULL and so follows sethostname). */
+struct azl_seccomp_uname {
+    const char *release;
+    const char *version;
+    const char *nodename;    /* NULL: uname() of the server */
+    const char *domainname;  /* NULL: uname() of the server */
+};
+
+/* Set no_new_privs and load the classic-BPF program BPF (LEN bytes, a multiple of 8, at most
+ * 4096 instructions). With WANT_LISTENER, ask for a notification fd (SECCOMP_FILTER_FLAG_NEW_LISTENER,
+ * plus WAIT_KILLABLE_RECV where the kernel has it, so signals such as Go's preemption SIGURG do
+ * not restart a uname that is being answered). Returns the listener fd (close-on-exec), or 0
+ * without WANT_LISTENER; -1 with errno on failure. */
+int azl_seccomp_install(const uint8_t *bpf, size_t len, int want_listener);
+
+/* Pass FD over the unix socket SOCK (SCM_RIGHTS, one byte of payload) / receive one. recv
+ * returns the new fd (close-on-exec) or -1. */
+int azl_seccomp_send_fd(int sock, int fd);
+int azl_seccomp_recv_fd(int sock);
+
+/* Answer one pending notification on LISTENER: uname gets ANSWER written into the caller's
+ * memory (through /proc/PID/mem, checked with SECCOMP_IOCTL_NOTIF_ID_VALID before writing, so a
+ * dead and reused pid is never written to) and returns 0; any other notified syscall fails with
+ * ENOSYS. Call it when poll() reports POLLIN. Returns 1 when a notification was answered, 0 when
+ * there was none or its caller went away meanwhile (interrupted by a signal, killed: harmless),
+ * -1 with errno when the listener itself failed. */
+int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer);
+
+/* Serve LISTENER until no filtered task is left (POLLHUP) or it fails: for a dedicated server
+ * that has nothing else to wait for. Returns 0 on POLLHUP, -1 with errno otherwise. */
+int azl_seccomp_serve_uname(int listener, const struct azl_seccomp_uname *answer);
+
+/* The brief's convenience form: release/version only, the rest from the server's uname(). */
+void azl_seccomp_serve(int listener, const char *release, const char *version);
+
+/* Reduce the capability sets to CAPS: drop from the bounding set every capability not in
+ * caps->bounding (up to the kernel's last cap), set permitted/effective/inheritable (never
+ * raising: masked with what the process has), then clear ambient and raise caps->ambient.
+ * Returns 0 or -1 with errno. */
+int azl_seccomp_apply_caps(const struct azl_seccomp_caps *caps);
+
+/* Decode lowercase/uppercase hex TEXT into OUT (capacity CAP bytes). Returns the byte count or
+ * -1 (odd length, bad digit, too long). For a plan that carries the BPF as hex. */
+long azl_seccomp_hex_decode(const char *text, uint8_t *out, size_t cap);
+
+#endif

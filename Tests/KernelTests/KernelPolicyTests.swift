@@ -1,0 +1,277 @@
+import Core
+import Foundation
+import Kernel
+import TestSupport
+import Testing
+
+/// The policy as values: profiles, gating, the deny list, capabilities, the report.
+struct KernelProfileTests {
+    @Test func bundledProfilesComeFromKernelsToml() throws {
+        let azl3 = try #require(KernelProfile.named("azurelinux-3.0"))
+        #expect(azl3.release.hasSuffix(".azl3"))
+        #expect((azl3.major, azl3.minor) == (6, 6))
+        let cm2 = try #require(KernelProfile.named("cbl-mariner-2.0"))
+        #expect((cm2.major, cm2.minor) == (5, 15))
+        #expect(cm2.release.hasPrefix("5.15."))
+        #expect(KernelProfile.named("nonexistent") == nil)
+        // Every profile of the file is compiled in, with the file's numbers.
+        let toml = try String(contentsOfFile: Fixtures.repo + "/rootfs-manifests/kernels.toml", encoding: .utf8)
+        let names = toml.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("[profile.\""), let end = line.dropFirst(10).firstIndex(of: "\"") else { return nil }
+            return String(line[line.index(line.startIndex, offsetBy: 10)..<end])
+        }
+        #expect(names == KernelProfile.bundledNames)
+        for p in KernelProfile.bundled {
+            #expect(KernelProfile.leadingVersion(p.release).map { $0.0 } == p.major, "\(p.name)")
+            #expect(!p.isHost)
+            try p.validate()
+        }
+    }
+
+    @Test func generatedSwiftIsUpToDate() {
+        let r = Subprocess.run(["/usr/bin/env", "python3", Fixtures.repo + "/kernel-data/gen-swift.py", "--check"])
+        #expect(r.status == 0, "\(r)")
+    }
+
+    @Test func releaseStringsParse() throws {
+        let p = try KernelProfile.parse(release: "6.6.1-foo")
+        #expect((p.major, p.minor, p.patch) == (6, 6, 1))
+        #expect(p.release == "6.6.1-foo")
+        #expect(p.version.contains("PREEMPT_DYNAMIC"))
+        let q = try KernelProfile.parse(release: "5.15")
+        #expect((q.major, q.minor, q.patch) == (5, 15, 0))
+        #expect(q.version == "#1 SMP")
+        let d = try KernelProfile.parse(release: "6.1.0-53-cloud-amd64")
+        #expect((d.major, d.minor, d.patch) == (6, 1, 0))
+        #expect(throws: AZLError.self) { try KernelProfile.parse(release: "foo") }
+        #expect(throws: AZLError.self) { try KernelProfile.parse(release: "6") }
+        #expect(throws: AZLError.self) { try KernelProfile.parse(release: "6.6." + String(repeating: "x", count: 70)) }
+        #expect(throws: AZLError.self) { try KernelProfile.parse(release: "6.6\nx") }
+    }
+
+    @Test func resolveTakesNamesReleasesAndHost() throws {
+        #expect(try KernelProfile.resolve("cbl-mariner-2.0").name == "cbl-mariner-2.0")
+        #expect(try KernelProfile.resolve("5.10.0-x").minor == 10)
+        let host = try KernelProfile.resolve("host")
+        #expect(host.isHost)
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        #expect(host.release == release)
+        #expect(host.major >= 3)
+    }
+}
+
+struct SyscallTableTests {
+    func names(_ profile: KernelProfile, _ arch: KernelArch) -> Set<String> {
+        Set(SyscallTable.missing(on: profile, arch: arch).map(\.name))
+    }
+
+    @Test(arguments: KernelArch.allCases)
+    func gatingUnderMariner2(arch: KernelArch) throws {
+        let g = names(try #require(KernelProfile.named("cbl-mariner-2.0")), arch)
+        #expect(g.isSuperset(of: ["futex_waitv", "cachestat", "fchmodat2", "statmount", "listmount", "mseal", "setxattrat"]))
+        #expect(!g.contains("clone3"))
+        #expect(!g.contains("process_mrelease"))   // 5.15 itself
+        #expect(!g.contains("read"))
+        let nrs = Dictionary(uniqueKeysWithValues: SyscallTable.missing(on: KernelProfile.named("cbl-mariner-2.0")!, arch: arch).map { ($0.name, $0.nr) })
+        #expect(nrs["futex_waitv"] == 449)
+        #expect(nrs["cachestat"] == 451)
+        #expect(nrs["fchmodat2"] == 452)
+    }
+
+    @Test(arguments: KernelArch.allCases)
+    func gatingUnderAzureLinux3(arch: KernelArch) throws {
+        let g = names(try #require(KernelProfile.named("azurelinux-3.0")), arch)
+        #expect(g.isSuperset(of: ["statmount", "listmount", "mseal", "setxattrat", "futex_wake"]))
+        #expect(!g.contains("fchmodat2"))
+        #expect(!g.contains("cachestat"))
+        #expect(!g.contains("futex_waitv"))
+        let nrs = Dictionary(uniqueKeysWithValues: SyscallTable.missing(on: KernelProfile.named("azurelinux-3.0")!, arch: arch).map { ($0.name, $0.nr) })
+        #expect(nrs["statmount"] == 457 && nrs["listmount"] == 458 && nrs["mseal"] == 462 && nrs["setxattrat"] == 463)
+    }
+
+    @Test func hostGatesNothing() {
+        for arch in KernelArch.allCases {
+            #expect(SyscallTable.missing(on: .host, arch: arch).isEmpty)
+        }
+    }
+
+    @Test func clone3OnlyBefore53() throws {
+        #expect(names(try KernelProfile.parse(release: "5.2.21"), .x86_64).contains("clone3"))
+        #expect(names(try KernelProfile.parse(release: "5.2.21"), .aarch64).contains("clone3"))
+        #expect(!names(try KernelProfile.parse(release: "5.3.0"), .x86_64).contains("clone3"))
+    }
+
+    @Test func archDifferencesFollowTheTable() throws {
+        #expect(SyscallTable.lookup("open", arch: .x86_64)?.nr == 2)
+        #expect(SyscallTable.lookup("open", arch: .aarch64) == nil)
+        #expect(SyscallTable.lookup("uname", arch: .aarch64)?.nr == 160)
+        // map_shadow_stack: x86_64 6.6, aarch64 6.13
+        let azl3 = try #require(KernelProfile.named("azurelinux-3.0"))
+        #expect(!names(azl3, .x86_64).contains("map_shadow_stack"))
+        #expect(names(azl3, .aarch64).contains("map_shadow_stack"))
+    }
+
+    /// The compiled-in table equals the TSVs (the generator ran after the last edit).
+    @Test(arguments: KernelArch.allCases)
+    func compiledTableMatchesTSV(arch: KernelArch) throws {
+        let text = try String(contentsOfFile: Fixtures.repo + "/kernel-data/syscalls-\(arch.rawValue).tsv", encoding: .utf8)
+        var rows: [String] = []
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            rows.append(String(line))
+        }
+        let compiled = SyscallTable.all(arch).map { "\($0.nr)\t\($0.name)\t\($0.sinceString)" }
+        #expect(compiled.count == rows.count)
+        #expect(Set(compiled) == Set(rows))
+    }
+}
+
+struct CapabilityTests {
+    @Test func defaultSetIsThePackageManagerSet() {
+        let d = CapabilitySets.default
+        let names = Set(Capability.set(d.bounding).map(\.name))
+        #expect(names == ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+                          "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW",
+                          "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"])
+        #expect(d.bounding & Capability.sysAdmin.bit == 0)
+        #expect(d.effective == d.bounding && d.permitted == d.bounding)
+        #expect(d.inheritable == 0 && d.ambient == 0)
+        #expect(d.bounding == 0xa804_25ff)
+    }
+
+    @Test func addAndDropEditTheSet() throws {
+        let a = try CapabilitySets.with(add: ["CAP_SYS_ADMIN", "net_admin"], drop: ["mknod"])
+        #expect(a.bounding & Capability.sysAdmin.bit != 0)
+        #expect(a.bounding & Capability.netAdmin.bit != 0)
+        #expect(a.bounding & Capability.mknod.bit == 0)
+        #expect(a.bounding & Capability.chown.bit != 0)
+        let none = try CapabilitySets.with(add: [], drop: ["all"])
+        #expect(none.bounding == 0)
+        let one = try CapabilitySets.with(add: ["chown"], drop: ["ALL"])
+        #expect(one.bounding == Capability.chown.bit)
+        let all = try CapabilitySets.with(add: ["all"], drop: ["CAP_SYS_MODULE"])
+        #expect(all.bounding == Capability.allMask & ~Capability.sysModule.bit)
+        #expect(Capability.allMask == (1 << 41) - 1)
+        let comma = try CapabilitySets.with(add: ["sys_ptrace,sys_nice"], drop: [])
+        #expect(comma.bounding & Capability.sysPtrace.bit != 0 && comma.bounding & Capability.sysNice.bit != 0)
+        #expect(throws: AZLError.self) { try CapabilitySets.with(add: ["CAP_FLY"], drop: []) }
+        #expect(Capability(name: "cap_sys_admin") == .sysAdmin)
+        #expect(Capability.checkpointRestore.rawValue == 40)
+    }
+}
+
+struct KernelPolicyTests {
+    @Test func filterForMariner2() throws {
+        let p = try KernelPolicy.build(profile: #require(KernelProfile.named("cbl-mariner-2.0")))
+        #expect(!p.bpf.isEmpty)
+        #expect(p.bpf.count % 8 == 0)
+        #expect(p.instructionCount <= 4096)
+        #expect(p.notifyUname)
+        #expect(p.noNewPrivs)
+        #expect(p.uts.release == "5.15.138.1-1.cm2")
+        #expect(p.procVersion.hasPrefix("Linux version 5.15.138.1-1.cm2 "))
+        #expect(p.procVersion.contains(p.uts.version))
+        let gated = Set(p.gated.map(\.name))
+        #expect(gated.isSuperset(of: ["futex_waitv", "cachestat", "fchmodat2"]))
+        let denied = Set(p.denied.map(\.label))
+        #expect(denied.isSuperset(of: ["kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+                                       "keyctl", "add_key", "request_key", "open_by_handle_at", "perf_event_open", "bpf",
+                                       "userfaultfd(without UFFD_USER_MODE_ONLY)", "ioctl(TIOCSTI)", "ioctl(TIOCLINUX)"]))
+        // Nested namespaces stay possible.
+        for allowed in ["mount", "umount2", "unshare", "setns", "clone", "pivot_root", "fsopen", "move_mount", "open_tree"] {
+            #expect(!denied.contains(allowed) && !gated.contains(allowed), "\(allowed)")
+        }
+        #expect(gated.isDisjoint(with: p.denied.map(\.name)))
+        #expect(p.capabilities == .default)
+    }
+
+    @Test func pseudoCodeShowsTheActions() throws {
+        let pfc = try KernelPolicy.pseudoCode(profile: #require(KernelProfile.named("azurelinux-3.0")))
+        // setxattrat (463) is unknown to libseccomp 2.5.4 by name: added by number, ENOSYS.
+        #expect(pfc.contains("$syscall == 463"))
+        #expect(pfc.contains("ERRNO(38)"))
+        #expect(pfc.contains("ERRNO(1)"))
+        #expect(pfc.contains("0x7fc00000"))               // SECCOMP_RET_USER_NOTIF for uname
+        #expect(pfc.contains("& 0xffffffff == 21522"))    // TIOCSTI on the low 32 bits
+        #expect(!pfc.contains("$syscall == 452\n    action ERRNO(38)"))  // fchmodat2 exists in 6.6
+        #if arch(x86_64)
+        #expect(pfc.contains("filter for arch x86 "))      // the i386 compat ABI is filtered too
+        #expect(pfc.contains("invalid architecture action\naction ERRNO(38)"))
+        #endif
+    }
+
+    @Test func hostProfileOnlyDenies() throws {
+        let p = try KernelPolicy.build(profile: .host)
+        #expect(p.gated.isEmpty)
+        #expect(!p.notifyUname)
+        #expect(p.denied.contains { $0.name == "keyctl" })
+        #expect(!p.bpf.isEmpty)
+    }
+
+    @Test func capsOptionsReachThePolicy() throws {
+        let p = try KernelPolicy.build(profile: .host, capsAdd: ["sys_admin"], capsDrop: ["net_raw"])
+        #expect(p.capabilities.bounding & Capability.sysAdmin.bit != 0)
+        #expect(p.capabilities.bounding & Capability.netRaw.bit == 0)
+        #expect(throws: AZLError.self) { try KernelPolicy.build(profile: .host, capsAdd: ["bogus"]) }
+    }
+
+    @Test func foreignArchIsRefused() throws {
+        let other: KernelArch = KernelArch.native == .x86_64 ? .aarch64 : .x86_64
+        #expect(throws: AZLError.self) { try KernelPolicy.build(profile: .host, arch: other) }
+    }
+
+    @Test func planRecordsCarryEverything() throws {
+        let p = try KernelPolicy.build(profile: #require(KernelProfile.named("azurelinux-3.0")))
+        let r = p.planRecords
+        #expect(r[0][0] == "seccomp" && r[0][1].count == p.bpf.count * 2 && r[0][2] == "notify-uname")
+        #expect(r[1] == ["caps", "00000000a80425ff", "00000000a80425ff", "00000000a80425ff", "0000000000000000", "0000000000000000"])
+        #expect(r.contains(["uname", p.uts.release, p.uts.version]))
+        #expect(r.contains(["nnp"]))
+        #expect(KernelPolicy.hex([0, 15, 255]) == "000fff")
+    }
+
+    @Test func reportNamesWhatIsGated() throws {
+        let p = try KernelPolicy.build(profile: #require(KernelProfile.named("cbl-mariner-2.0")))
+        let r = KernelReport(policy: p)
+        let text = r.text()
+        #expect(text.contains("cbl-mariner-2.0"))
+        #expect(text.contains("5.15.138.1-1.cm2"))
+        #expect(text.contains("futex_waitv(5.16)"))
+        #expect(text.contains("ioctl(TIOCSTI)"))
+        #expect(text.contains("CAP_SYS_ADMIN"))
+        #expect(r.gated.count == p.gated.count)
+        let json = try JSONEncoder().encode(r)
+        let back = try JSONDecoder().decode(KernelReport.self, from: json)
+        #expect(back == r)
+        let host = KernelReport(policy: try KernelPolicy.build(profile: .host)).text()
+        #expect(host.contains("gated syscalls  none"))
+    }
+}
+
+enum Fixtures {
+    /// The package root (this file is Tests/KernelTests/KernelPolicyTests.swift).
+    static let repo: String = {
+        var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
+    }()
+}
+
+/// For bench/kernel-bench.sh: with AZL_KERNEL_EXPORT_DIR set, writes PROFILE.bpf and
+/// PROFILE.uts (release, newline, version) for a few profiles. A no-op otherwise.
+struct KernelFilterExport {
+    static let dir = ProcessInfo.processInfo.environment["AZL_KERNEL_EXPORT_DIR"]
+
+    @Test(.enabled(if: dir != nil))
+    func exportFiltersForTheBenchmark() throws {
+        let dir = try #require(Self.dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for name in ["azurelinux-3.0", "cbl-mariner-2.0", "host"] {
+            let p = try KernelPolicy.build(profile: KernelProfile.resolve(name))
+            try Data(p.bpf).write(to: URL(fileURLWithPath: "\(dir)/\(name).bpf"))
+            try Data((p.uts.release + "\n" + p.uts.version + "\n").utf8).write(to: URL(fileURLWithPath: "\(dir)/\(name).uts"))
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/\(name).bpf"))
+        }
+    }
+}

@@ -1,0 +1,98 @@
+#!/bin/sh
+# Warm `azl-shell run -- /bin/true` against its peers on the same Alpine tree, in one
+# hyperfine run: bubblewrap, charliecloud's ch-run, and podman for scale.
+# Prints medians side by side and azl-shell's ratio to each; says which peers are missing.
+#
+#   bench/run-bench.sh [BUILD_DIR]      (default: .build/release, else .build/debug)
+#
+# Environment: RUNS (default 300), WARMUP (default 30), AZL_TEST_USER (as root, the
+# benchmark runs as this unprivileged user; default azltest), ROOTFS_TAR (default: the
+# shared Alpine x86_64 minirootfs).
+set -eu
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+runs=${RUNS:-300}
+warmup=${WARMUP:-30}
+tarball=${ROOTFS_TAR:-$here/../shared/rootfs/alpine-minirootfs-3.20.3-x86_64.tar.gz}
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+
+if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
+    build=${1:-}
+    if [ -z "$build" ]; then
+        if [ -x "$here/.build/release/azl-shell" ]; then build=$here/.build/release; else build=$here/.build/debug; fi
+    fi
+    [ -x "$build/azl-shell" ] && [ -x "$build/azl-shell-sandbox" ] || {
+        echo "run-bench: no azl-shell and azl-shell-sandbox in $build (swift build -c release first)" >&2; exit 1; }
+    command -v hyperfine >/dev/null || { echo "run-bench: hyperfine is required (apt-get install hyperfine)" >&2; exit 1; }
+    work=$(mktemp -d /tmp/azl-bench-XXXXXX)
+    chmod 755 "$work"
+    cp "$build/azl-shell" "$build/azl-shell-sandbox" "$work/"
+    cp "$0" "$work/run-bench.sh"
+    if [ "$(id -u)" = 0 ]; then
+        user=${AZL_TEST_USER:-azltest}
+        id "$user" >/dev/null 2>&1 || { echo "run-bench: as root, the benchmark runs as '$user': useradd -m $user" >&2; exit 1; }
+        chown -R "$user" "$work"
+        exec setpriv --reuid="$user" --regid="$user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin \
+            HOME="$(getent passwd "$user" | cut -d: -f6)" USER="$user" LOGNAME="$user" AZL_BENCH_INNER=1 AZL_BENCH_WORK="$work" \
+            RUNS="$runs" WARMUP="$warmup" ROOTFS_TAR="$tarball" sh "$work/run-bench.sh"
+    fi
+    AZL_BENCH_INNER=1 AZL_BENCH_WORK=$work RUNS=$runs WARMUP=$warmup ROOTFS_TAR=$tarball exec sh "$work/run-bench.sh"
+fi
+
+work=$AZL_BENCH_WORK
+cd "$work"
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+mkdir rootfs state
+tar -xzf "$tarball" -C rootfs --exclude='./dev/*' 2>/dev/null || tar -xf "$tarball" -C rootfs --exclude='./dev/*'
+root=$work/rootfs
+export AZL_SHELL_ROOT=$work/state
+
+names="" cmds="" missing=""
+add() { names="$names|$1"; cmds="$cmds|$2"; }
+
+# azl-shell: through the store when `import` works, else the same tree by --rootfs.
+azl="$work/azl-shell"
+if "$azl" import --name bench-alpine "$tarball" >/dev/null 2>&1 && "$azl" run --image bench-alpine -- /bin/true 2>/dev/null; then
+    add "azl-shell (--image)" "$azl run --image bench-alpine -- /bin/true"
+else
+    add "azl-shell (--rootfs)" "$azl run --rootfs $root -- /bin/true"
+fi
+"$azl" run --rootfs "$root" -- /bin/true || { echo "run-bench: azl-shell run does not work here" >&2; exit 1; }
+
+if command -v bwrap >/dev/null && bwrap --unshare-all --bind "$root" / --proc /proc --dev /dev --tmpfs /tmp /bin/true 2>/dev/null; then
+    add bwrap "bwrap --unshare-all --bind $root / --proc /proc --dev /dev --tmpfs /tmp /bin/true"
+else missing="$missing bwrap"; fi
+
+if command -v ch-run >/dev/null && ch-run "$root" -- /bin/true 2>/dev/null; then
+    add ch-run "ch-run $root -- /bin/true"
+else missing="$missing ch-run"; fi
+
+if command -v podman >/dev/null && podman import "$tarball" localhost/azl-bench-alpine >/dev/null 2>&1 \
+        && podman run --rm --cgroups=disabled --network host localhost/azl-bench-alpine /bin/true >/dev/null 2>&1; then
+    add podman "podman run --rm --cgroups=disabled --network host localhost/azl-bench-alpine /bin/true"
+    podman_imported=1
+else missing="$missing podman"; [ -n "$(command -v podman)" ] && podman rmi localhost/azl-bench-alpine >/dev/null 2>&1; fi
+
+set -- 
+IFS='|'
+for c in ${cmds#|}; do set -- "$@" "$c"; done
+unset IFS
+hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-json "$work/bench.json" "$@" >/dev/null 2>"$work/hyperfine.err" || {
+    cat "$work/hyperfine.err" >&2; exit 1; }
+[ -n "${podman_imported:-}" ] && podman rmi localhost/azl-bench-alpine >/dev/null 2>&1 || true
+
+"$py" - "$work/bench.json" "${names#|}" <<'EOF'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+names = sys.argv[2].split("|")
+med = [r["median"] * 1000 for r in results]
+print(f"{'':24} {'median':>10} {'min':>8}   azl-shell / peer")
+for n, m, r in zip(names, med, results):
+    ratio = "" if n.startswith("azl-shell") else f"{med[0] / m:10.2f}"
+    print(f"{n:24} {m:8.2f}ms {r['min'] * 1000:6.2f}ms   {ratio}")
+EOF
+if [ -n "$missing" ]; then
+    echo "missing peers (not installed or not working here):$missing"
+fi
+echo "goal: ratio <= 0.8 against bwrap, <= 1.2 against ch-run"
