@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "Kernel", dependencies: ["Core", "CSeccomp"]),
         // CLI verbs.
         .target(name: "Commands", dependencies: [
-            "Core", "Archive", "Store", "Sandbox", "Registry", "Manifests",
+            "Core", "CLinux", "Archive", "Store", "Sandbox", "Registry", "Manifests", "Kernel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "azl-shell", dependencies: ["Commands"]),
@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Core", "TestSupport"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
-        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Core", "TestSupport"],
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Sandbox", "Core", "TestSupport"],
                     exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]

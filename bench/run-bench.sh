@@ -33,7 +33,8 @@ if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
         user=${AZL_TEST_USER:-azltest}
         id "$user" >/dev/null 2>&1 || { echo "run-bench: as root, the benchmark runs as '$user': useradd -m $user" >&2; exit 1; }
         chown -R "$user" "$work"
-        exec setpriv --reuid="$user" --regid="$user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin \
+        mkdir -p "$work/xdg" && chmod 700 "$work/xdg" && chown "$user" "$work/xdg"
+        exec setpriv --reuid="$user" --regid="$user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin XDG_RUNTIME_DIR="$work/xdg" \
             HOME="$(getent passwd "$user" | cut -d: -f6)" USER="$user" LOGNAME="$user" AZL_BENCH_INNER=1 AZL_BENCH_WORK="$work" \
             RUNS="$runs" WARMUP="$warmup" ROOTFS_TAR="$tarball" sh "$work/run-bench.sh"
     fi
@@ -69,8 +70,8 @@ if command -v ch-run >/dev/null && ch-run "$root" -- /bin/true 2>/dev/null; then
 else missing="$missing ch-run"; fi
 
 if command -v podman >/dev/null && podman import "$tarball" localhost/azl-bench-alpine >/dev/null 2>&1 \
-        && podman run --rm --cgroups=disabled --network host localhost/azl-bench-alpine /bin/true >/dev/null 2>&1; then
-    add podman "podman run --rm --cgroups=disabled --network host localhost/azl-bench-alpine /bin/true"
+        && podman --runtime runc --cgroup-manager cgroupfs run --rm --network host localhost/azl-bench-alpine /bin/true >/dev/null 2>&1; then
+    add podman "podman --runtime runc --cgroup-manager cgroupfs run --rm --network host localhost/azl-bench-alpine /bin/true"
     podman_imported=1
 else missing="$missing podman"; [ -n "$(command -v podman)" ] && podman rmi localhost/azl-bench-alpine >/dev/null 2>&1; fi
 

@@ -10,8 +10,11 @@ packages=(
   xz-utils zstd gzip tar findutils procps iproute2 util-linux rsync  # tests inspect with these
   docker-registry skopeo umoci apache2-utils # a real OCI registry, image tools, htpasswd
   python3                                    # small test proxies
-  bubblewrap hyperfine bc time               # benchmark peers, timer, arithmetic
+  gcc libc6-dev                              # tests compile small static C probes (syscalls, TIOCSTI)
+  bubblewrap charliecloud-runtime hyperfine bc time   # benchmark peers (bwrap, ch-run), timer, arithmetic
 )
+# `setup.sh --bench` adds the heavier peers only the benchmarks use.
+if [ "${1:-}" = "--bench" ]; then packages+=(podman runc); fi
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,5 +1,7 @@
 # azl-shell: sourced by login and interactive shells inside the sandbox
-# (bound read-only at /etc/profile.d/zz-azl-shell.sh; bash also reads it through $ENV/BASH_ENV).
+# (written at /etc/profile.d/zz-azl-shell.sh in the ephemeral root; POSIX shells — ash, dash,
+# bash as sh — read it through $ENV when interactive; Debian's and Ubuntu's bash show
+# $debian_chroot, which run sets too).
 # Why: a developer with several terminals must see at a glance which userland a shell is in,
 # and tools can test $container like they do under podman/toolbox.
 export container="${container:-azl-shell}"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Archive
 import Core
 import Foundation
 import Manifests
@@ -9,7 +10,12 @@ struct PullCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pull",
         abstract: "Fetch an image from an OCI registry (or by a short name from rootfs-manifests).",
-        discussion: "Examples: azl-shell pull azurelinux:3.0; azl-shell pull mcr.microsoft.com/azurelinux/base/core:3.0")
+        discussion: """
+        Examples: azl-shell pull azurelinux:3.0; azl-shell pull mcr.microsoft.com/azurelinux/base/core:3.0
+        Progress goes to stderr: bars on a terminal, plain lines otherwise, nothing with --quiet;
+        --json prints one JSON event per line on stdout instead. The image digest is printed on
+        stdout at the end (not with --quiet or --json).
+        """)
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var pull: PullOptionsGroup
@@ -26,16 +32,16 @@ struct PullCommand: ParsableCommand {
 
 /// Options shared by `pull` and `run` (which pulls on first use).
 struct PullOptionsGroup: ParsableArguments {
-    @Option(name: .long, help: "Platform to pull from a multi-arch image: os/arch[/variant] (default: this machine).")
+    @Option(name: .long, help: ArgumentHelp("Platform to pull from a multi-arch image (default: this machine).", valueName: "OS/ARCH[/VARIANT]"))
     var platform: String?
 
     @Option(name: .customLong("tls-verify"), help: "Verify TLS certificates; false also allows plain HTTP (default: true).")
     var tlsVerify: Bool = true
 
-    @Option(name: .long, help: "Credentials USER:PASSWORD for the registry (default: the auth files).")
+    @Option(name: .long, help: ArgumentHelp("Credentials for the registry (default: the auth files).", valueName: "USER:PASSWORD"))
     var creds: String?
 
-    @Flag(name: .long, help: "Progress as one JSON event per line.")
+    @Flag(name: .long, help: "Pull progress as one JSON event per line (stdout for pull, stderr for run).")
     var json = false
 }
 
@@ -44,55 +50,124 @@ struct PullOptionsGroup: ParsableArguments {
 struct Puller {
     let global: GlobalOptions
     let options: PullOptionsGroup
+    /// `run` keeps stdout for the command: JSON events go to stderr there.
+    var jsonToStderr = false
+
+    /// What the user typed, resolved: a short name or alias from rootfs-manifests (the user's
+    /// directory wins), else a reference as docker and podman take it. A reference that is a
+    /// manifest's own reference keeps that manifest (for `run`'s kernel profile and env).
+    static func resolve(_ name: String) throws -> (ref: ImageReference, manifest: ManifestImage?) {
+        let manifests = try Manifests.load()
+        if let entry = manifests.find(name) {
+            return (try ImageReference.parse(entry.reference), entry)
+        }
+        let ref = try ImageReference.parse(name)
+        let entry = manifests.images.first { (try? ImageReference.parse($0.reference)) == ref }
+        return (ref, entry)
+    }
+
+    /// A name `run` may pull when it is not stored: a reference that names its registry
+    /// (`host.domain/...`, `host:port/...`, `localhost/...`, `docker://...`) or a known short
+    /// name. Bare names (`myimage:1`) are local names: never sent to Docker Hub by surprise.
+    static func isPullable(_ name: String) throws -> Bool {
+        if name.hasPrefix("docker://") { return true }
+        if let slash = name.firstIndex(of: "/") {
+            let first = name[..<slash]
+            if first.contains(".") || first.contains(":") || first == "localhost" || first.hasPrefix("[") { return true }
+        }
+        return try Manifests.load().find(name) != nil
+    }
+
+    /// The name a pulled reference is stored under.
+    static func storedTag(_ ref: ImageReference) -> String {
+        ref.tag ?? ref.digest.map(\.short) ?? "latest"
+    }
+
+    /// `run`'s miss path: `name` is not a stored NAME:TAG. When it is a reference or a short
+    /// name, find it under its normalised name (`docker.io/library/...`, a digest), else pull
+    /// it. nil when the name is not one `run` should pull.
+    func findOrPull(_ name: String, store: ImageStore) throws -> ImageRecord? {
+        guard try Puller.isPullable(name) else { return nil }
+        let (ref, entry) = try Puller.resolve(name)
+        if let entry, let r = try? store.lookup(entry.short) { return r }
+        if let d = ref.digest {
+            if let r = try store.records().first(where: { $0.name == ref.name && $0.digest == d }) { return r }
+        } else if let r = try? store.lookup(ref.name + ":" + Puller.storedTag(ref)) {
+            return r
+        }
+        return try pull(name, into: store)
+    }
 
     func pull(_ name: String, into store: ImageStore) throws -> ImageRecord {
-        // A short name from rootfs-manifests, or a reference as docker/podman take it.
-        var refText = name
-        var manifestShort: String?
-        if let m = try? Manifests.load(), let entry = m.find(name) {
-            refText = entry.reference
-            manifestShort = entry.short
+        let (ref, entry) = try Puller.resolve(name)
+        do {
+            return try pull(ref, entry: entry, into: store)
+        } catch var e as AZLError where name != ref.description {
+            // Errors name the full reference; say which short name it came from too.
+            if let r = e.message.range(of: ref.description) {
+                e.message.replaceSubrange(r, with: "\(ref) (\(name))")
+            }
+            throw e
         }
-        let ref = try ImageReference.parse(refText)
+    }
+
+    private func pull(_ ref: ImageReference, entry: ManifestImage?, into store: ImageStore) throws -> ImageRecord {
         let platform = try options.platform.map(Platform.parse) ?? .host
         let creds = try options.creds.map { c -> Credentials in
-            guard let i = c.firstIndex(of: ":") else {
-                throw AZLError(.usage, "--creds must be USER:PASSWORD", hint: "or log in so an auth file holds them")
+            guard let i = c.firstIndex(of: ":"), i != c.startIndex else {
+                throw AZLError(.usage, "--creds must be USER:PASSWORD", hint: "or put the credentials in an auth file ($REGISTRY_AUTH_FILE)")
             }
             return Credentials(username: String(c[..<i]), password: String(c[c.index(after: i)...]), source: "--creds")
         }
-        let progress = PullProgress(mode: global.quiet ? .quiet : options.json ? .json : (isatty(2) != 0 ? .terminal : .plain),
-                                    reference: ref.description)
+        let mode: PullProgress.Mode = global.quiet ? .quiet : options.json ? .json : (isatty(2) != 0 ? .terminal : .plain)
+        let progress = PullProgress(mode: mode, reference: ref.description, jsonToStderr: jsonToStderr)
         let writer = try store.writerLock()
         defer { writer.unlock() }
         store.cleanStaleTemporaries()
         let sink = try StoreBlobSink(store: store)
-        let client = RegistryClient()
-        let pulled = try client.pullSync(ref, options: PullOptions(platform: platform, tlsVerify: options.tlsVerify,
-                                                                   credentials: creds, progress: progress.handle),
-                                         blobStore: sink)
+        var pullOptions = PullOptions(platform: platform, tlsVerify: options.tlsVerify, credentials: creds, progress: progress.handle)
+        // An unpacked tree with these layers (another image's, an import's): no layer is downloaded.
+        let treeStore = UncheckedBox(store)
+        pullOptions.layersNeeded = { diffIDs in !treeStore.value.hasTree(ImageStore.chainID(diffIDs)) }
+        let pulled = try RegistryClient().pullSync(ref, options: pullOptions, blobStore: sink)
         guard pulled.layers.count == pulled.diffIDs.count else {
             throw AZLError(.registry, "\(ref): the manifest lists \(pulled.layers.count) layers but the config \(pulled.diffIDs.count) diff_ids",
                            hint: "the image is malformed; nothing was kept")
         }
-        progress.unpacking(layers: pulled.layers.count)
         let layers = zip(pulled.layers, pulled.diffIDs).map { LayerSource(blob: $0.digest, path: $0.blobPath, expectedDiffID: $1) }
-        let (key, meta) = try store.unpackLayers(layers) { i, _ in progress.unpacked(layer: i + 1, of: layers.count) }
-        let config = ImageConfig(env: pulled.config.env, workingDir: pulled.config.workingDir, user: pulled.config.user,
+        if store.hasTree(ImageStore.chainID(pulled.diffIDs)) {
+            progress.alreadyUnpacked(layers: layers.count)
+        } else {
+            progress.unpacking(layers: layers.count)
+        }
+        let (key, meta) = try store.unpackLayers(layers) { i, r in progress.unpacked(layer: i + 1, of: layers.count, result: r) }
+        // The manifest's extra environment (e.g. DEBIAN_FRONTEND) on top of the image's own.
+        var env = pulled.config.env
+        for kv in entry?.env ?? [] {
+            let key = kv.prefix { $0 != "=" }
+            env.removeAll { $0.prefix { $0 != "=" } == key }
+            env.append(kv)
+        }
+        let config = ImageConfig(env: env, workingDir: pulled.config.workingDir, user: pulled.config.user,
                                  entrypoint: pulled.config.entrypoint, cmd: pulled.config.cmd)
-        let tag = ref.tag ?? (ref.digest == nil ? "latest" : ref.digest!.short)
-        var record = ImageRecord(name: ref.name, tag: tag, digest: pulled.repoDigest, layers: pulled.diffIDs,
+        var record = ImageRecord(name: ref.name, tag: Puller.storedTag(ref), digest: pulled.repoDigest, layers: pulled.diffIDs,
                                  blobs: pulled.layers.map(\.digest) + [pulled.configDigest], tree: key, size: meta.bytes,
-                                 created: Date(), source: ref.description, config: config, manifest: manifestShort)
+                                 created: Date(), source: ref.description, config: config, manifest: entry?.short)
         try store.save(record)
-        if let short = manifestShort, short != record.reference, let (n, t) = try? ImageName.parse(short) {
-            // The short name the user typed is a name in the store too.
+        if let short = entry?.short, short != record.reference, let (n, t) = try? ImageName.parse(short) {
+            // The short name is a name in the store too (what `run --image SHORT` finds).
             record.name = n; record.tag = t
             try store.save(record)
         }
         progress.done(record.reference, digest: record.digest)
         return record
     }
+}
+
+/// Hands a non-Sendable value to a @Sendable closure that only reads it.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
 }
 
 /// The store as the registry client's blob sink.
@@ -112,21 +187,27 @@ final class PullProgress: @unchecked Sendable {
     enum Mode { case terminal, json, plain, quiet }
     let mode: Mode
     let reference: String
+    let jsonOut: FileHandle
     private let lock = NSLock()
     private var sizes: [Digest: Int64] = [:]
     private var done: [Digest: Int64] = [:]
+    private var begun: [Digest: Date] = [:]
+    private var finished: [Digest: Date] = [:]
+    private var cached: Set<Digest> = []
     private var order: [Digest] = []
-    private var started = Date()
     private var drawn = 0
     private var lastDraw = Date.distantPast
 
-    init(mode: Mode, reference: String) { self.mode = mode; self.reference = reference }
+    init(mode: Mode, reference: String, jsonToStderr: Bool = false) {
+        self.mode = mode; self.reference = reference
+        jsonOut = jsonToStderr ? FileHandle.standardError : FileHandle.standardOutput
+    }
 
     private func emit(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
     private func json(_ fields: [String: Any]) {
         var f = fields; f["reference"] = reference
         if let d = try? JSONSerialization.data(withJSONObject: f, options: [.sortedKeys, .withoutEscapingSlashes]) {
-            FileHandle.standardOutput.write(d + Data("\n".utf8))
+            jsonOut.write(d + Data("\n".utf8))
         }
     }
 
@@ -134,49 +215,64 @@ final class PullProgress: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         switch e {
         case let .resolved(manifest, layers, platform, index):
-            started = Date()
             switch mode {
             case .json: json(["event": "resolved", "manifest": manifest.description, "layers": layers, "platform": platform, "index": index?.description ?? NSNull()])
             case .plain, .terminal: emit("\(reference): \(layers) layers for \(platform) (manifest \(manifest.short))")
             case .quiet: break
             }
         case let .layerStart(d, size):
-            sizes[d] = size; done[d] = 0; order.append(d)
+            sizes[d] = size; done[d] = 0; begun[d] = Date(); order.append(d)
             if mode == .json { json(["event": "layer-start", "digest": d.description, "size": size]) }
-            if mode == .plain { emit("  \(d.short): downloading \(Render.bytes(size))") }
             draw()
         case let .layerProgress(d, n, total):
             done[d] = n; sizes[d] = total
             if mode == .json { json(["event": "layer-progress", "digest": d.description, "done": n, "total": total]) }
             draw()
-        case let .layerDone(d, cached):
-            done[d] = sizes[d] ?? 0
-            if mode == .json { json(["event": "layer-done", "digest": d.description, "cached": cached]) }
-            if mode == .plain { emit("  \(d.short): \(cached ? "already stored" : "done")") }
+        case let .layerDone(d, wasCached):
+            done[d] = sizes[d] ?? 0; finished[d] = Date()
+            if wasCached { cached.insert(d) }
+            if mode == .json { json(["event": "layer-done", "digest": d.description, "cached": wasCached]) }
+            if mode == .plain {
+                let secs = finished[d]!.timeIntervalSince(begun[d] ?? finished[d]!)
+                emit("  \(d.short): " + (wasCached ? "already stored" :
+                    "\(Render.bytes(sizes[d] ?? 0)) in \(String(format: "%.1f", secs))s (\(Render.bytes(Int64(Double(sizes[d] ?? 0) / max(secs, 0.001))))/s)"))
+            }
             draw(force: true)
         case let .resumed(d, from):
             if mode == .json { json(["event": "resumed", "digest": d.description, "from": from]) }
             if mode == .plain { emit("  \(d.short): resuming at \(Render.bytes(from))") }
         case let .retrying(what, attempt, reason):
             if mode == .json { json(["event": "retrying", "what": what, "attempt": attempt, "reason": reason]) }
-            if mode == .plain || mode == .terminal { emit("  retrying \(what) (attempt \(attempt)): \(reason)") }
+            if mode == .plain || mode == .terminal {
+                // Above the bars: erase them, print, redraw below.
+                if mode == .terminal && drawn > 0 { FileHandle.standardError.write(Data("\u{1B}[\(drawn)A\u{1B}[J".utf8)); drawn = 0 }
+                emit("  retrying \(what) (attempt \(attempt)): \(reason)")
+                draw(force: true)
+            }
         }
     }
 
-    /// One line per layer: bytes, rate, ETA; redrawn in place at most 10 times a second.
+    /// One line per layer: bar, bytes, rate, ETA; redrawn in place at most 10 times a second.
     private func draw(force: Bool = false) {
         guard mode == .terminal, force || Date().timeIntervalSince(lastDraw) > 0.1 else { return }
-        lastDraw = Date()
+        let now = Date()
+        lastDraw = now
         var out = drawn > 0 ? "\u{1B}[\(drawn)A" : ""
-        let elapsed = max(0.001, Date().timeIntervalSince(started))
         for d in order {
             let total = max(1, sizes[d] ?? 1), n = done[d] ?? 0
-            let frac = Double(n) / Double(total)
             let width = 24
-            let bar = String(repeating: "#", count: Int(frac * Double(width))).padding(toLength: width, withPad: " ", startingAt: 0)
-            let rate = Double(n) / elapsed
-            let eta = rate > 0 && n < total ? String(format: "%.0fs", Double(total - n) / rate) : (n >= total ? "done" : "--")
-            out += "\u{1B}[2K  \(d.short) [\(bar)] \(Render.bytes(n))/\(Render.bytes(total)) \(Render.bytes(Int64(rate)))/s \(eta)\n"
+            let filled = Int(Double(n) / Double(total) * Double(width))
+            let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+            var tail: String
+            if cached.contains(d) {
+                tail = "already stored"
+            } else {
+                let secs = max(0.001, (finished[d] ?? now).timeIntervalSince(begun[d] ?? now))
+                let rate = Double(n) / secs
+                let eta = finished[d] != nil ? "done" : rate > 0 ? String(format: "ETA %.0fs", Double(total - n) / rate) : "--"
+                tail = "\(Render.bytes(n))/\(Render.bytes(total)) \(Render.bytes(Int64(rate)))/s \(eta)"
+            }
+            out += "\u{1B}[2K  \(d.short) [\(bar)] \(tail)\n"
         }
         drawn = order.count
         FileHandle.standardError.write(Data(out.utf8))
@@ -186,17 +282,28 @@ final class PullProgress: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         switch mode {
         case .json: json(["event": "unpack-start", "layers": layers])
-        case .plain, .terminal: emit("unpacking \(layers) layers")
+        case .plain, .terminal: emit("unpacking \(layers) layer\(layers == 1 ? "" : "s")")
         case .quiet: break
         }
     }
 
-    func unpacked(layer: Int, of n: Int) {
+    func alreadyUnpacked(layers: Int) {
         lock.lock(); defer { lock.unlock() }
         switch mode {
-        case .json: json(["event": "unpacked", "layer": layer, "of": n])
-        case .terminal: FileHandle.standardError.write(Data("\r\u{1B}[2Kunpacked \(layer)/\(n)\(layer == n ? "\n" : "")".utf8))
-        default: break
+        case .json: json(["event": "unpack-skip", "layers": layers])
+        case .plain, .terminal: emit("already unpacked")
+        case .quiet: break
+        }
+    }
+
+    func unpacked(layer: Int, of n: Int, result r: ExtractResult) {
+        lock.lock(); defer { lock.unlock() }
+        switch mode {
+        case .json: json(["event": "unpacked", "layer": layer, "of": n, "entries": r.entries, "bytes": r.bytes])
+        case .terminal:
+            FileHandle.standardError.write(Data("\r\u{1B}[2Kunpacked \(layer)/\(n) (\(r.entries) entries, \(Render.bytes(r.bytes)))\(layer == n ? "\n" : "")".utf8))
+        case .plain: emit("  unpacked layer \(layer)/\(n): \(r.entries) entries, \(Render.bytes(r.bytes))")
+        case .quiet: break
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Core
+import Kernel
 import Sandbox
 import Store
 
@@ -13,13 +14,18 @@ struct RunCommand: ParsableCommand {
         abstract: "Run a command inside an image, rootless, with an ephemeral root.",
         discussion: """
         The current directory is bind-mounted at the same path and is the working directory.
+        The command sees the target VM's kernel (uname, /proc/version; syscalls that kernel lacks
+        answer ENOSYS) under a seccomp and capability policy: see `azl-shell kernel`.
         Exit status: the command's own; 128+N if it died of signal N; 125 for azl-shell's own
         errors; 126 for a command that cannot be executed; 127 for one that does not exist.
         """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: "The image to run (NAME[:TAG] or an image id).")
+    /// Used only when the image is not stored yet and is pulled first.
+    @OptionGroup(title: "Pull options (when the image is not stored yet)") var pull: PullOptionsGroup
+
+    @Option(name: .long, help: "The image to run (NAME[:TAG] or an image id).", completion: .custom(Completion.imageNames))
     var image: String?
 
     @Option(name: .long, help: ArgumentHelp("Run in this unpacked root directory instead of a stored image.", visibility: .hidden))
@@ -49,11 +55,29 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("auto (use /etc/subuid ranges when possible) or single.", visibility: .hidden))
     var idMap: String = "auto"
 
+    @Option(name: .long, help: ArgumentHelp("The kernel the command sees: a profile (azl-shell kernel --list), a release such as 5.15.0, or host (default: the image's profile).", valueName: "PROFILE|RELEASE|host"))
+    var kernel: String?
+
+    @Option(name: .customLong("cap-add"), help: ArgumentHelp("Keep this capability too (CAP_NET_ADMIN, net_admin, or all); repeatable.", valueName: "CAP"))
+    var capAdd: [String] = []
+
+    @Option(name: .customLong("cap-drop"), help: ArgumentHelp("Drop this capability from the default set (or all); repeatable.", valueName: "CAP"))
+    var capDrop: [String] = []
+
     @Flag(name: .long, help: ArgumentHelp("Print the sandbox plan instead of running it.", visibility: .hidden))
     var dryRun = false
 
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments (default: the image's).", valueName: "CMD"))
     var command: [String] = []
+
+    /// CMD captures everything from the first word azl-shell does not know, so that
+    /// `run --image X ls -la` passes `-la` to ls as podman does. A dash word in first place is then
+    /// an option of ours that does not exist (or help): say so instead of trying to run it.
+    func validate() throws {
+        guard let first = command.first, first.hasPrefix("-"), first != "--" else { return }
+        if first == "-h" || first == "--help" { throw CleanExit.helpRequest(self) }
+        throw ValidationError("Unknown option '\(first)'")
+    }
 
     func run() throws {
         guard let net = RunRequest.Network(rawValue: network) else {
@@ -77,7 +101,17 @@ struct RunCommand: ParsableCommand {
                 throw AZLError(.usage, "no image given", hint: "use --image NAME; azl-shell images lists them")
             }
             let store = try ImageStore(paths: global.paths)
-            let img = try store.openForRun(image)
+            let img: RunnableImage
+            do {
+                img = try store.openForRun(image)
+            } catch let missing as AZLError where missing.kind == .notFound {
+                // Not stored: a registry reference or a known short name is pulled first
+                // (progress on stderr, like `pull`). The stored-image path above never gets here.
+                var puller = Puller(global: global, options: pull)
+                puller.jsonToStderr = true
+                guard let record = try puller.findOrPull(image, store: store) else { throw missing }
+                img = try store.openForRun(record.reference)
+            }
             opened = img
             keepLocked.append(img.lock.path)
             request = RunRequest(rootfs: img.rootfs, imageName: img.record.name)
@@ -89,6 +123,7 @@ struct RunCommand: ParsableCommand {
             request.imageCmd = c.cmd
         }
         request.command = argv
+        request.imageReference = opened?.record.reference
         request.env = env
         request.volumes = volume
         request.workdir = workdir
@@ -98,6 +133,16 @@ struct RunCommand: ParsableCommand {
         request.readOnly = readOnly
         request.idMapping = mapping
         request.verbose = global.verbose
+
+        // The kernel profile and the security policy (docs/kernel.md). A warm run reads the
+        // seccomp program from the cache instead of compiling it with libseccomp.
+        let choice = try KernelChoice.choose(spec: kernel, manifestName: opened?.record.manifest, rootfs: request.rootfs)
+        let policy = try KernelPolicy.build(profile: choice.profile, capsAdd: capAdd, capsDrop: capDrop,
+                                            cacheDirectory: global.paths.cache + "/seccomp")
+        request.kernel = policy.sandboxSettings
+        if let n = choice.note { global.note(n) } else {
+            global.note("kernel profile \(choice.profile.name) (uname -r \(choice.profile.release)), from \(choice.chosenBy)")
+        }
 
         var builder = PlanBuilder(request: request, host: HostFacts.current())
         let plan = try builder.build()

@@ -17,7 +17,7 @@ public struct KernelPolicy: Equatable, Sendable {
     public var arch: KernelArch
     /// `struct sock_filter[]` (8 bytes per instruction), from libseccomp's seccomp_export_bpf.
     public var bpf: [UInt8]
-    /// uname(2) goes to the supervisor (SECCOMP_RET_USER_NOTIF), which answers with `uts`.
+    /// uname(2) goes to the sandbox's pid 1 (SECCOMP_RET_USER_NOTIF), which answers with `uts`.
     public var notifyUname: Bool
     public var uts: UTS
     /// What `/proc/version` must show (bind-mounted read-only over it), with `uts.release`
@@ -30,7 +30,10 @@ public struct KernelPolicy: Equatable, Sendable {
     /// Deny-list entries in force on the native ABI: EPERM.
     public var denied: [DeniedCall]
     /// On x86_64: how the 32-bit compat ABI (i386, `int 0x80`) is filtered, and what could not be.
+    /// nil when the program came from the cache.
     public var compat: CompatReport?
+    /// The program was read from the cache (`FilterCache`), libseccomp was not called.
+    public var fromCache = false
 
     public struct CompatReport: Equatable, Sendable, Codable {
         public var abi: String
@@ -53,18 +56,36 @@ public struct KernelPolicy: Equatable, Sendable {
     /// USER_NOTIF unless the profile is the host. Other ABIs: on x86_64 the i386 compat ABI gets
     /// the same rules (translated by libseccomp, by name) and x32 gets ENOSYS for everything
     /// (as on distro kernels, which ship x32 off); on aarch64, AArch32 gets ENOSYS.
+    ///
+    /// With `cacheDirectory`, the exported program is looked up there first and stored there
+    /// after compiling (`FilterCache`): a warm `run` does not call libseccomp.
     public static func build(profile: KernelProfile, arch: KernelArch = .native,
                              denyList: [DeniedCall] = SecurityPolicy.defaultDenyList,
-                             capsAdd: [String] = [], capsDrop: [String] = []) throws -> KernelPolicy {
+                             capsAdd: [String] = [], capsDrop: [String] = [],
+                             cacheDirectory: String? = nil) throws -> KernelPolicy {
         try profile.validate()
         let caps = try CapabilitySets.with(add: capsAdd, drop: capsDrop)
         let rules = try FilterRules(profile: profile, arch: arch, denyList: denyList)
-        let compiled = try rules.compile()
-        return KernelPolicy(
-            profile: profile, arch: arch, bpf: compiled.bpf, notifyUname: rules.notifyUname,
+        var bpf: [UInt8]
+        var compat: CompatReport? = nil
+        var fromCache = false
+        let cachePath = cacheDirectory.map { FilterCache.path($0, rules) }
+        if let cachePath, let cached = FilterCache.load(cachePath) {
+            bpf = cached
+            fromCache = true
+        } else {
+            let compiled = try rules.compile()
+            bpf = compiled.bpf
+            compat = compiled.compat
+            if let cachePath { FilterCache.store(bpf, at: cachePath) }
+        }
+        var p = KernelPolicy(
+            profile: profile, arch: arch, bpf: bpf, notifyUname: rules.notifyUname,
             uts: UTS(release: profile.release, version: profile.version),
             procVersion: profile.procVersion, capabilities: caps, noNewPrivs: true,
-            gated: rules.gated, denied: rules.denied, compat: compiled.compat)
+            gated: rules.gated, denied: rules.denied, compat: compat)
+        p.fromCache = fromCache
+        return p
     }
 
     /// libseccomp's pseudo filter code of the same filter, for humans (`azl-shell kernel --filter`).

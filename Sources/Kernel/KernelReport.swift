@@ -12,6 +12,8 @@ public struct KernelReport: Equatable, Sendable, Codable {
     }
 
     public var profile: String
+    /// Why this profile: "--kernel X", "manifest azurelinux:3.0", "/etc/os-release ...", "host (...)".
+    public var chosenBy: String?
     public var source: String
     public var mirrored: Bool
     public var arch: String
@@ -31,7 +33,8 @@ public struct KernelReport: Equatable, Sendable, Codable {
     public var noNewPrivs: Bool
     public var filterInstructions: Int
 
-    public init(policy p: KernelPolicy) {
+    public init(policy p: KernelPolicy, chosenBy: String? = nil) {
+        self.chosenBy = chosenBy
         profile = p.profile.name
         source = p.profile.source
         mirrored = p.notifyUname
@@ -70,10 +73,11 @@ public struct KernelReport: Equatable, Sendable, Codable {
         } else {
             out.append("kernel profile  host (Linux \(kernelVersion), \(arch)): the running kernel, nothing mirrored")
         }
+        if let c = chosenBy, !c.isEmpty { out.append("chosen by       \(c)") }
         if !source.isEmpty { out.append("source          \(source)") }
         out.append("uname -r        \(release)")
         out.append("uname -v        \(version)")
-        if mirrored { out.append("uname(2)        answered by the supervisor (seccomp user notification); /proc/version and /proc/sys/kernel/osrelease match") }
+        if mirrored { out.append("uname(2)        answered by the sandbox's init (seccomp user notification); /proc/version and /proc/sys/kernel/osrelease match") }
         if gated.isEmpty {
             out.append("gated syscalls  none")
         } else {

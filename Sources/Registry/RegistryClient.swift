@@ -35,6 +35,10 @@ public struct PullOptions: Sendable {
     /// Seconds to connect and finish the TLS handshake.
     public var connectTimeout: Double
     public var progress: (@Sendable (PullEvent) -> Void)?
+    /// Asked with the image's diff_ids (from the verified config) before any layer is fetched:
+    /// false when the caller already has what they unpack to (the store has the tree), and no
+    /// layer is downloaded. nil: layers are always fetched (unless the sink has them).
+    public var layersNeeded: (@Sendable ([Digest]) -> Bool)?
 
     public init(platform: Platform = .host, tlsVerify: Bool = true, maxParallel: Int = 3,
                 retries: Int = 4, retryDelay: Double = 0.5, credentials: Credentials? = nil,
@@ -51,7 +55,8 @@ public struct PulledLayer: Sendable, Equatable {
     public var mediaType: String
     public var size: Int64
     public var compression: LayerCompression
-    /// The verified blob (the sink's path).
+    /// The verified blob (the sink's path); "" when it was not fetched because
+    /// `PullOptions.layersNeeded` said so and the sink does not have it.
     public var blobPath: String
     /// It was already in the sink: nothing was downloaded.
     public var cached: Bool
@@ -470,9 +475,15 @@ final class Session: @unchecked Sendable {
             if e == .cancelled || e == .invalidURL || e == .emptyHost || e == .alreadyShutdown { return false }
             return !"\(e)".lowercased().contains("unsupported scheme")
         }
+        if let e = error as? IOError, e.errnoCode == ECONNREFUSED { return false }
         if error is NIOSSLError { return false }
         if let e = error as? BoringSSLError { _ = e; return false }
-        if let e = error as? NIOConnectionError { return !e.connectionErrors.isEmpty }
+        if let e = error as? NIOConnectionError {
+            // Refused: nothing listens there. Reported at once (a wrong port or a stopped
+            // registry does not start listening during a backoff); resets and timeouts retry.
+            if e.connectionErrors.allSatisfy({ ($0.error as? IOError)?.errnoCode == ECONNREFUSED }) { return false }
+            return true
+        }
         return true   // IOError (ECONNRESET, EPIPE...), ChannelError and friends
     }
 
@@ -640,6 +651,15 @@ final class Session: @unchecked Sendable {
         var seen = Set<Digest>()
         for (l, _) in layers where seen.insert(l.digest).inserted { unique.append(l) }
         var results: [Digest: (String, Bool)] = [:]
+        if let needed = options.layersNeeded, !needed(diffIDs) {
+            // What they unpack to is there already: nothing to download.
+            for l in unique {
+                options.progress?(.layerStart(l.digest, size: l.size))
+                options.progress?(.layerDone(l.digest, cached: true))
+                results[l.digest] = (sink.has(l.digest) ?? "", true)
+            }
+            unique = []
+        }
         try await withThrowingTaskGroup(of: (Digest, String, Bool).self) { group in
             var next = 0
             func startNext() {
@@ -768,6 +788,7 @@ final class Session: @unchecked Sendable {
             ftruncate(fd, 0)
             throw TransientError(description: "the server refused to resume at byte \(have); starting over")
         default:
+            if have == 0 { unlink(partial) }   // nothing of it received: leave no empty file behind
             throw await statusError(resp, what: "\(what) \(d)")
         }
         if let len = resp.headers.first(name: "Content-Length").flatMap(Int64.init), offset + len != size {

@@ -13,6 +13,8 @@ public struct RunRequest: Sendable {
     public var rootfs: String
     /// The image name: the default hostname.
     public var imageName: String
+    /// NAME:TAG as the user knows the image, for the prompt marker (default: imageName).
+    public var imageReference: String?
     public var imageEnv: [String] = []
     public var imageWorkingDir: String?
     public var imageUser: String?
@@ -32,6 +34,9 @@ public struct RunRequest: Sendable {
     public var readOnly = false
     public var idMapping: IDMapping = .auto
     public var verbose = false
+    /// The kernel profile and security policy the command runs under (computed by the
+    /// Kernel module); nil: none.
+    public var kernel: SandboxPlan.KernelSettings?
 
     public init(rootfs: String, imageName: String) {
         self.rootfs = rootfs
@@ -144,6 +149,8 @@ public struct PlanBuilder {
     /// Things worth saying with --verbose (e.g. the single-id fallback).
     public private(set) var notes: [String] = []
 
+    /// Where the spare procfs lives, under an empty read-only tmpfs (see `build`).
+    public static let spareProc = "/dev/.azl-proc"
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     /// Host directories never bound as the working directory: they would hide the image's own.
     static let systemDirectories: Set<String> = [
@@ -191,6 +198,11 @@ public struct PlanBuilder {
         set("HOME", home)
         if let term = host.environment["TERM"], !term.isEmpty { set("TERM", term) }
         set("LANG", host.environment["LANG"].flatMap { $0.isEmpty ? nil : $0 } ?? "C.UTF-8")
+        // Which userland a shell is in, for prompts and tools (shell-profiles/README.md).
+        set("container", "azl-shell")
+        set("AZL_SHELL_IMAGE", r.imageReference ?? r.imageName)
+        set("ENV", ShellProfile.path)
+        set("debian_chroot", "azl-shell " + (r.imageReference ?? r.imageName))
         for kv in r.imageEnv {
             guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else { continue }
             set(String(kv[..<eq]), String(kv[kv.index(after: eq)...]))
@@ -206,8 +218,15 @@ public struct PlanBuilder {
         }
 
         // Mounts: the machine's layout first, then the user's binds, deepest last.
-        var mounts: [SandboxPlan.Mount] = [
-            .proc(target: "/proc"),
+        var mounts: [SandboxPlan.Mount] = [.proc(target: "/proc")]
+        // The kernel profile's release in the files that show it, as uname(2) does.
+        if let k = r.kernel, let u = k.uts, !k.seccomp.isEmpty {
+            mounts += [
+                .readOnlyFile(target: "/proc/sys/kernel/osrelease", contents: u.release + "\n", mode: 0o444),
+                .readOnlyFile(target: "/proc/version", contents: u.procVersion, mode: 0o444),
+            ]
+        }
+        mounts += [
             .bind(source: "/sys", target: "/sys", flags: [.recursive, .readOnly, .nosuid, .nodev, .noexec]),
             .tmpfs(target: "/dev", mode: 0o755, options: "", flags: [.nosuid, .noexec]),
         ]
@@ -225,6 +244,18 @@ public struct PlanBuilder {
             .tmpfs(target: "/tmp", mode: 0o1777, options: "", flags: [.nosuid, .nodev]),
             .tmpfs(target: "/run", mode: 0o755, options: "", flags: [.nosuid, .nodev]),
         ]
+        if let k = r.kernel, k.uts != nil, !k.seccomp.isEmpty {
+            // The files bound over /proc make that procfs "not fully visible" to the kernel,
+            // which then refuses a fresh procfs in a nested user namespace (mount_too_revealing:
+            // `unshare -rpf --mount-proc`, bubblewrap's --proc, rootless podman). A spare procfs
+            // without anything on it keeps those working; it is covered by an empty read-only
+            // tmpfs, so no path reaches it (and mounts copied into a nested namespace are locked).
+            mounts += [
+                .tmpfs(target: PlanBuilder.spareProc, mode: 0o700, options: "size=4k", flags: [.nosuid, .nodev, .noexec]),
+                .proc(target: PlanBuilder.spareProc + "/proc"),
+                .tmpfs(target: PlanBuilder.spareProc, mode: 0o500, options: "size=4k", flags: [.readOnly, .nosuid, .nodev, .noexec]),
+            ]
+        }
         if r.readOnly {
             mounts.append(.tmpfs(target: "/var/tmp", mode: 0o1777, options: "", flags: [.nosuid, .nodev]))
         }
@@ -235,6 +266,8 @@ public struct PlanBuilder {
             mounts.append(.bind(source: "/etc/hosts", target: "/etc/hosts", flags: [.readOnly, .optional]))
         }
         mounts += passwdFiles
+        // The prompt marker and $container for interactive shells (shell-profiles/).
+        mounts.append(.file(target: ShellProfile.path, contents: ShellProfile.text, mode: 0o644))
         if keepID { mounts.append(.mkdir(target: home, mode: 0o755)) }
 
         var binds: [(target: String, mount: SandboxPlan.Mount)] = []
@@ -281,7 +314,7 @@ public struct PlanBuilder {
             rootfs: r.rootfs, readOnlyRoot: r.readOnly, mounts: mounts,
             hostname: r.hostname ?? PlanBuilder.hostname(forImage: r.imageName),
             uid: uid, gid: gid, workingDirectory: workdir,
-            environment: env.map { $0.0 + "=" + $0.1 }, argv: argv)
+            environment: env.map { $0.0 + "=" + $0.1 }, argv: argv, kernel: r.kernel)
     }
 
     // MARK: pieces

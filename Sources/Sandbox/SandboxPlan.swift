@@ -5,7 +5,8 @@
 /// (Sources/azl-shell-sandbox/plan.h documents it; the two must change together and
 /// `SandboxPlan.version` with them).
 public struct SandboxPlan: Equatable, Sendable {
-    public static let version = "1"
+    /// 2: the kernel policy records (seccomp, caps, uname, nnp) and the `rofile` mount kind.
+    public static let version = "2"
 
     public enum Namespace: String, Sendable, CaseIterable { case user, mount, pid, uts, ipc, net }
 
@@ -60,11 +61,14 @@ public struct SandboxPlan: Equatable, Sendable {
         case file(target: String, contents: String, mode: UInt32)
         /// Make the mount at `target` read-only (not recursive).
         case remountReadOnly(target: String)
+        /// Bind a read-only file holding `contents` (kept on the sandbox's private staging tmpfs)
+        /// over the existing file `target`: /proc/version and /proc/sys/kernel/osrelease.
+        case readOnlyFile(target: String, contents: String, mode: UInt32)
 
         public var target: String {
             switch self {
             case .bind(_, let t, _), .tmpfs(let t, _, _, _), .proc(let t), .devpts(let t), .mkdir(let t, _),
-                 .symlink(let t, _), .file(let t, _, _), .remountReadOnly(let t):
+                 .symlink(let t, _), .file(let t, _, _), .remountReadOnly(let t), .readOnlyFile(let t, _, _):
                 return t
             }
         }
@@ -80,8 +84,74 @@ public struct SandboxPlan: Equatable, Sendable {
             case let .symlink(t, p): return ["symlink", t, p, "", "", "0"]
             case let .file(t, c, m): return ["file", t, "", c, "", oct(m)]
             case let .remountReadOnly(t): return ["remount-ro", t, "", "", "", "0"]
+            case let .readOnlyFile(t, c, m): return ["rofile", t, "", c, "ro,nosuid,nodev,noexec", oct(m)]
             }
         }
+    }
+
+    /// What the command's child applies just before exec (issue 5, docs/kernel.md): computed by
+    /// the Kernel module (`KernelPolicy`), carried here as plain values so Sandbox needs no
+    /// libseccomp.
+    public struct KernelSettings: Equatable, Sendable {
+        /// Capability masks (bit N = capability N).
+        public struct Capabilities: Equatable, Sendable {
+            public var bounding, effective, permitted, inheritable, ambient: UInt64
+            public init(bounding: UInt64, effective: UInt64, permitted: UInt64, inheritable: UInt64 = 0, ambient: UInt64 = 0) {
+                self.bounding = bounding; self.effective = effective; self.permitted = permitted
+                self.inheritable = inheritable; self.ambient = ambient
+            }
+        }
+        /// The kernel profile's uname answer and the contents of the /proc binds.
+        public struct UTS: Equatable, Sendable {
+            public var release: String
+            public var version: String
+            /// `/proc/version` (ends with a newline).
+            public var procVersion: String
+            public init(release: String, version: String, procVersion: String) {
+                self.release = release; self.version = version; self.procVersion = procVersion
+            }
+        }
+
+        /// The profile's name, for --dry-run and --verbose.
+        public var profile: String
+        /// The seccomp program (`struct sock_filter[]`), empty for none.
+        public var seccomp: [UInt8]
+        /// uname(2) is notified to the supervisor, which answers with `uts` (nil: the host's).
+        public var uts: UTS?
+        public var capabilities: Capabilities?
+        public var noNewPrivs: Bool
+
+        public init(profile: String, seccomp: [UInt8], uts: UTS?, capabilities: Capabilities?, noNewPrivs: Bool) {
+            self.profile = profile; self.seccomp = seccomp; self.uts = uts
+            self.capabilities = capabilities; self.noNewPrivs = noNewPrivs
+        }
+
+        /// The plan records, in the order the C parser documents (plan.h).
+        var records: [[String]] {
+            func hex(_ v: UInt64) -> String {
+                let s = String(v, radix: 16)
+                return String(repeating: "0", count: 16 - s.count) + s
+            }
+            var out: [[String]] = []
+            if !seccomp.isEmpty { out.append(["seccomp", SandboxPlan.hex(seccomp), uts != nil ? "notify-uname" : "-"]) }
+            if let c = capabilities {
+                out.append(["caps", hex(c.bounding), hex(c.effective), hex(c.permitted), hex(c.inheritable), hex(c.ambient)])
+            }
+            if let u = uts, !seccomp.isEmpty { out.append(["uname", u.release, u.version]) }
+            if noNewPrivs { out.append(["nnp"]) }
+            return out
+        }
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     public var namespaces: [Namespace]
@@ -102,14 +172,18 @@ public struct SandboxPlan: Equatable, Sendable {
     public var workingDirectory: String
     public var environment: [String]
     public var argv: [String]
+    /// The kernel profile and security policy; nil: none (the command gets root's full namespaced set).
+    public var kernel: KernelSettings?
 
     public init(namespaces: [Namespace], verbose: Bool = false, pty: Bool = true, uidMap: IDMap, gidMap: IDMap,
                 rootfs: String, readOnlyRoot: Bool = false, mounts: [Mount], hostname: String,
-                uid: UInt32 = 0, gid: UInt32 = 0, workingDirectory: String, environment: [String], argv: [String]) {
+                uid: UInt32 = 0, gid: UInt32 = 0, workingDirectory: String, environment: [String], argv: [String],
+                kernel: KernelSettings? = nil) {
         self.namespaces = namespaces; self.verbose = verbose; self.pty = pty
         self.uidMap = uidMap; self.gidMap = gidMap; self.rootfs = rootfs; self.readOnlyRoot = readOnlyRoot
         self.mounts = mounts; self.hostname = hostname; self.uid = uid; self.gid = gid
         self.workingDirectory = workingDirectory; self.environment = environment; self.argv = argv
+        self.kernel = kernel
     }
 
     /// The value of `KEY` in the command's environment.
@@ -152,6 +226,7 @@ public struct SandboxPlan: Equatable, Sendable {
         record(["cwd", workingDirectory])
         record(["env"] + environment)
         record(["argv"] + argv)
+        for r in kernel?.records ?? [] { record(r) }
         return out
     }
 }
@@ -172,13 +247,24 @@ extension SandboxPlan: CustomStringConvertible {
         for m in mounts {
             let f = m.wireFields
             lines.append("mount \(f[0]) \(f[1])" + (f[2].isEmpty ? "" : " <- \(f[2])")
-                         + (f[4].isEmpty ? "" : " [\(f[4])]") + (f[0] == "file" ? " (\(f[3].utf8.count) bytes)" : ""))
+                         + (f[4].isEmpty ? "" : " [\(f[4])]") + (f[0] == "file" || f[0] == "rofile" ? " (\(f[3].utf8.count) bytes)" : ""))
         }
         lines += [
             "hostname \(hostname)", "user \(uid):\(gid)", "cwd \(workingDirectory)",
             "env " + environment.joined(separator: " "),
             "argv " + argv.map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " "),
         ]
+        if let k = kernel {
+            var line = "kernel profile \(k.profile)"
+            if let u = k.uts { line += ": uname \(u.release) '\(u.version)' (answered by the sandbox's init)" }
+            lines.append(line)
+            if !k.seccomp.isEmpty { lines.append("seccomp program of \(k.seccomp.count / 8) instructions") }
+            if let c = k.capabilities {
+                lines.append("capabilities bounding \(String(c.bounding, radix: 16)) effective \(String(c.effective, radix: 16))"
+                             + " permitted \(String(c.permitted, radix: 16)) inheritable \(String(c.inheritable, radix: 16)) ambient \(String(c.ambient, radix: 16))")
+            }
+            if k.noNewPrivs { lines.append("no_new_privs") }
+        }
         return lines.joined(separator: "\n")
     }
 }

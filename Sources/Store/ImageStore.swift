@@ -220,6 +220,12 @@ public final class ImageStore {
             unlink(paths.locks + "/tree-\(n).lock")
             l.unlock()
         }
+        // Locks of unpacks that are over (no writer runs while prune holds store.lock).
+        for n in (try? FileManager.default.contentsOfDirectory(atPath: paths.locks)) ?? [] where n.hasPrefix("unpack-") && n.hasSuffix(".lock") {
+            guard let l = try? FileLock(tryPath: paths.locks + "/" + n, mode: .exclusive) else { continue }
+            unlink(paths.locks + "/" + n)
+            l.unlock()
+        }
         // Interrupted downloads kept for resuming: dropped unless a pull holds their lock now.
         let partial = paths.root + "/partial"
         for n in (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? [] where !n.hasSuffix(".lock") {

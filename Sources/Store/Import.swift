@@ -13,10 +13,13 @@ extension ImageStore {
 
     /// Import a rootfs tarball (`-` for standard input) as `name:tag`.
     ///
-    /// One pass reads the input, stores the blob, hashes it (blob digest) and its
-    /// uncompressed tar (diff_id), and unpacks it into a scratch folder; the tree is then
-    /// renamed into place. For a regular file the blob digest is computed first, so a
-    /// second import of the same file (under any name) costs a hash and a record.
+    /// One pass reads the input, hashes it (blob digest) and its uncompressed tar (diff_id),
+    /// and unpacks it into a scratch folder; the tree is then renamed into place. For a regular
+    /// file the blob digest is computed first, so a second import of the same file (under any
+    /// name) costs a hash and a record. The tarball itself is not copied into the store: the
+    /// tree is what runs use, `blobinfo` (digest -> diff_id) is what makes a re-import free, and
+    /// a second copy would cost as much disk and write time as the unpacking (`tar -xf` keeps
+    /// none either). Pulled layers are kept (resume, and layers shared between images).
     public func importTarball(path: String, name: String, tag: String) throws -> ImportOutcome {
         let writer = try writerLock()
         defer { writer.unlock() }
@@ -54,23 +57,9 @@ extension ImageStore {
         defer { s.discard() }
         let staged = s.path + "/tree"
         try FS.mkdirs(staged + "/rootfs", mode: 0o700)
-        let blobTmp = s.path + "/blob"
-        let tee = open(blobTmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if tee < 0 { throw AZLError.errno(errno, "cannot write", path: blobTmp) }
-        let result: ExtractResult
-        do {
-            defer { close(tee) }
-            let ex = try SafeExtractor(root: staged + "/rootfs")
-            result = try ex.extract(fd: fd, name: display, teeFD: tee)
-        }
+        let ex = try SafeExtractor(root: staged + "/rootfs")
+        let result = try ex.extract(fd: fd, name: display)
         if blobLock == nil { blobLock = try lock("blob", result.blobDigest, .exclusive) }
-
-        // The blob: keep one copy, whoever stored it first.
-        let blobDest = blobPath(result.blobDigest)
-        if !FS.exists(blobDest) {
-            if rename(blobTmp, blobDest) != 0 { throw AZLError.errno(errno, "cannot store blob", path: blobDest) }
-            FS.fsyncDirectory(paths.blobs)
-        }
         try recordDiffID(result.diffID, forBlob: result.blobDigest)
 
         let key = ImageStore.chainID([result.diffID])
@@ -79,7 +68,7 @@ extension ImageStore {
                             refused: result.refused)
         try commitTree(key, from: s, meta: meta, ownership: result.ownership)
         let record = ImageRecord(name: name, tag: tag, digest: result.blobDigest, layers: [result.diffID],
-                                 blobs: [result.blobDigest], tree: key, size: result.bytes, created: Date(),
+                                 blobs: [], tree: key, size: result.bytes, created: Date(),
                                  source: fromStdin ? "-" : ImageStore.absolute(path), config: ImageConfig(), manifest: nil)
         try save(record)
         return ImportOutcome(record: record, reused: false, refused: result.refused, devices: result.devices.count)
@@ -87,10 +76,10 @@ extension ImageStore {
 
     /// When the blob was unpacked before and its tree is still here, only the record is new.
     private func reuse(blob: Digest, name: String, tag: String, source: String) throws -> ImportOutcome? {
-        guard FS.exists(blobPath(blob)), let diffID = knownDiffID(ofBlob: blob) else { return nil }
+        guard let diffID = knownDiffID(ofBlob: blob) else { return nil }
         let key = ImageStore.chainID([diffID])
         guard hasTree(key), let m = try? meta(key) else { return nil }
-        let record = ImageRecord(name: name, tag: tag, digest: blob, layers: [diffID], blobs: [blob], tree: key,
+        let record = ImageRecord(name: name, tag: tag, digest: blob, layers: [diffID], blobs: [], tree: key,
                                  size: m.bytes, created: Date(), source: source == "standard input" ? "-" : ImageStore.absolute(source),
                                  config: ImageConfig(), manifest: nil)
         try save(record)

@@ -57,8 +57,14 @@ extension ImageStore {
     /// Each blob's diff_id is checked against `expectedDiffID` when given.
     public func unpackLayers(_ layers: [LayerSource], progress: ((Int, ExtractResult) -> Void)? = nil) throws -> (key: Digest, meta: TreeMeta) {
         let known = layers.map { $0.expectedDiffID ?? knownDiffID(ofBlob: $0.blob) }
+        var unpackLock: FileLock?
+        defer { unpackLock?.unlock() }
         if known.allSatisfy({ $0 != nil }) {
             let key = ImageStore.chainID(known.map { $0! })
+            if hasTree(key) { return (key, try meta(key)) }
+            // Another process unpacking the same layers (two pulls of one image): wait for it
+            // and use its tree instead of unpacking a second copy.
+            unpackLock = try lock("unpack", key, .exclusive)
             if hasTree(key) { return (key, try meta(key)) }
         }
         let s = try scratch("unpack")

@@ -158,10 +158,16 @@ public final class RegistryFixture: @unchecked Sendable {
         public var failFirst = 0
         /// Blob GETs answer 307 to a second port (another origin), like MCR and Docker Hub.
         public var redirectBlobs = false
+        /// The host name the redirect names (`localhost`: another host than the registry's
+        /// `127.0.0.1`, as a CDN is; the storage port listens on 127.0.0.1 either way).
+        public var redirectHost = "127.0.0.1"
+        /// The first N manifest GETs answer 500.
+        public var failManifestsFirst = 0
         public init(bearer: Bool = false, tokenAuth: RegistryAuth? = nil, cutOnce: Bool = false, corrupt: Bool = false,
-                    failFirst: Int = 0, redirectBlobs: Bool = false) {
+                    failFirst: Int = 0, redirectBlobs: Bool = false, redirectHost: String = "127.0.0.1", failManifestsFirst: Int = 0) {
             self.bearer = bearer; self.tokenAuth = tokenAuth; self.cutOnce = cutOnce; self.corrupt = corrupt
-            self.failFirst = failFirst; self.redirectBlobs = redirectBlobs
+            self.failFirst = failFirst; self.redirectBlobs = redirectBlobs; self.redirectHost = redirectHost
+            self.failManifestsFirst = failManifestsFirst
         }
     }
 
@@ -179,7 +185,8 @@ public final class RegistryFixture: @unchecked Sendable {
         if o.cutOnce { argv.append("--cut-once") }
         if o.corrupt { argv.append("--corrupt") }
         if o.failFirst > 0 { argv += ["--fail-first", "\(o.failFirst)"] }
-        if o.redirectBlobs { argv += ["--redirect-blobs", "--storage-port", "\(storage)"] }
+        if o.redirectBlobs { argv += ["--redirect-blobs", "--storage-port", "\(storage)", "--redirect-host", o.redirectHost] }
+        if o.failManifestsFirst > 0 { argv += ["--fail-manifests-first", "\(o.failManifestsFirst)"] }
         let out = base + "/proxy-\(n).out"
         let p = try launch(argv, log: out)
         try waitForListen(port: port, process: p, log: out, what: "test proxy")
@@ -191,6 +198,8 @@ public final class RegistryFixture: @unchecked Sendable {
     /// One request the proxy answered.
     public struct ProxyRequest: Decodable, Sendable {
         public var port: Int
+        /// The Host header it carried (`127.0.0.1:PORT`, `localhost:PORT`).
+        public var host: String?
         public var method: String
         public var path: String
         public var range: String?
@@ -327,6 +336,53 @@ public final class RegistryFixture: @unchecked Sendable {
             let digest = try putManifest(server, repo: repo, tag: tag, data: mdata, mediaType: mediaType)
             return Pushed(reference: ref, manifestDigest: digest, diffIDs: [layerDigest])
         }
+    }
+
+    /// A real rootfs tarball pushed as it is: the `.tar.gz` file itself is the one layer blob
+    /// (`tar+gzip`), so its digest is the file's sha256, as `import` names it. The config has
+    /// only `Env` (PATH) — no entrypoint, cmd or working directory.
+    @discardableResult
+    public func pushTarball(to server: Server, repo: String, tag: String, rootfs: RealRootfs = Arch.native.alpine) throws -> Pushed {
+        buildLock.lock(); defer { buildLock.unlock() }
+        guard rootfs.rawValue.hasSuffix(".tar.gz") else { throw AZLError(.usage, "pushTarball takes a .tar.gz rootfs") }
+        let ref = server.reference("\(repo):\(tag)")
+        let layerDigest = try sha256File(rootfs.path)
+        let diffID = try sha256Output("gzip -dc '\(rootfs.path)'")
+        let arch: Arch = (rootfs == .alpineArm || rootfs == .almaArm) ? .arm64 : .amd64
+        let config: [String: Any] = [
+            "architecture": arch.rawValue, "os": "linux",
+            "config": ["Env": [RegistryFixture.imageEnv[0]]],
+            "rootfs": ["type": "layers", "diff_ids": [diffID]],
+        ]
+        let configData = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
+        let configPath = base + "/work/config-\(nextID()).json"
+        try configData.write(to: URL(fileURLWithPath: configPath))
+        let configDigest = try sha256File(configPath)
+        try uploadBlob(server, repo: repo, file: rootfs.path, digest: layerDigest)
+        try uploadBlob(server, repo: repo, file: configPath, digest: configDigest)
+        let manifest: [String: Any] = [
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": ["mediaType": "application/vnd.oci.image.config.v1+json", "digest": configDigest, "size": configData.count],
+            "layers": [["mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layerDigest, "size": try fileSize(rootfs.path)]],
+        ]
+        let mdata = try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])
+        let digest = try putManifest(server, repo: repo, tag: tag, data: mdata, mediaType: "application/vnd.oci.image.manifest.v1+json")
+        return Pushed(reference: ref, manifestDigest: digest, diffIDs: [diffID])
+    }
+
+    /// Delete a blob from an open registry (`DELETE /v2/REPO/blobs/DIGEST`): its manifests then
+    /// name a blob the registry answers 404 for.
+    public func deleteBlob(_ server: Server, repo: String, digest: String) throws {
+        try sh(["/usr/bin/curl", "-sSf", "-X", "DELETE", "http://\(server.host)/v2/\(repo)/blobs/\(digest)"])
+    }
+
+    /// The layer digests of a pushed manifest (by tag or digest) on an open registry.
+    public func layerDigests(_ server: Server, repo: String, reference: String) throws -> [String] {
+        let raw = try getManifest(server, repo: repo, reference: reference,
+                                  accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+        let m = try JSONSerialization.jsonObject(with: raw) as? [String: Any]
+        return ((m?["layers"] as? [[String: Any]]) ?? []).compactMap { $0["digest"] as? String }
     }
 
     /// A multi-arch image: Alpine amd64 and arm64 pushed as `TAG-amd64` / `TAG-arm64`, and `TAG`
@@ -622,6 +678,8 @@ ap.add_argument("--cut-once", action="store_true")    # first GET of each blob >
 ap.add_argument("--corrupt", action="store_true")     # flip one byte in the middle of each blob > 64 KiB
 ap.add_argument("--fail-first", type=int, default=0)  # first N blob GETs answer 503
 ap.add_argument("--redirect-blobs", action="store_true")
+ap.add_argument("--redirect-host", default="127.0.0.1")
+ap.add_argument("--fail-manifests-first", type=int, default=0)  # first N manifest GETs answer 500
 args = ap.parse_args()
 
 BLOB = re.compile(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")
@@ -629,7 +687,7 @@ REPO = re.compile(r"^/v2/(.+)/(manifests|blobs|tags)/")
 lock = threading.Lock()
 tokens = {}          # token -> set of repositories it may pull
 cut_done = set()
-state = {"failed": 0}
+state = {"failed": 0, "failed_manifests": 0}
 
 def log(entry):
     with lock:
@@ -648,7 +706,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return a.split(" ", 1)[0].lower() if a else "none"
 
     def entry(self, status, **kw):
-        e = {"port": self.server.server_address[1], "method": self.command, "path": self.path,
+        e = {"port": self.server.server_address[1], "host": self.headers.get("Host"), "method": self.command, "path": self.path,
              "range": self.headers.get("Range"), "auth": self.auth_kind(), "status": status}
         e.update(kw)
         log(e)
@@ -681,6 +739,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.entry(401)
             return self.send_simple(401, body, [("WWW-Authenticate", 'Bearer realm="%s",service="azl-test"%s' % (realm, scope)),
                                                 ("Content-Type", "application/json")])
+        if "/manifests/" in path and self.command == "GET":
+            with lock:
+                fail = state["failed_manifests"] < args.fail_manifests_first
+                if fail:
+                    state["failed_manifests"] += 1
+            if fail:
+                self.entry(500)
+                return self.send_simple(500, b'{"errors":[{"code":"UNKNOWN","message":"internal error"}]}')
         m = BLOB.match(path)
         if m and self.command == "GET":
             with lock:
@@ -691,7 +757,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.entry(503)
                 return self.send_simple(503, b'{"errors":[{"code":"UNAVAILABLE","message":"try again"}]}')
             if args.redirect_blobs:
-                loc = "http://127.0.0.1:%d/storage/%s/%s?sig=%s" % (args.storage_port, m.group(1), m.group(2), secrets.token_hex(4))
+                loc = "http://%s:%d/storage/%s/%s?sig=%s" % (args.redirect_host, args.storage_port, m.group(1), m.group(2), secrets.token_hex(4))
                 self.entry(307, location=loc)
                 return self.send_simple(307, b"", [("Location", loc)])
         return self.forward(path, blob=m.group(2) if m else None)

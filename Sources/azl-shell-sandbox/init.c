@@ -1,14 +1,23 @@
 /*
  * Pid 1 of the sandbox, and the exec of the command.
  *
- * Pid 1 forks the command, then only waits for signals (all blocked, read with
- * sigwaitinfo): SIGCHLD -> reap every child (orphans re-parented to us included,
- * so no zombie piles up); SIGINT/TERM/HUP/QUIT/WINCH (forwarded by the supervisor)
- * -> pass to the command. When the command exits, pid 1 exits with its status
- * (128+N for signal N) and the kernel kills whatever else is left in the pid
- * namespace: nothing outlives the command.
+ * Pid 1 forks the command, then waits in poll(): a signalfd (all those signals are blocked)
+ * with SIGCHLD -> reap every child (orphans re-parented to us included, so no zombie piles
+ * up) and SIGINT/TERM/HUP/QUIT/WINCH (forwarded by the supervisor) -> pass to the command;
+ * and, with a kernel profile, the command's seccomp listener: uname(2) is answered here
+ * (seccomp_notify.c) with the profile's release and version. When the command exits, pid 1
+ * exits with its status (128+N for signal N) and the kernel kills whatever else is left in
+ * the pid namespace: nothing outlives the command.
+ *
+ * Why pid 1 answers uname and not the supervisor: the answer is written into the caller's
+ * memory through /proc/PID/mem, whose permission check needs the caller's uid or
+ * CAP_DAC_OVERRIDE over it. The supervisor (the user, outside) has neither for a process of
+ * another uid inside (--user 1000, apt's _apt, su): pid 1 is root of the sandbox's user
+ * namespace with every capability there, so it reaches every process of the sandbox. It also
+ * lives in the sandbox's UTS namespace, so the nodename it answers is the live one.
  */
 #include "sandbox.h"
+#include "seccomp_notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,9 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -110,6 +123,60 @@ __attribute__((noreturn)) static void exec_command(char **argv, char **env) {
     _exit(EXIT_NOEXEC);
 }
 
+/* The kernel policy, in the command's child just before exec (docs/kernel.md): the bounding
+ * set shrinks while we are still root with every capability; then the id switch (which needs
+ * CAP_SETUID/SETGID, whatever --cap-drop says: it is ours, not the command's); then the other
+ * sets (for a non-root uid they are already empty). Then no_new_privs and the seccomp program,
+ * last, so nothing of ours runs under it but execve; its uname listener goes to pid 1. */
+static void drop_bounding(const struct plan *p) {
+    if (p->have_caps && azl_seccomp_drop_bounding(p->caps[0]) < 0) die("cannot drop capabilities from the bounding set");
+}
+
+static void apply_caps(const struct plan *p) {
+    if (!p->have_caps) return;
+    struct azl_seccomp_caps c = { p->caps[0], p->caps[1], p->caps[2], p->caps[3], p->caps[4] };
+    if (azl_seccomp_apply_caps(&c) < 0) die("cannot set the command's capabilities");
+}
+
+static void install_filter(const struct plan *p, int seccomp_sock) {
+    if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("cannot set no_new_privs");
+    if (!p->bpf) return;
+    int l = azl_seccomp_install(p->bpf, p->bpf_len, p->notify_uname);
+    if (l < 0) die("cannot install the seccomp filter");
+    if (p->notify_uname) {
+        if (azl_seccomp_send_fd(seccomp_sock, l) < 0) die("cannot pass the uname listener to the sandbox's init");
+        close(l);
+        close(seccomp_sock);
+    }
+}
+
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+
+/* uname answers: the socket the command's child sends the listener on, then the listener. */
+struct uname_server {
+    int sock;        /* -1 once the listener arrived (or never will) */
+    int listener;    /* -1 until it arrives, and after no filtered task is left */
+    int procfd;      /* the sandbox's procfs, opened before the command could touch /proc */
+    struct azl_seccomp_uname answer;
+};
+
+static void serve_uname(struct uname_server *u, short sock_ev, short l_ev) {
+    if (sock_ev) {
+        u->listener = azl_seccomp_recv_fd(u->sock);   /* -1 at EOF: the child died before */
+        close(u->sock);
+        u->sock = -1;
+        return;
+    }
+    if (u->listener < 0 || !l_ev) return;
+    if ((l_ev & POLLIN) && azl_seccomp_handle_one_at(u->listener, u->procfd, &u->answer) >= 0) return;
+    /* POLLHUP: no filtered task is left. A failing listener (not expected) is closed too:
+     * the kernel then answers uname with ENOSYS, and nothing ever hangs on it. */
+    close(u->listener);
+    u->listener = -1;
+}
+
 void run_init(const struct plan *p, int pty_sock, const void *winsize) {
     if ((p->ns & NS_UTS) && p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
         die("cannot set the hostname");
@@ -142,11 +209,32 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize) {
     sigaddset(&set, SIGWINCH);
     sigprocmask(SIG_BLOCK, &set, NULL);
     int stderr_tty = isatty(2);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0) die("signalfd");
+
+    struct uname_server u = { .sock = -1, .listener = -1, .procfd = -1,
+                              .answer = { .release = p->uts_release, .version = p->uts_version } };
+    int seccomp_sock = -1;
+    if (p->notify_uname) {
+        int ks[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ks) < 0) die("socketpair");
+        u.sock = ks[0];
+        seccomp_sock = ks[1];
+        /* The sandbox's procfs, held from now on: even a command given CAP_SYS_ADMIN that
+         * mounts over /proc cannot redirect the writes into callers' memory. */
+        struct statfs sf;
+        u.procfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (u.procfd < 0 || fstatfs(u.procfd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) {
+            errno = 0;
+            die("the sandbox has no procfs at /proc to answer uname through");
+        }
+    }
 
     pid_t cmd = fork();
     if (cmd < 0) die("cannot fork the command");
     if (cmd == 0) {
         /* The command: own session (no host controlling terminal), its ids, its dir. */
+        if (u.sock >= 0) close(u.sock);
         setsid();
         if (slave >= 0) {
             if (ioctl(slave, TIOCSCTTY, 0) < 0) die("cannot make the pty the controlling terminal");
@@ -155,11 +243,14 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize) {
             if (stderr_tty) dup2(slave, 2);
             if (slave > 2) close(slave);
         }
-        if (p->gid != getgid() || p->uid != getuid()) {
+        int switch_ids = p->gid != getgid() || p->uid != getuid();
+        if (switch_ids) {
             setgroups(0, NULL);   /* EPERM with a single-id map ("deny"): fine */
             if (setresgid(p->gid, p->gid, p->gid) < 0) die("cannot switch to gid %u", (unsigned)p->gid);
-            if (setresuid(p->uid, p->uid, p->uid) < 0) die("cannot switch to uid %u", (unsigned)p->uid);
         }
+        drop_bounding(p);
+        if (switch_ids && setresuid(p->uid, p->uid, p->uid) < 0) die("cannot switch to uid %u", (unsigned)p->uid);
+        apply_caps(p);
         if (chdir(p->cwd) < 0) die("cannot enter the working directory %s", p->cwd);
         /* Default dispositions and an empty mask: nothing of ours (or of whoever started
          * azl-shell: an ignored SIGPIPE, say) reaches the command. */
@@ -167,21 +258,29 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize) {
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        /* No fd but 0-2 crosses exec (cf. runc CVE-2024-21626). */
+        /* No fd but 0-2 crosses exec (cf. runc CVE-2024-21626). Before the filter: a
+         * profile older than 5.9 answers close_range with ENOSYS. The listener is made
+         * close-on-exec by the kernel. */
         if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
             for (int fd = 3; fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
         }
+        install_filter(p, seccomp_sock);
         exec_command(p->argv, p->env);
     }
     if (slave >= 0) close(slave);
+    if (seccomp_sock >= 0) close(seccomp_sock);
 
     for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
-        if (sig < 0) {
+        struct pollfd fds[3] = { { sfd, POLLIN, 0 }, { u.sock, POLLIN, 0 }, { u.listener, POLLIN, 0 } };
+        if (poll(fds, 3, -1) < 0) {
             if (errno == EINTR) continue;
-            die("sigwaitinfo");
+            die("poll");
         }
+        if (fds[1].revents || fds[2].revents) serve_uname(&u, fds[1].revents, fds[2].revents);
+        if (!(fds[0].revents & POLLIN)) continue;
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof si) != sizeof si) continue;
+        int sig = (int)si.ssi_signo;
         if (sig == SIGCHLD) {
             int st;
             pid_t w;

@@ -16,6 +16,12 @@
  *
  * Pid 1 has PR_SET_PDEATHSIG(SIGKILL): if the supervisor is killed, pid 1 dies
  * and the kernel kills everything else in the pid namespace.
+ *
+ * Pid 1 and the supervisor run this binary, which belongs to the user and so to root inside
+ * the sandbox: both make themselves non-dumpable (after the id maps), so /proc/1/exe, fd/,
+ * mem and root are refused to the command (runc CVE-2019-5736). Pid 1's memory belongs to
+ * the initial user namespace (it was never exec'd inside), so not even CAP_SYS_PTRACE inside
+ * (--cap-add all) gets past that; the supervisor is outside the pid namespace altogether.
  */
 #include "sandbox.h"
 
@@ -289,12 +295,16 @@ int main(int argc, char **argv) {
         /* Wait for the id maps; EOF means the supervisor died or gave up. */
         if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);
         close(go[0]);
+        /* Only now: a non-dumpable process's /proc files belong to root, which would have
+         * kept the supervisor from writing our id maps. */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
         setup_root(&p);
         run_init(&p, sp[1], have_ws ? &ws : NULL);
     }
     close(go[0]);
     if (sp[1] >= 0) close(sp[1]);
     write_maps(child, &p);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
     if (write(go[1], "g", 1) != 1) die("cannot start the sandbox");
     close(go[1]);
 

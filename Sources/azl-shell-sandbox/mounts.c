@@ -216,6 +216,32 @@ static void do_file(const struct mount_op *m) {
     close(pfd);
 }
 
+/* DATA in a fresh file on the staging tmpfs (the current root until the final pivot; it stays
+ * alive, detached, as long as a mount references it), bound read-only over the file DST of the
+ * new root: /proc/version and /proc/sys/kernel/osrelease of the kernel profile. */
+static void do_rofile(const struct mount_op *m) {
+    static unsigned serial;
+    char path[64];
+    snprintf(path, sizeof path, "/rofile-%u", serial++);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) die("cannot create the contents of %s", m->dst);
+    size_t len = strlen(m->data), off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, m->data + off, len - off);
+        if (n < 0) { if (errno == EINTR) continue; die("cannot write the contents of %s", m->dst); }
+        off += (size_t)n;
+    }
+    if (fchmod(fd, m->mode) < 0) die("cannot chmod the contents of %s", m->dst);
+    close(fd);
+    int tree = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) die("cannot bind the contents of %s", m->dst);
+    struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | attrs_of(m->flags) };
+    if (mount_setattr(tree, "", AT_EMPTY_PATH, &a, sizeof a) < 0) die("cannot make %s read-only", m->dst);
+    int t = ensure_file(m->dst);
+    if (t < 0) die("cannot open %s to mount over it", m->dst);
+    attach(tree, t, "a read-only file", m->dst);
+}
+
 static void do_mount(const struct mount_op *m) {
     int fs, t;
     switch (m->kind) {
@@ -259,6 +285,9 @@ static void do_mount(const struct mount_op *m) {
         break;
     case MK_FILE:
         do_file(m);
+        break;
+    case MK_ROFILE:
+        do_rofile(m);
         break;
     case MK_REMOUNT_RO: {
         t = open_in_root(m->dst, O_PATH | O_DIRECTORY);

@@ -1,6 +1,7 @@
 /* Parsing the plan (format in plan.h). Every length is checked against the
  * buffer; every string field is NUL-terminated inside its record. */
 #include "plan.h"
+#include "seccomp_notify.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -32,7 +33,7 @@ static int parse_uint(const char *s, int base, unsigned *out) {
 }
 
 static int kind_of(const char *s) {
-    static const char *names[] = { "bind", "tmpfs", "proc", "devpts", "mkdir", "symlink", "file", "remount-ro" };
+    static const char *names[] = { "bind", "tmpfs", "proc", "devpts", "mkdir", "symlink", "file", "remount-ro", "rofile" };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(s, names[i]) == 0) return (int)i;
     return -1;
@@ -68,6 +69,19 @@ static int parse_map(struct idmap *m, char **f, int n, const char *what, char *e
         if (parse_uint(f[i], 10, &v)) return fail(err, errlen, "bad number '%s' in %s", f[i], what);
         m->fields[i - 1] = f[i];
     }
+    return 0;
+}
+
+/* Exactly 16 hex digits (a 64-bit capability mask). */
+static int parse_mask(const char *s, unsigned long long *out) {
+    if (strlen(s) != 16) return -1;
+    unsigned long long v = 0;
+    for (const char *c = s; *c; c++) {
+        int d = *c >= '0' && *c <= '9' ? *c - '0' : *c >= 'a' && *c <= 'f' ? *c - 'a' + 10 : -1;
+        if (d < 0) return -1;
+        v = v << 4 | (unsigned)d;
+    }
+    *out = v;
     return 0;
 }
 
@@ -144,7 +158,7 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
             if (m->dst[0] != '/') return fail(err, errlen, "mount target '%s' is not absolute", m->dst);
             if (m->kind == MK_BIND && m->src[0] != '/') return fail(err, errlen, "bind source '%s' is not absolute", m->src);
             if (mount_flags_of(a[4], &m->flags)) return fail(err, errlen, "bad mount flags '%s'", a[4]);
-            if (parse_uint(a[5], 8, &m->mode)) return fail(err, errlen, "bad mode '%s'", a[5]);
+            if (parse_uint(a[5], 8, &m->mode) || m->mode > 07777) return fail(err, errlen, "bad mode '%s'", a[5]);
         } else if (strcmp(name, "hostname") == 0) {
             if (na != 1) return fail(err, errlen, "bad hostname record");
             p->hostname = a[0];
@@ -158,6 +172,31 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
             p->cwd = a[0];
         } else if (strcmp(name, "env") == 0) {
             if (!(p->env = vec(a, na))) return fail(err, errlen, "out of memory");
+        } else if (strcmp(name, "seccomp") == 0) {
+            if (na != 2 || p->bpf) return fail(err, errlen, "bad seccomp record");
+            size_t hl = strlen(a[0]);
+            if (hl == 0 || hl % 16 || hl / 2 > PLAN_MAX_BPF_INSNS * 8)
+                return fail(err, errlen, "bad seccomp program size (%zu hex digits)", hl);
+            if (!(p->bpf = malloc(hl / 2))) return fail(err, errlen, "out of memory");
+            long n = azl_seccomp_hex_decode(a[0], p->bpf, hl / 2);
+            if (n != (long)(hl / 2)) return fail(err, errlen, "bad hex in the seccomp record");
+            p->bpf_len = (size_t)n;
+            if (!strcmp(a[1], "notify-uname")) p->notify_uname = 1;
+            else if (strcmp(a[1], "-")) return fail(err, errlen, "unknown seccomp option '%s'", a[1]);
+        } else if (strcmp(name, "caps") == 0) {
+            if (na != 5 || p->have_caps) return fail(err, errlen, "bad caps record");
+            for (int i = 0; i < 5; i++)
+                if (parse_mask(a[i], &p->caps[i])) return fail(err, errlen, "bad capability mask '%s'", a[i]);
+            p->have_caps = 1;
+        } else if (strcmp(name, "uname") == 0) {
+            if (na != 2 || p->uts_release) return fail(err, errlen, "bad uname record");
+            if (!*a[0] || strlen(a[0]) > PLAN_UTS_MAX || strlen(a[1]) > PLAN_UTS_MAX)
+                return fail(err, errlen, "uname release or version longer than %d bytes", PLAN_UTS_MAX);
+            p->uts_release = a[0];
+            p->uts_version = a[1];
+        } else if (strcmp(name, "nnp") == 0) {
+            if (na != 0) return fail(err, errlen, "bad nnp record");
+            p->nnp = 1;
         } else if (strcmp(name, "argv") == 0) {
             if (na < 1) return fail(err, errlen, "empty command");
             if (!(p->argv = vec(a, na))) return fail(err, errlen, "out of memory");
@@ -171,6 +210,8 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
     if (!(p->ns & NS_USER) || !(p->ns & NS_MOUNT) || !(p->ns & NS_PID))
         return fail(err, errlen, "plan lacks the user, mount or pid namespace");
     if (!p->uidmap.nfields || !p->gidmap.nfields) return fail(err, errlen, "plan has no id maps");
+    if (p->notify_uname != (p->uts_release != NULL))
+        return fail(err, errlen, "plan notifies uname without a uname record, or the reverse");
     if (!p->env) {
         static char *none[] = { NULL };
         p->env = none;

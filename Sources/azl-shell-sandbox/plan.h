@@ -1,7 +1,7 @@
 /*
  * The sandbox plan: what the Swift side decided, as the C side reads it.
  *
- * Wire format (version 1), written by Sources/Sandbox/SandboxPlan.swift:
+ * Wire format (version 2), written by Sources/Sandbox/SandboxPlan.swift:
  *
  *   plan   := record*
  *   record := u32 length (little endian) | payload[length]
@@ -25,6 +25,13 @@
  *   cwd PATH
  *   env K=V...
  *   argv ARG...
+ *   seccomp HEXBPF NOTIFY       the command's seccomp program (struct sock_filter[], hex);
+ *                               NOTIFY: notify-uname (uname goes to the supervisor) or -
+ *   caps BND EFF PRM INH AMB    capability masks, 16 hex digits each
+ *   uname RELEASE VERSION       what the supervisor answers for uname (with notify-uname)
+ *   nnp                         set no_new_privs on the command
+ *
+ * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5).
  */
 #ifndef AZL_PLAN_H
 #define AZL_PLAN_H
@@ -32,10 +39,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PLAN_VERSION "1"
+#define PLAN_VERSION "2"
 #define PLAN_MAX_BYTES (16u << 20)
 #define PLAN_MAX_MOUNTS 256
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
+#define PLAN_MAX_BPF_INSNS 4096   /* BPF_MAXINSNS */
+#define PLAN_UTS_MAX 64           /* __NEW_UTS_LEN */
 
 enum ns_bits { NS_USER = 1, NS_MOUNT = 2, NS_PID = 4, NS_UTS = 8, NS_IPC = 16, NS_NET = 32 };
 enum plan_flags { PF_VERBOSE = 1, PF_PTY = 2 };
@@ -49,6 +58,8 @@ enum mount_kind {
     MK_SYMLINK,     /* symlink DST -> SRC (replacing a file or link at DST) */
     MK_FILE,        /* write DATA to file DST with MODE (replacing a link at DST) */
     MK_REMOUNT_RO,  /* make the mount at DST read-only (not recursive) */
+    MK_ROFILE,      /* write DATA to a file on the staging tmpfs (MODE) and bind it read-only
+                     * on the existing file DST (e.g. /proc/version after /proc is mounted) */
 };
 
 enum mount_flags {
@@ -87,6 +98,15 @@ struct plan {
     const char *cwd;
     char **env;               /* NULL-terminated */
     char **argv;              /* NULL-terminated, at least one entry */
+
+    /* Kernel policy (issue 5), applied by the command's child just before exec. */
+    unsigned char *bpf;       /* NULL: no seccomp program */
+    size_t bpf_len;           /* bytes, a multiple of 8 */
+    int notify_uname;         /* the program returns USER_NOTIF for uname */
+    int have_caps;
+    unsigned long long caps[5];   /* bounding, effective, permitted, inheritable, ambient */
+    const char *uts_release, *uts_version;   /* with notify_uname */
+    int nnp;
 };
 
 /* Parse BUF (LEN bytes; the plan keeps pointers into it). On error returns -1

@@ -2,8 +2,9 @@
  * The C half of the kernel policy (see seccomp_notify.h for the API and the order of calls).
  *
  * Why a user notification for uname: the filter cannot change what a syscall returns in
- * memory, only its return value. So uname(2) is handed to a supervisor that writes the target
- * kernel's strings into the caller's buffer and makes the call return 0. It works for static
+ * memory, only its return value. So uname(2) is handed to a server (the sandbox's pid 1) that
+ * writes the target kernel's strings into the caller's buffer and makes the call return 0.
+ * It works for static
  * binaries (Go, musl) too: no LD_PRELOAD. Measured cost ~50 us per uname, which builds call
  * rarely. Every other syscall is decided by the BPF program in the kernel alone.
  */
@@ -14,6 +15,7 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <stdio.h>
@@ -128,7 +130,29 @@ static union { struct seccomp_notif n; char b[1024]; } notif_buf;
 static union { struct seccomp_notif_resp r; char b[1024]; } resp_buf;
 static struct seccomp_notif_sizes sizes;
 
+/* PID's mem file: under PROCFD when given (only beneath it, no mount crossing, no symlink),
+ * else through the path /proc. */
+static int open_mem(int procfd, unsigned pid) {
+    char path[64];
+    if (procfd < 0) {
+        snprintf(path, sizeof path, "/proc/%u/mem", pid);
+        return open(path, O_RDWR | O_CLOEXEC);
+    }
+    snprintf(path, sizeof path, "%u/mem", pid);
+    struct open_how how = {
+        .flags = O_RDWR | O_CLOEXEC,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS,
+    };
+    int fd = (int)syscall(SYS_openat2, procfd, path, &how, sizeof how);
+    if (fd < 0 && errno == ENOSYS) fd = openat(procfd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    return fd;
+}
+
 int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer) {
+    return azl_seccomp_handle_one_at(listener, -1, answer);
+}
+
+int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp_uname *answer) {
     if (sizes.seccomp_notif == 0) {
         if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) return -1;
         if (sizes.seccomp_notif > sizeof notif_buf || sizes.seccomp_notif_resp > sizeof resp_buf) {
@@ -161,9 +185,7 @@ int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer)
         put_field(uts[4], own.machine);
         put_field(uts[5], answer && answer->domainname ? answer->domainname : own.domainname);
 
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%u/mem", (unsigned)req->pid);
-        int mem = open(path, O_RDWR | O_CLOEXEC);
+        int mem = open_mem(procfd, (unsigned)req->pid);
         /* The pid is only known to be the caller's while the notification is alive: check
          * after opening (the open fd then pins that task's mm), before writing. */
         if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0) {
@@ -171,8 +193,9 @@ int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer)
             return 0;
         }
         if (mem < 0) {
-            /* Cannot reach the caller's memory (should not happen: same user, or owner of its
-             * user namespace). Let the real uname run rather than fail the program. */
+            /* Cannot reach the caller's memory (the server is root of the caller's user
+             * namespace or an ancestor, so only a binary whose memory belongs to no namespace
+             * we own gets here). Let the real uname run rather than fail the program. */
             resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
         } else {
             ssize_t w = pwrite(mem, uts, sizeof uts, (off_t)req->data.args[0]);
@@ -207,13 +230,18 @@ void azl_seccomp_serve(int listener, const char *release, const char *version) {
     (void)azl_seccomp_serve_uname(listener, &a);
 }
 
-int azl_seccomp_apply_caps(const struct azl_seccomp_caps *caps) {
-    /* 1. Bounding set first: dropping needs CAP_SETPCAP in the effective set, which step 2 may remove. */
+int azl_seccomp_drop_bounding(uint64_t keep) {
     for (int cap = 0; cap < 64; cap++) {
         int have = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
         if (have < 0) break;   /* EINVAL: past the kernel's last capability */
-        if (have && !(caps->bounding & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) return -1;
+        if (have && !(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) return -1;
     }
+    return 0;
+}
+
+int azl_seccomp_apply_caps(const struct azl_seccomp_caps *caps) {
+    /* 1. Bounding set first: dropping needs CAP_SETPCAP in the effective set, which step 2 may remove. */
+    if (azl_seccomp_drop_bounding(caps->bounding) < 0) return -1;
     /* 2. permitted/effective/inheritable, never raising what the process does not have. */
     struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct d[2];

@@ -1,6 +1,6 @@
 /*
  * Applying the kernel policy computed in Swift (Sources/Kernel/KernelPolicy.swift):
- * capability sets, no_new_privs + the seccomp program, and the supervisor side of the
+ * capability sets, no_new_privs + the seccomp program, and the serving side of the
  * seccomp user notification that answers uname(2) with the target kernel's strings.
  *
  * No libseccomp and no libcap here: the program arrives as ready BPF bytes, and the
@@ -16,10 +16,10 @@
  *     if (notify) { azl_seccomp_send_fd(sock, l); close(l); }
  *     exec(...)
  *
- * and on the serving side (the supervisor, or pid 1):
+ * and on the serving side (the sandbox's pid 1, see init.c for why not the supervisor):
  *
  *     int l = azl_seccomp_recv_fd(sock);
- *     poll({l, POLLIN}, ...) -> azl_seccomp_handle_one(l, &answer)  (POLLHUP: no task left)
+ *     poll({l, POLLIN}, ...) -> azl_seccomp_handle_one_at(l, procfd, &answer)  (POLLHUP: no task left)
  *
  * When the command runs as a non-root uid, call azl_seccomp_apply_caps before dropping to
  * that uid (the bounding set can only be reduced with CAP_SETPCAP); the switch then empties
@@ -38,8 +38,8 @@ struct azl_seccomp_caps {
 
 /* What uname(2) answers. release and version replace the kernel's; sysname and machine are
  * always the serving process's own (same kernel); nodename and domainname are the serving
- * process's own unless given (the supervisor lives outside the sandbox's UTS namespace, so it
- * must pass the sandbox's hostname; pid 1 inside may pass NULL and so follows sethostname). */
+ * process's own unless given (a server outside the sandbox's UTS namespace must pass the
+ * sandbox's hostname; the sandbox's pid 1 passes NULL and so follows sethostname). */
 struct azl_seccomp_uname {
     const char *release;
     const char *version;
@@ -67,6 +67,13 @@ int azl_seccomp_recv_fd(int sock);
  * -1 with errno when the listener itself failed. */
 int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer);
 
+/* The same, opening the caller's /proc/PID/mem beneath PROCFD (an fd of the server's procfs
+ * opened beforehand; -1: the path /proc), never crossing a mount or following a link there. The
+ * sandbox's pid 1 serves this way: the procfs of its pid namespace, held since before the
+ * command started, so not even a command that may mount (--cap-add sys_admin) can redirect the
+ * write. */
+int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp_uname *answer);
+
 /* Serve LISTENER until no filtered task is left (POLLHUP) or it fails: for a dedicated server
  * that has nothing else to wait for. Returns 0 on POLLHUP, -1 with errno otherwise. */
 int azl_seccomp_serve_uname(int listener, const struct azl_seccomp_uname *answer);
@@ -79,6 +86,11 @@ void azl_seccomp_serve(int listener, const char *release, const char *version);
  * raising: masked with what the process has), then clear ambient and raise caps->ambient.
  * Returns 0 or -1 with errno. */
 int azl_seccomp_apply_caps(const struct azl_seccomp_caps *caps);
+
+/* Only step 1 of azl_seccomp_apply_caps: drop from the bounding set every capability not in
+ * KEEP (needs CAP_SETPCAP). The sandbox calls it before switching to a non-root uid (which
+ * needs CAP_SETUID/SETGID in the effective set), then azl_seccomp_apply_caps after. */
+int azl_seccomp_drop_bounding(uint64_t keep);
 
 /* Decode lowercase/uppercase hex TEXT into OUT (capacity CAP bytes). Returns the byte count or
  * -1 (odd length, bad digit, too long). For a plan that carries the BPF as hex. */

@@ -176,11 +176,19 @@ import TestSupport
     @Test func environmentIsCleanAndOptionsApply() throws {
         guard let f = try fixture(.alpineX86) else { return }
         let res = try f.run(.alpineX86, ["--env", "FOO=bar", "--env", "PASSME", "--hostname", "box", "sh", "-c", "env | sort; hostname"],
-                            env: ["LEAKY_SECRET": "1", "PASSME": "yes"])
+                            env: ["LEAKY_SECRET": "1", "PASSME": "yes", "AZL_SHELL_ROOT": "/nonexistent-state"])
         #expect(res.status == 0, "\(res)")
         let lines = Set(res.stdout.split(separator: "\n").map(String.init))
         #expect(lines.contains("FOO=bar") && lines.contains("PASSME=yes") && lines.contains("HOME=/root") && lines.contains("box"), "\(res)")
-        #expect(!res.stdout.contains("LEAKY_SECRET") && !res.stdout.contains("AZL_SHELL"), "\(res)")
+        #expect(!res.stdout.contains("LEAKY_SECRET") && !res.stdout.contains("AZL_SHELL_ROOT") && !res.stdout.contains("nonexistent-state"), "\(res)")
+        // What run sets itself, and nothing else of the host's (sh adds PWD, SHLVL; TERM only when set).
+        let keys = Set(res.stdout.split(separator: "\n").compactMap { l -> String? in
+            guard let eq = l.firstIndex(of: "=") else { return nil }
+            return String(l[..<eq])
+        })
+        let allowed: Set<String> = ["PATH", "HOME", "TERM", "LANG", "container", "AZL_SHELL_IMAGE", "ENV", "debian_chroot",
+                                    "FOO", "PASSME", "PWD", "SHLVL", "OLDPWD"]
+        #expect(keys.subtracting(allowed).isEmpty, "unexpected variables inside: \(keys.subtracting(allowed))")
     }
 
     @Test func volumesBindAndCanBeReadOnly() throws {

@@ -22,6 +22,7 @@ struct KernelBehaviourTests {
             var template = Array("/tmp/azl-kernel-test-XXXXXX".utf8CString)
             guard let p = mkdtemp(&template) else { throw AZLError.errno(errno, "mkdtemp", path: "/tmp") }
             dir = String(cString: p)
+            TempDirectories.removeAtExit(dir)
             chmod(dir, 0o755)
             let fx = Fixtures.repo + "/Tests/KernelTests/Fixtures"
             let sb = Fixtures.repo + "/Sources/azl-shell-sandbox"

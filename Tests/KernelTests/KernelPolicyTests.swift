@@ -249,6 +249,60 @@ struct KernelPolicyTests {
     }
 }
 
+/// The on-disk cache of exported programs (`run` reads it instead of calling libseccomp).
+struct FilterCacheTests {
+    func tempDir() -> String {
+        NSTemporaryDirectory() + "azl-filter-cache-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    func files(_ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".bpf") }.sorted()
+    }
+
+    @Test func secondBuildReadsTheCacheAndGetsTheSameProgram() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let azl3 = try #require(KernelProfile.named("azurelinux-3.0"))
+        let fresh = try KernelPolicy.build(profile: azl3)
+        let first = try KernelPolicy.build(profile: azl3, cacheDirectory: dir)
+        #expect(!first.fromCache && first.bpf == fresh.bpf)
+        #expect(files(dir).count == 1)
+        let second = try KernelPolicy.build(profile: azl3, cacheDirectory: dir)
+        #expect(second.fromCache)
+        #expect(second.bpf == fresh.bpf)
+        #expect(second.gated == fresh.gated && second.denied == fresh.denied && second.uts == fresh.uts)
+        // Another profile (other gated numbers), the host (no notification), another deny list: other keys.
+        _ = try KernelPolicy.build(profile: #require(KernelProfile.named("cbl-mariner-2.0")), cacheDirectory: dir)
+        _ = try KernelPolicy.build(profile: .host, cacheDirectory: dir)
+        _ = try KernelPolicy.build(profile: azl3, denyList: Array(SecurityPolicy.defaultDenyList.dropLast(3)), cacheDirectory: dir)
+        #expect(files(dir).count == 4)
+        // Capabilities are not part of the program: same file.
+        let capped = try KernelPolicy.build(profile: azl3, capsDrop: ["all"], cacheDirectory: dir)
+        #expect(capped.fromCache && capped.capabilities.bounding == 0)
+        #expect(files(dir).count == 4)
+    }
+
+    @Test func aDamagedCacheFileIsIgnoredAndRewritten() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let azl3 = try #require(KernelProfile.named("azurelinux-3.0"))
+        let good = try KernelPolicy.build(profile: azl3, cacheDirectory: dir)
+        let path = dir + "/" + (try #require(files(dir).first))
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        for damage in [original.prefix(original.count - 8), original.dropLast(1), Data("junk".utf8),
+                       { var d = original; d[d.count - 1] ^= 0xff; return d }()] {
+            try Data(damage).write(to: URL(fileURLWithPath: path))
+            let p = try KernelPolicy.build(profile: azl3, cacheDirectory: dir)
+            #expect(!p.fromCache, "a damaged file must not be used")
+            #expect(p.bpf == good.bpf)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == original, "rewritten")
+        }
+        // An unwritable cache costs only speed.
+        let p = try KernelPolicy.build(profile: azl3, cacheDirectory: "/proc/azl-no-such-dir")
+        #expect(p.bpf == good.bpf && !p.fromCache)
+    }
+}
+
 enum Fixtures {
     /// The package root (this file is Tests/KernelTests/KernelPolicyTests.swift).
     static let repo: String = {
@@ -256,22 +310,4 @@ enum Fixtures {
         parts.removeLast(3)
         return parts.joined(separator: "/")
     }()
-}
-
-/// For bench/kernel-bench.sh: with AZL_KERNEL_EXPORT_DIR set, writes PROFILE.bpf and
-/// PROFILE.uts (release, newline, version) for a few profiles. A no-op otherwise.
-struct KernelFilterExport {
-    static let dir = ProcessInfo.processInfo.environment["AZL_KERNEL_EXPORT_DIR"]
-
-    @Test(.enabled(if: dir != nil))
-    func exportFiltersForTheBenchmark() throws {
-        let dir = try #require(Self.dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for name in ["azurelinux-3.0", "cbl-mariner-2.0", "host"] {
-            let p = try KernelPolicy.build(profile: KernelProfile.resolve(name))
-            try Data(p.bpf).write(to: URL(fileURLWithPath: "\(dir)/\(name).bpf"))
-            try Data((p.uts.release + "\n" + p.uts.version + "\n").utf8).write(to: URL(fileURLWithPath: "\(dir)/\(name).uts"))
-            #expect(FileManager.default.fileExists(atPath: "\(dir)/\(name).bpf"))
-        }
-    }
 }

@@ -90,3 +90,39 @@ struct ManifestsTests {
         }
     }
 }
+
+/// The quick scan `run` uses must agree with the full parse of the bundled manifests.
+struct QuickIndexTests {
+    @Test func bundledKeysEqualTheFullParse() throws {
+        let m = try Manifests.parse(files: Manifests.bundledFiles.map { ("rootfs-manifests/" + $0.name, $0.text) })
+        #expect(!Manifests.bundledKeys.isEmpty)
+        #expect(Manifests.bundledKeys == m.keys)
+        #expect(Manifests.bundledKeys.contains { $0.short == "alpine:3.20" && $0.osID == "alpine" && $0.kernelProfile == "alpine-3.20" })
+    }
+
+    @Test func scannerReadsStringsArraysAndComments() {
+        let keys = Manifests.scanKeys("""
+        schema = 1
+        [[image]]
+        short = "a:1"   # comment "not this"
+        aliases = ["x", "y\\"z"]
+        os_id = "a"
+        os_version_id = "1"
+        kernel_profile = "k"
+        [[image]]
+        short = "b"
+        """)
+        #expect(keys == [ManifestKey(short: "a:1", aliases: ["x", "y\"z"], osID: "a", osVersionID: "1", kernelProfile: "k"),
+                         ManifestKey(short: "b", aliases: [], osID: "", osVersionID: "", kernelProfile: "")])
+    }
+
+    @Test func userManifestsAreNoticed() throws {
+        let dir = NSTemporaryDirectory() + "azl-qi-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(!Manifests.hasUserManifests(userDirectory: dir))
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(!Manifests.hasUserManifests(userDirectory: dir))
+        FileManager.default.createFile(atPath: dir + "/mine.toml", contents: Data())
+        #expect(Manifests.hasUserManifests(userDirectory: dir))
+    }
+}

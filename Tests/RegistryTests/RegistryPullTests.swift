@@ -139,6 +139,27 @@ struct RegistryPullTests {
         #expect(events.all.filter { if case .layerDone(_, true) = $0 { return true }; return false }.count == 3)
     }
 
+    /// The store says it has the unpacked tree: only the manifest and the config are fetched.
+    @Test func noLayerIsFetchedWhenTheCallerHasWhatTheyUnpackTo() async throws {
+        let proxy = try fixture.startProxy(upstream: shared.registry)
+        defer { fixture.stop(proxy) }
+        let sink = try DirectoryBlobSink(directory: tempDir("notneeded"))
+        let events = Events()
+        let asked = Events()
+        var o = fastOptions(events: events)
+        o.layersNeeded = { diffIDs in
+            asked.add(.retrying(what: diffIDs.map(\.description).joined(separator: ","), attempt: 0, reason: ""))
+            return false
+        }
+        let img = try await client().pull(ref("\(proxy.host)/test/layers:1"), options: o, blobStore: sink)
+        #expect(img.layers.count == 3 && img.layers.allSatisfy { $0.cached && $0.blobPath.isEmpty })
+        #expect(asked.all == [.retrying(what: shared.layers.diffIDs.joined(separator: ","), attempt: 0, reason: "")])
+        let blobs = RegistryFixture.requests(proxy).filter(\.isBlob)
+        #expect(blobs.map(\.blobDigest) == [img.configDigest.description], "only the config: \(blobs.map(\.path))")
+        #expect(events.all.filter { if case .layerDone(_, true) = $0 { return true }; return false }.count == 3)
+        #expect(sink.digests() == [img.configDigest])
+    }
+
     @Test func pullsADockerSchema2Image() async throws {
         let sink = try DirectoryBlobSink(directory: tempDir("docker"))
         let img = try await client().pull(ref(shared.docker.reference), options: fastOptions(), blobStore: sink)
@@ -342,6 +363,52 @@ struct RegistryPullTests {
         #expect(redirects.allSatisfy { $0.auth == "bearer" })
         #expect(storage.allSatisfy { $0.auth == "none" && $0.status == 200 }, "the registry's token must not go to another origin")
         _ = try verifySink(sink)
+    }
+
+    /// Docker Hub and MCR send blobs to a CDN on another host name: the redirect is followed
+    /// (Range and all), and the registry's token is not sent there.
+    @Test func redirectToAnotherHostGetsNoAuthorization() async throws {
+        let proxy = try fixture.startProxy(upstream: shared.registry, .init(bearer: true, redirectBlobs: true, redirectHost: "localhost"))
+        defer { fixture.stop(proxy) }
+        let sink = try DirectoryBlobSink(directory: tempDir("redirecthost"))
+        let img = try await client().pull(ref("\(proxy.host)/test/layers:1"), options: fastOptions(), blobStore: sink)
+        #expect(img.layers.count == 3)
+        let log = RegistryFixture.requests(proxy)
+        let redirects = log.filter { $0.status == 307 }
+        let storage = log.filter { $0.port == proxy.storagePort }
+        #expect(redirects.count == 4 && redirects.allSatisfy { $0.auth == "bearer" && $0.host == proxy.host })
+        #expect(storage.count == 4)
+        #expect(storage.allSatisfy { $0.host == "localhost:\(proxy.storagePort!)" }, "\(storage.map(\.host))")
+        #expect(storage.allSatisfy { $0.auth == "none" && $0.status == 200 }, "the registry's token must not go to another host")
+        _ = try verifySink(sink)
+    }
+
+    @Test func retriesAManifest500() async throws {
+        let proxy = try fixture.startProxy(upstream: shared.registry, .init(failManifestsFirst: 2))
+        defer { fixture.stop(proxy) }
+        let sink = try DirectoryBlobSink(directory: tempDir("500"))
+        let events = Events()
+        let img = try await client().pull(ref("\(proxy.host)/test/alpine:3.20"), options: fastOptions(events: events), blobStore: sink)
+        #expect(img.manifestDigest.description == shared.single.manifestDigest)
+        #expect(RegistryFixture.requests(proxy).filter { $0.status == 500 }.count == 2)
+        let retries = events.all.compactMap { e -> String? in if case .retrying(let what, _, let why) = e { return what + " " + why }; return nil }
+        #expect(retries.count == 2 && retries.allSatisfy { $0.contains("manifest") && $0.contains("500") }, "\(retries)")
+    }
+
+    @Test func missingBlobIsAClearError() async throws {
+        let pushed = try fixture.pushAlpine(to: shared.registry, repo: "test/blobgone", tag: "1")
+        let layer = try #require(fixture.layerDigests(shared.registry, repo: "test/blobgone", reference: "1").first)
+        try fixture.deleteBlob(shared.registry, repo: "test/blobgone", digest: layer)
+        let sink = try DirectoryBlobSink(directory: tempDir("blobgone"))
+        await #expect {
+            _ = try await client().pull(ref(pushed.reference), options: fastOptions(), blobStore: sink)
+        } throws: { e in
+            guard let e = e as? AZLError else { return false }
+            return e.kind == .notFound && e.message.contains(pushed.reference) && e.message.contains(layer)
+                && e.message.contains("BLOB_UNKNOWN")
+        }
+        #expect(!sink.digests().contains { $0.description == layer })
+        #expect(sink.partials().isEmpty, "no empty partial file left: \(sink.partials())")
     }
 
     @Test func retriesOn503() async throws {

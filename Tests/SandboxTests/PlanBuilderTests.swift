@@ -221,7 +221,7 @@ struct PlanEncodingTests {
             ],
             hostname: "box", uid: 0, gid: 0, workingDirectory: "/h", environment: ["A=1", "B="], argv: ["sh", "-c", ""])
         let r = records(plan.encoded())
-        #expect(r[0] == ["azl-plan", "1"])
+        #expect(r[0] == ["azl-plan", "2"])
         #expect(r[1] == ["ns", "user", "mount", "pid"])
         #expect(r[2] == ["flags", "verbose", "pty"])
         #expect(r[3] == ["uidmap", "/usr/bin/newuidmap", "0", "1000", "1", "1", "100000", "65536"])
@@ -237,6 +237,67 @@ struct PlanEncodingTests {
         #expect(r[13] == ["env", "A=1", "B="])
         #expect(r[14] == ["argv", "sh", "-c", ""])
         #expect(r.count == 15)
+    }
+
+    static let kernel = SandboxPlan.KernelSettings(
+        profile: "cbl-mariner-2.0", seccomp: [0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x7f],
+        uts: .init(release: "5.15.138.1-1.cm2", version: "#1 SMP x", procVersion: "Linux version 5.15.138.1-1.cm2 (p) #1 SMP x\n"),
+        capabilities: .init(bounding: 0xa80425ff, effective: 0xa80425ff, permitted: 0xa80425ff),
+        noNewPrivs: true)
+
+    @Test func encodesTheKernelPolicyLast() throws {
+        var b = PlanBuilder(request: { var r = RunRequest(rootfs: "/t", imageName: "a"); r.kernel = Self.kernel; return r }(),
+                            host: HostFacts(uid: 1, gid: 1, userName: "u", home: "/h", cwd: "/"),
+                            readImageFile: { _ in nil }, hostPathExists: { _ in true })
+        let r = records(try b.build().encoded())
+        let tail = Array(r.suffix(4))
+        #expect(tail[0] == ["seccomp", "060000000000ff7f", "notify-uname"])
+        #expect(tail[1] == ["caps", "00000000a80425ff", "00000000a80425ff", "00000000a80425ff", "0000000000000000", "0000000000000000"])
+        #expect(tail[2] == ["uname", "5.15.138.1-1.cm2", "#1 SMP x"])
+        #expect(tail[3] == ["nnp"])
+        #expect(r.contains(["mount", "rofile", "/proc/version", "", "Linux version 5.15.138.1-1.cm2 (p) #1 SMP x\n", "ro,nosuid,nodev,noexec", "444"]))
+        #expect(r.contains(["mount", "rofile", "/proc/sys/kernel/osrelease", "", "5.15.138.1-1.cm2\n", "ro,nosuid,nodev,noexec", "444"]))
+
+        // The host profile: no uname notification, so no uname record and no /proc binds.
+        var host = Self.kernel
+        host.uts = nil
+        var hb = PlanBuilder(request: { var r = RunRequest(rootfs: "/t", imageName: "a"); r.kernel = host; return r }(),
+                             host: HostFacts(uid: 1, gid: 1, userName: "u", home: "/h", cwd: "/"),
+                             readImageFile: { _ in nil }, hostPathExists: { _ in true })
+        let hr = records(try hb.build().encoded())
+        #expect(hr.contains(["seccomp", "060000000000ff7f", "-"]))
+        #expect(!hr.contains { $0.first == "uname" })
+        #expect(!hr.contains { $0.count > 1 && $0[1] == "rofile" })
+        #expect(hr.contains(["nnp"]))
+    }
+
+    @Test func procFilesAreBoundRightAfterProcAndASpareProcStaysHidden() throws {
+        var b = PlanBuilder(request: { var r = RunRequest(rootfs: "/t", imageName: "a"); r.kernel = Self.kernel; return r }(),
+                            host: HostFacts(uid: 1, gid: 1, userName: "u", home: "/h", cwd: "/"),
+                            readImageFile: { _ in nil }, hostPathExists: { _ in true })
+        let p = try b.build()
+        #expect(Array(p.mounts.prefix(3)) == [
+            .proc(target: "/proc"),
+            .readOnlyFile(target: "/proc/sys/kernel/osrelease", contents: "5.15.138.1-1.cm2\n", mode: 0o444),
+            .readOnlyFile(target: "/proc/version", contents: Self.kernel.uts!.procVersion, mode: 0o444),
+        ])
+        // The spare procfs: a tmpfs, the proc on it, then an empty read-only tmpfs over both, after /dev exists.
+        let spare = PlanBuilder.spareProc
+        let i = try #require(p.mounts.firstIndex(of: .proc(target: spare + "/proc")))
+        guard case .tmpfs(spare, _, _, let f1) = p.mounts[i - 1], case .tmpfs(spare, _, _, let f2) = p.mounts[i + 1] else {
+            Issue.record("\(p.mounts)"); return
+        }
+        #expect(!f1.contains(.readOnly) && f2.contains(.readOnly))
+        #expect(p.mounts.firstIndex { $0.target == "/dev" }! < i - 1)
+        #expect(p.description.contains("kernel profile cbl-mariner-2.0: uname 5.15.138.1-1.cm2"))
+        #expect(p.description.contains("mount rofile /proc/version"))
+        // Without a kernel policy none of this is there.
+        var nb = PlanBuilder(request: RunRequest(rootfs: "/t", imageName: "a"),
+                             host: HostFacts(uid: 1, gid: 1, userName: "u", home: "/h", cwd: "/"),
+                             readImageFile: { _ in nil }, hostPathExists: { _ in true })
+        let np = try nb.build()
+        #expect(np.kernel == nil)
+        #expect(!np.mounts.contains { $0.target.hasPrefix(spare) || $0.target == "/proc/version" })
     }
 
     @Test func descriptionNamesEveryStep() throws {

@@ -1,0 +1,173 @@
+import CLinux
+import Core
+import Foundation
+import Kernel
+import Manifests
+import Sandbox
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which kernel profile a command runs under, and why (`run` and `kernel` share this).
+///
+/// `--kernel SPEC` wins: `host`, a profile name (bundled, or from the user's rootfs-manifests),
+/// or a release string. Otherwise the image's profile: the rootfs-manifest it was pulled as,
+/// else its /etc/os-release matched against the manifests' `os_id`/`os_version_id`; no match
+/// means the host's kernel (said with --verbose).
+struct KernelChoice {
+    var profile: KernelProfile
+    /// "--kernel cbl-mariner-2.0", "manifest azurelinux:3.0", "/etc/os-release ID=alpine VERSION_ID=3.20.3 (alpine:3.20)".
+    var chosenBy: String
+    /// Said with --verbose: why the host's kernel is used.
+    var note: String?
+
+    /// `manifestName`: the image record's manifest short name; `rootfs`: the unpacked tree.
+    static func choose(spec: String?, manifestName: String?, rootfs: String?) throws -> KernelChoice {
+        if spec?.trimmingCharacters(in: .whitespaces) == "host" { return KernelChoice(profile: .host, chosenBy: "--kernel host") }
+        let catalog = Catalog()
+        func profile(named name: String) -> KernelProfile? { catalog.profile(named: name) }
+
+        if let spec {
+            let s = spec.trimmingCharacters(in: .whitespaces)
+            guard !s.isEmpty else { throw AZLError(.usage, "--kernel: empty value", hint: "a profile name, a kernel release, or host") }
+            if let p = profile(named: s) {
+                try validate(p, spec: s)
+                return KernelChoice(profile: p, chosenBy: "--kernel \(s)")
+            }
+            do {
+                return KernelChoice(profile: try KernelProfile.parse(release: s), chosenBy: "--kernel \(s)")
+            } catch let e as AZLError {
+                throw e.message.hasPrefix("--kernel") ? e : AZLError(e.kind, "--kernel \(s): \(e.message)", hint: e.hint)
+            }
+        }
+
+        var why = "no --kernel, and the image is not one of the known distros"
+        if let name = manifestName {
+            if let img = catalog.find(name), let p = profile(named: img.kernelProfile) {
+                return KernelChoice(profile: p, chosenBy: "manifest \(img.short)")
+            }
+            why = "the image's manifest \(name) is not known (or names an unknown kernel profile)"
+        }
+        if let rootfs, let os = osRelease(rootfs: rootfs) {
+            let id = os["ID"] ?? "", vid = os["VERSION_ID"] ?? ""
+            if let img = match(catalog.keys, id: id, versionID: vid), let p = profile(named: img.kernelProfile) {
+                return KernelChoice(profile: p, chosenBy: "/etc/os-release ID=\(id) VERSION_ID=\(vid) (\(img.short))")
+            }
+            why = "/etc/os-release ID=\(id) VERSION_ID=\(vid) matches no rootfs-manifest"
+        } else if rootfs != nil && manifestName == nil {
+            why = "the image has no readable /etc/os-release"
+        }
+        if let e = catalog.error { why += " (ignored a broken rootfs-manifest: \(e))" }
+        return KernelChoice(profile: .host, chosenBy: "host (\(why))",
+                            note: "running with the host's kernel interface: \(why); choose one with --kernel PROFILE")
+    }
+
+    static func validate(_ p: KernelProfile, spec: String) throws {
+        do { try p.validate() } catch let e as AZLError {
+            throw AZLError(e.kind, "--kernel \(spec): \(e.message)", hint: e.hint)
+        }
+    }
+
+    /// The first manifest image whose os_id is ID and whose os_version_id is VERSION_ID or
+    /// its prefix up to a dot (Alpine's VERSION_ID is the point release, 3.20.3).
+    static func match(_ images: [ManifestKey], id: String, versionID: String) -> ManifestKey? {
+        guard !id.isEmpty else { return nil }
+        return images.first { $0.osID == id && $0.osVersionID == versionID }
+            ?? images.first { $0.osID == id && !$0.osVersionID.isEmpty && versionID.hasPrefix($0.osVersionID + ".") }
+    }
+
+    /// KEY=VALUE pairs of the tree's /etc/os-release (else /usr/lib/os-release), resolved
+    /// inside the tree: a symlink in the image cannot make us read a host file.
+    static func osRelease(rootfs: String) -> [String: String]? {
+        let root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { return nil }
+        defer { close(root) }
+        for path in ["etc/os-release", "usr/lib/os-release"] {
+            let fd = azl_openat2(root, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+            if fd < 0 { continue }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            var bytes = [UInt8](repeating: 0, count: 16384)
+            var n = 0
+            while n < bytes.count {
+                let r = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + n, $0.count - n) }
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 { break }
+                n += r
+            }
+            return parseOSRelease(String(decoding: bytes[0..<n], as: UTF8.self))
+        }
+        return nil
+    }
+
+    /// os-release(5): KEY=value, the value optionally in double or single quotes.
+    static func parseOSRelease(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let l = line.trimmingCharacters(in: .whitespaces)
+            guard !l.hasPrefix("#"), let eq = l.firstIndex(of: "=") else { continue }
+            let key = String(l[..<eq])
+            var v = String(l[l.index(after: eq)...])
+            if v.count >= 2, let f = v.first, f == "\"" || f == "'", v.last == f {
+                v = String(v.dropFirst().dropLast())
+                if f == "\"" {
+                    var r = "", esc = false
+                    for ch in v {
+                        if esc { r.append(ch); esc = false } else if ch == "\\" { esc = true } else { r.append(ch) }
+                    }
+                    v = r
+                }
+            }
+            out[key] = v
+        }
+        return out
+    }
+}
+
+/// The manifests' names, os-release keys and kernel profiles. Without manifests of the user's
+/// own, the bundled keys and profiles compiled into the binary (no TOML parsing on `run`'s hot
+/// path); otherwise every manifest, parsed. A broken user manifest does not stop `run`: the
+/// bundled ones still count, and the error is said with --verbose.
+final class Catalog {
+    private(set) var keys: [ManifestKey]
+    private var kernels: [String: ManifestKernel] = [:]
+    private(set) var error: String?
+
+    init() {
+        keys = Manifests.bundledKeys
+        guard Manifests.hasUserManifests() else { return }
+        do {
+            let m = try Manifests.load()
+            keys = m.keys
+            kernels = m.kernels
+        } catch {
+            self.error = "\(error)"
+        }
+    }
+
+    func find(_ name: String) -> ManifestKey? {
+        keys.first { $0.short == name } ?? keys.first { $0.aliases.contains(name) }
+    }
+
+    func profile(named name: String) -> KernelProfile? {
+        if let k = kernels[name] {
+            return KernelProfile(name: k.name, release: k.release, version: k.version, major: k.major, minor: k.minor,
+                                 patch: k.patch, source: k.source ?? "rootfs-manifests")
+        }
+        return KernelProfile.named(name)
+    }
+}
+
+extension KernelPolicy {
+    /// What the sandbox's C part applies (SandboxPlan records).
+    var sandboxSettings: SandboxPlan.KernelSettings {
+        let c = capabilities
+        return SandboxPlan.KernelSettings(
+            profile: profile.isHost ? "host" : profile.name, seccomp: bpf,
+            uts: notifyUname ? .init(release: uts.release, version: uts.version, procVersion: procVersion) : nil,
+            capabilities: .init(bounding: c.bounding, effective: c.effective, permitted: c.permitted,
+                                inheritable: c.inheritable, ambient: c.ambient),
+            noNewPrivs: noNewPrivs)
+    }
+}

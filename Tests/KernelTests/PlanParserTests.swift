@@ -1,0 +1,145 @@
+import Core
+import Foundation
+import Kernel
+import Sandbox
+import TestSupport
+import Testing
+
+/// The helper's plan parser (Sources/azl-shell-sandbox/plan.c, compiled here with a small
+/// driver, Fixtures/plan_parse.c) on the kernel-policy records: what Swift writes parses to the
+/// same values, and every malformed record is refused with a reason.
+@Suite(.serialized)
+struct PlanParserTests {
+    final class Driver: @unchecked Sendable {
+        let dir: String
+        let exe: String
+        init() throws {
+            var template = Array("/tmp/azl-plan-test-XXXXXX".utf8CString)
+            guard let p = mkdtemp(&template) else { throw AZLError.errno(errno, "mkdtemp", path: "/tmp") }
+            dir = String(cString: p)
+            TempDirectories.removeAtExit(dir)
+            exe = dir + "/plan_parse"
+            let sb = Fixtures.repo + "/Sources/azl-shell-sandbox"
+            let r = Subprocess.run(["/usr/bin/env", "cc", "-O1", "-Wall", "-Werror", "-D_GNU_SOURCE", "-I", sb, "-o", exe,
+                                    Fixtures.repo + "/Tests/KernelTests/Fixtures/plan_parse.c", sb + "/plan.c", sb + "/seccomp_notify.c"])
+            if r.status != 0 { throw AZLError(.internal, "cc failed: \(r)") }
+        }
+        func parse(_ bytes: [UInt8]) throws -> RunResult {
+            let f = dir + "/plan-\(UInt32.random(in: 0...UInt32.max))"
+            try Data(bytes).write(to: URL(fileURLWithPath: f))
+            defer { unlink(f) }
+            return Subprocess.run([exe, f])
+        }
+    }
+    static let driver = Result { try Driver() }
+
+    static func encode(_ records: [[String]]) -> [UInt8] {
+        var out: [UInt8] = []
+        for fields in records {
+            var payload: [UInt8] = []
+            for f in fields { payload += Array(f.utf8) + [0] }
+            let n = UInt32(payload.count)
+            out += [UInt8(n & 0xff), UInt8((n >> 8) & 0xff), UInt8((n >> 16) & 0xff), UInt8(n >> 24)] + payload
+        }
+        return out
+    }
+
+    static let base: [[String]] = [
+        ["azl-plan", SandboxPlan.version], ["ns", "user", "mount", "pid"], ["uidmap", "", "0", "1000", "1"],
+        ["gidmap", "", "0", "1000", "1"], ["root", "/t", "overlay"], ["argv", "sh"],
+    ]
+    static let caps = ["caps", "00000000a80425ff", "00000000a80425ff", "00000000a80425ff", "0000000000000000", "0000000000000000"]
+
+    func parse(_ extra: [[String]]) throws -> RunResult {
+        try Self.driver.get().parse(Self.encode(Self.base + extra))
+    }
+
+    @Test func whatSwiftWritesTheHelperReads() throws {
+        let policy = try KernelPolicy.build(profile: #require(KernelProfile.named("cbl-mariner-2.0")), capsDrop: ["net_raw"])
+        let c = policy.capabilities
+        var req = RunRequest(rootfs: "/t", imageName: "x")
+        req.kernel = SandboxPlan.KernelSettings(
+            profile: policy.profile.name, seccomp: policy.bpf,
+            uts: .init(release: policy.uts.release, version: policy.uts.version, procVersion: policy.procVersion),
+            capabilities: .init(bounding: c.bounding, effective: c.effective, permitted: c.permitted), noNewPrivs: true)
+        var b = PlanBuilder(request: req, host: HostFacts(uid: 1000, gid: 1000, userName: "u", home: "/h", cwd: "/"),
+                            readImageFile: { _ in nil }, hostPathExists: { _ in true })
+        let r = try Self.driver.get().parse(try b.build().encoded())
+        #expect(r.status == 0, "\(r)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("bpf_len \(policy.bpf.count)"))
+        #expect(lines.contains("bpf_first " + policy.bpf.prefix(8).map { String(format: "%02x", $0) }.joined()))
+        #expect(lines.contains("notify_uname 1"))
+        #expect(lines.contains("caps \(String(c.bounding, radix: 16)) \(String(c.bounding, radix: 16)) \(String(c.bounding, radix: 16)) 0 0"))
+        #expect(c.bounding == 0xa80405ff)
+        #expect(lines.contains("uname 5.15.138.1-1.cm2|\(policy.uts.version)"))
+        #expect(lines.contains("nnp 1"))
+        #expect(lines.contains("rofile /proc/version 444 \(policy.procVersion.utf8.count)"))
+        #expect(lines.contains("rofile /proc/sys/kernel/osrelease 444 \("5.15.138.1-1.cm2\n".utf8.count)"))
+    }
+
+    @Test func aPlanWithoutPolicyRecordsStillParses() throws {
+        let r = try parse([])
+        #expect(r.status == 0 && r.stdout.contains("bpf_len 0\n") && r.stdout.contains("nnp 0\n"), "\(r)")
+    }
+
+    @Test(arguments: [
+        ([["seccomp", "0600000000007f", "-"]], "seccomp program size"),                                // 7 bytes
+        ([["seccomp", "06000000000000zz", "-"]], "bad hex"),
+        ([["seccomp", "", "-"]], "seccomp program size"),
+        ([["seccomp", String(repeating: "0", count: 16 * 4097), "-"]], "seccomp program size"),        // > BPF_MAXINSNS
+        ([["seccomp", "060000000000ff7f"]], "bad seccomp record"),
+        ([["seccomp", "060000000000ff7f", "notify-all"]], "unknown seccomp option"),
+        ([["seccomp", "060000000000ff7f", "-"], ["seccomp", "060000000000ff7f", "-"]], "bad seccomp record"),
+        ([["seccomp", "060000000000ff7f", "notify-uname"]], "without a uname record"),
+        ([["uname", "6.6.1", "#1"]], "without a uname record"),
+        ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", String(repeating: "6", count: 65), "#1"]], "longer than 64"),
+        ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", "", "#1"]], "longer than 64"),
+        ([["caps", "a80425ff", "0", "0", "0", "0"]], "bad capability mask"),
+        ([["caps", "00000000a80425fg", "0000000000000000", "0000000000000000", "0000000000000000", "0000000000000000"]], "bad capability mask"),
+        ([Array(caps.prefix(5))], "bad caps record"),
+        ([caps, caps], "bad caps record"),
+        ([["nnp", "1"]], "bad nnp record"),
+        ([["mount", "rofile", "/proc/version", "", "x", "ro", "10000"]], "bad mode"),
+        ([["seccomp-v3", "00"]], "unknown plan record"),
+    ] as [([[String]], String)])
+    func malformedRecordsAreRefused(_ extra: [[String]], _ reason: String) throws {
+        let r = try parse(extra)
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stdout.hasPrefix("error: ") && r.stdout.contains(reason), "\(r)")
+    }
+
+    @Test func truncatedPlansAreRefused() throws {
+        let good = Self.encode(Self.base + [["seccomp", "060000000000ff7f", "-"], Self.caps, ["nnp"]])
+        #expect(try Self.driver.get().parse(good).status == 0)
+        // Every proper prefix that cuts a record is refused, never read past its end.
+        var lengths: [Int] = []
+        var i = 0
+        while i < good.count {
+            let n = Int(good[i]) | Int(good[i + 1]) << 8 | Int(good[i + 2]) << 16 | Int(good[i + 3]) << 24
+            i += 4 + n
+            lengths.append(i)
+        }
+        for cut in stride(from: 1, to: good.count, by: 7) where !lengths.contains(cut) {
+            let r = try Self.driver.get().parse(Array(good.prefix(cut)))
+            #expect(r.status == 1 && r.stdout.hasPrefix("error: "), "cut at \(cut): \(r)")
+        }
+    }
+}
+
+/// Folders the compiled fixtures live in: static, so never deinitialized; removed at exit.
+enum TempDirectories {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var paths: [String] = []
+
+    static func removeAtExit(_ path: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        if paths.isEmpty {
+            atexit {
+                for p in TempDirectories.paths { try? FileManager.default.removeItem(atPath: p) }
+            }
+        }
+        paths.append(path)
+    }
+}

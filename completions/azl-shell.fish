@@ -1,0 +1,172 @@
+function __azl-shell_should_offer_completions_for_flags_or_options -a expected_commands
+    set -l non_repeating_flags_or_options $argv[2..]
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __azl-shell_parse_tokens
+    test "$commands" = "$expected_commands"; and return $non_repeating_flags_or_options_absent
+end
+
+function __azl-shell_should_offer_completions_for_positional -a expected_commands positional_index_comparison expected_positional_index
+    set -l non_repeating_flags_or_options
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __azl-shell_parse_tokens
+    test "$commands" = "$expected_commands" -a \( "$positional_index" "$positional_index_comparison" "$expected_positional_index" \)
+end
+
+function __azl-shell_parse_tokens -S
+    set -l unparsed_tokens (__azl-shell_tokens -pc)
+    switch $unparsed_tokens[1]
+    case 'azl-shell'
+        __azl-shell_parse_subcommand 0 'version' 'h/help'
+        switch $unparsed_tokens[1]
+        case 'run'
+            __azl-shell_parse_subcommand -r 1 'root=' 'v/verbose' 'q/quiet' 'platform=' 'tls-verify=' 'creds=' 'json' 'image=' 'e/env=+' 'volume=+' 'w/workdir=' 'u/user=' 'hostname=' 'network=' 'read-only' 'kernel=' 'cap-add=+' 'cap-drop=+' 'version' 'h/help'
+        case 'pull'
+            __azl-shell_parse_subcommand 1 'root=' 'v/verbose' 'q/quiet' 'platform=' 'tls-verify=' 'creds=' 'json' 'version' 'h/help'
+        case 'import'
+            __azl-shell_parse_subcommand 1 'root=' 'v/verbose' 'q/quiet' 'name=' 'json' 'version' 'h/help'
+        case 'images'
+            __azl-shell_parse_subcommand 0 'root=' 'v/verbose' 'q/quiet' 'json' 'digests' 'available' 'version' 'h/help'
+        case 'rmi'
+            __azl-shell_parse_subcommand -r 1 'root=' 'v/verbose' 'q/quiet' 'version' 'h/help'
+        case 'prune'
+            __azl-shell_parse_subcommand 0 'root=' 'v/verbose' 'q/quiet' 'json' 'version' 'h/help'
+        case 'kernel'
+            __azl-shell_parse_subcommand 0 'root=' 'v/verbose' 'q/quiet' 'image=' 'kernel=' 'cap-add=+' 'cap-drop=+' 'json' 'list' 'version' 'h/help'
+        case 'help'
+            __azl-shell_parse_subcommand -r 1 'version'
+        end
+    end
+end
+
+function __azl-shell_tokens
+    if test (string split -m 1 -f 1 -- . "$FISH_VERSION") -gt 3
+        commandline --tokens-raw $argv
+    else
+        commandline -o $argv
+    end
+end
+
+function __azl-shell_parse_subcommand -S -a positional_count
+    argparse -s r -- $argv
+    set -l option_specs $argv[2..]
+    set -l is_repeating_positional $_flag_r
+    set -el _flag_r
+    set -a commands $unparsed_tokens[1]
+    set positional_index 0
+    while true
+        set -e unparsed_tokens[1]
+        argparse -sn "$commands" $option_specs -- $unparsed_tokens 2> /dev/null
+        set unparsed_tokens $argv
+        set positional_index (math $positional_index + 1)
+        for non_repeating_flag_or_option in $non_repeating_flags_or_options
+            if set -ql "_flag_$(string replace -a - _ -- $non_repeating_flag_or_option)"
+                set non_repeating_flags_or_options_absent 1
+                break
+            end
+        end
+        test (count $unparsed_tokens) -eq 0 -o \( -z "$is_repeating_positional" -a "$positional_index" -gt "$positional_count" \) && break
+    end
+end
+
+function __azl-shell_complete_directories
+    set -l token (commandline -t)
+    string match -- '*/' $token
+    set -l subdirs $token*/
+    printf %s\n $subdirs
+end
+
+function __azl-shell_custom_completion
+    set -x SAP_SHELL fish
+    set -x SAP_SHELL_VERSION $FISH_VERSION
+    set -l tokens (__azl-shell_tokens -p)
+    if test -z "$(__azl-shell_tokens -t)"
+        set -l index (count (__azl-shell_tokens -pc))
+        set tokens $tokens[..$index] \'\' $tokens[(math $index + 1)..]
+    end
+    command $tokens[1] $argv $tokens
+end
+
+complete -c 'azl-shell' -f
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell" version' -l 'version' -d 'Show the version.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell" -eq 1' -fa 'run' -d 'Run a command inside an image, rootless, with an ephemeral root.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell" -eq 1' -fa 'pull' -d 'Fetch an image from an OCI registry (or by a short name from rootfs-manifests).'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell" -eq 1' -fa 'import' -d 'Import a rootfs tarball (.tar, .tar.gz, .tar.xz, .tar.zst; detected by content) as an image.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell" -eq 1' -fa 'images' -d 'List stored images.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell" -eq 1' -fa 'rmi' -d 'Remove image names, and the data only they used.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell" -eq 1' -fa 'prune' -d 'Remove blobs and unpacked trees no image references.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell" -eq 1' -fa 'kernel' -d 'Show the kernel profile and security policy a run gets.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" root' -l 'root' -d 'State directory (default: $AZL_SHELL_ROOT or $XDG_DATA_HOME/azl-shell).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" v verbose' -l 'verbose' -s 'v' -d 'Say more about what is done.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" q quiet' -l 'quiet' -s 'q' -d 'Print nothing but errors.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" platform' -l 'platform' -d 'Platform to pull from a multi-arch image (default: this machine).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" tls-verify' -l 'tls-verify' -d 'Verify TLS certificates; false also allows plain HTTP (default: true).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" creds' -l 'creds' -d 'Credentials for the registry (default: the auth files).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" json' -l 'json' -d 'Pull progress as one JSON event per line (stdout for pull, stderr for run).'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" image' -l 'image' -d 'The image to run (NAME[:TAG] or an image id).' -rfka '(__azl-shell_custom_completion ---completion run -- --image)'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run"' -s 'e' -l 'env' -d 'Set KEY=VALUE in the command\'s environment, or pass KEY through from yours.' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run"' -l 'volume' -d 'Bind-mount the host\'s SRC at DST (add :ro for read-only).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" w workdir' -s 'w' -l 'workdir' -d 'Working directory inside (default: the current directory, bind-mounted).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" u user' -s 'u' -l 'user' -d 'root (default), keep-id (your own uid, gid and name), UID[:GID] or a user of the image.' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" hostname' -l 'hostname' -d 'Hostname inside (default: the image name).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" network' -l 'network' -d 'host (default: share the host\'s network) or none (only lo).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" read-only' -l 'read-only' -d 'Immutable root: only /tmp, /var/tmp and /run are writable.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" kernel' -l 'kernel' -d 'The kernel the command sees: a profile (azl-shell kernel --list), a release such as 5.15.0, or host (default: the image\'s profile).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run"' -l 'cap-add' -d 'Keep this capability too (CAP_NET_ADMIN, net_admin, or all); repeatable.' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run"' -l 'cap-drop' -d 'Drop this capability from the default set (or all); repeatable.' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" version' -l 'version' -d 'Show the version.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell run" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell pull" root' -l 'root' -d 'State directory (default: $AZL_SHELL_ROOT or $XDG_DATA_HOME/azl-shell).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell pull" v verbose' -l 'verbose' -s 'v' -d 'Say more about what is done.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell pull" q quiet' -l 'quiet' -s 'q' -d 'Print nothing but errors.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell pull" platform' -l 'platform' -d 'Platform to pull from a multi-arch image (default: this machine).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell pull" tls-verify' -l 'tls-verify' -d 'Verify TLS certificates; false also allows plain HTTP (default: true).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell pull" creds' -l 'creds' -d 'Credentials for the registry (default: the auth files).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell pull" json' -l 'json' -d 'Pull progress as one JSON event per line (stdout for pull, stderr for run).'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell pull" version' -l 'version' -d 'Show the version.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell pull" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell import" root' -l 'root' -d 'State directory (default: $AZL_SHELL_ROOT or $XDG_DATA_HOME/azl-shell).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell import" v verbose' -l 'verbose' -s 'v' -d 'Say more about what is done.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell import" q quiet' -l 'quiet' -s 'q' -d 'Print nothing but errors.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell import" -eq 1' -F
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell import" name' -l 'name' -d 'Name for the image, NAME[:TAG] (default tag: latest).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell import" json' -l 'json' -d 'Print the record as JSON.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell import" version' -l 'version' -d 'Show the version.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell import" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell images" root' -l 'root' -d 'State directory (default: $AZL_SHELL_ROOT or $XDG_DATA_HOME/azl-shell).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell images" v verbose' -l 'verbose' -s 'v' -d 'Say more about what is done.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell images" q quiet' -l 'quiet' -s 'q' -d 'Print nothing but errors.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell images" json' -l 'json' -d 'One JSON array of records.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell images" digests' -l 'digests' -d 'Print image ids only.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell images" available' -l 'available' -d 'List the images azl-shell knows by short name (rootfs-manifests), pulled or not.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell images" version' -l 'version' -d 'Show the version.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell images" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell rmi" root' -l 'root' -d 'State directory (default: $AZL_SHELL_ROOT or $XDG_DATA_HOME/azl-shell).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell rmi" v verbose' -l 'verbose' -s 'v' -d 'Say more about what is done.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell rmi" q quiet' -l 'quiet' -s 'q' -d 'Print nothing but errors.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_positional "azl-shell rmi" -ge 1' -fka '(__azl-shell_custom_completion ---completion rmi -- positional@0)'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell rmi" version' -l 'version' -d 'Show the version.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell rmi" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell prune" root' -l 'root' -d 'State directory (default: $AZL_SHELL_ROOT or $XDG_DATA_HOME/azl-shell).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell prune" v verbose' -l 'verbose' -s 'v' -d 'Say more about what is done.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell prune" q quiet' -l 'quiet' -s 'q' -d 'Print nothing but errors.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell prune" json' -l 'json' -d 'Print what was removed as JSON.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell prune" version' -l 'version' -d 'Show the version.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell prune" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel" root' -l 'root' -d 'State directory (default: $AZL_SHELL_ROOT or $XDG_DATA_HOME/azl-shell).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel" v verbose' -l 'verbose' -s 'v' -d 'Say more about what is done.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel" q quiet' -l 'quiet' -s 'q' -d 'Print nothing but errors.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel" image' -l 'image' -d 'Show what a run of this image gets (NAME[:TAG] or an image id).' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel" kernel' -l 'kernel' -d 'A profile, a release such as 5.15.0, or host.' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel"' -l 'cap-add' -d 'As for run.' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel"' -l 'cap-drop' -d 'As for run.' -rfka ''
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel" json' -l 'json' -d 'One JSON object.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel" list' -l 'list' -d 'List the kernel profiles instead.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel" version' -l 'version' -d 'Show the version.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell kernel" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'azl-shell' -n '__azl-shell_should_offer_completions_for_flags_or_options "azl-shell help" version' -l 'version' -d 'Show the version.'
