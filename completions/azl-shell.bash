@@ -206,7 +206,7 @@ _azl-shell_run() {
         return
         ;;
     '--image')
-        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion run -- --image)"
+        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion run -- --image "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
         return
         ;;
     '-e'|'--env')
@@ -321,7 +321,7 @@ _azl-shell_rmi() {
     # Offer positional completions
     case "${positional_number}" in
     *)
-        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion rmi -- positional@0)"
+        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion rmi -- positional@0 "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
         return
         ;;
     esac

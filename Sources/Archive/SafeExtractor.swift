@@ -80,9 +80,10 @@ public final class SafeExtractor {
     }
 
     /// Extract the archive read from `fd`. `name` is used in messages. If `teeFD` is given,
-    /// every input byte is also written there (to keep the blob while reading it once).
-    public func extract(fd: Int32, name: String, teeFD: Int32? = nil) throws -> ExtractResult {
-        let stream = TarStream(inputFD: fd, teeFD: teeFD, sourceName: name)
+    /// every input byte is also written there (to keep the blob while reading it once). When
+    /// the caller knows the input's digest (`knownBlobDigest`), it is not computed again.
+    public func extract(fd: Int32, name: String, teeFD: Int32? = nil, knownBlobDigest: Digest? = nil) throws -> ExtractResult {
+        let stream = TarStream(inputFD: fd, teeFD: teeFD, sourceName: name, knownBlobDigest: knownBlobDigest)
         try stream.open()
         while let entry = try stream.next() {
             result.entries += 1

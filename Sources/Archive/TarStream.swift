@@ -46,9 +46,14 @@ final class TarStream {
     private var producer: Thread?
     private let producerFinished = DispatchSemaphore(value: 0)
 
-    init(inputFD: Int32, teeFD: Int32?, sourceName: String) {
+    /// The input's digest when the caller hashed it already (a file hashed to find a reuse):
+    /// then it is not hashed a second time.
+    let knownBlobDigest: Digest?
+
+    init(inputFD: Int32, teeFD: Int32?, sourceName: String, knownBlobDigest: Digest? = nil) {
         self.inputFD = inputFD
         self.teeFD = teeFD
+        self.knownBlobDigest = knownBlobDigest
         self.sourceName = sourceName
         readBuffer = UnsafeMutableRawPointer.allocate(byteCount: TarStream.bufferSize, alignment: 16)
         ring = (0..<TarStream.slots).map { _ in UnsafeMutableRawPointer.allocate(byteCount: TarStream.bufferSize, alignment: 16) }
@@ -130,7 +135,7 @@ final class TarStream {
         if let e = producerError { throw e }
     }
 
-    var blobDigest: Digest { blobHasher.finalize() }
+    var blobDigest: Digest { knownBlobDigest ?? blobHasher.finalize() }
     var diffID: Digest { tarHasher.finalize() }
 
     /// Turn libarchive's state into a typed error naming the source.
@@ -168,7 +173,7 @@ final class TarStream {
 
     private func consumeInput(_ n: Int) throws {
         guard n > 0 else { return }
-        blobHasher.update(UnsafeRawBufferPointer(start: readBuffer, count: n))
+        if knownBlobDigest == nil { blobHasher.update(UnsafeRawBufferPointer(start: readBuffer, count: n)) }
         blobBytes += Int64(n)
         if let teeFD {
             var off = 0

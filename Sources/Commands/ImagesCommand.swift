@@ -60,7 +60,7 @@ struct RmiCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "NAME[:TAG] or image id.", completion: .custom(Completion.imageNames))
+    @Argument(help: "NAME[:TAG] or image id.", completion: .custom { words, _, _ in Completion.imageNames(words) })
     var images: [String]
 
     func run() throws {

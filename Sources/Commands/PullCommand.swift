@@ -12,9 +12,12 @@ struct PullCommand: ParsableCommand {
         abstract: "Fetch an image from an OCI registry (or by a short name from rootfs-manifests).",
         discussion: """
         Examples: azl-shell pull azurelinux:3.0; azl-shell pull mcr.microsoft.com/azurelinux/base/core:3.0
-        Progress goes to stderr: bars on a terminal, plain lines otherwise, nothing with --quiet;
-        --json prints one JSON event per line on stdout instead. The image digest is printed on
-        stdout at the end (not with --quiet or --json).
+
+        Progress goes to stderr: bars on a terminal, plain lines otherwise, nothing with --quiet; \
+        --json prints one JSON event per line on stdout instead. The image digest is printed on \
+        stdout at the end (not with --quiet or --json). Credentials come from --creds, else \
+        $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, \
+        ~/.docker/config.json.
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -35,7 +38,7 @@ struct PullOptionsGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Platform to pull from a multi-arch image (default: this machine).", valueName: "OS/ARCH[/VARIANT]"))
     var platform: String?
 
-    @Option(name: .customLong("tls-verify"), help: "Verify TLS certificates; false also allows plain HTTP (default: true).")
+    @Option(name: .customLong("tls-verify"), help: ArgumentHelp("Verify TLS certificates; false also allows plain HTTP.", valueName: "true|false"))
     var tlsVerify: Bool = true
 
     @Option(name: .long, help: ArgumentHelp("Credentials for the registry (default: the auth files).", valueName: "USER:PASSWORD"))

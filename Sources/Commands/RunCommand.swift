@@ -25,7 +25,7 @@ struct RunCommand: ParsableCommand {
     /// Used only when the image is not stored yet and is pulled first.
     @OptionGroup(title: "Pull options (when the image is not stored yet)") var pull: PullOptionsGroup
 
-    @Option(name: .long, help: "The image to run (NAME[:TAG] or an image id).", completion: .custom(Completion.imageNames))
+    @Option(name: .long, help: "The image to run: NAME[:TAG] or an image id from the store, a known short name (azurelinux:3.0) or a registry reference; those two are pulled on first use.", completion: .custom { words, _, _ in Completion.imageNames(words) })
     var image: String?
 
     @Option(name: .long, help: ArgumentHelp("Run in this unpacked root directory instead of a stored image.", visibility: .hidden))

@@ -21,10 +21,10 @@ public enum FilterCache {
         for g in rules.gated { s += " \(g.nr)" }
         s += "\ndenied"
         for d in rules.denied {
-            s += " \(d.name)/\(SyscallTable.lookup(d.name, arch: rules.arch)?.nr ?? -1)/\(d.condition)"
+            s += " \(d.name)/\(SyscallTable.lookup(d.name, arch: rules.arch)?.nr ?? -1)/" + d.condition.keyText
         }
         s += "\ncompat-only"
-        for d in rules.compatOnlyDenied { s += " \(d.name)/\(d.condition)" }
+        for d in rules.compatOnlyDenied { s += " \(d.name)/" + d.condition.keyText }
         return Digest.of(Data(s.utf8)).hex
     }
 

@@ -97,36 +97,6 @@ public struct KernelPolicy: Equatable, Sendable {
     /// Instructions in the program.
     public var instructionCount: Int { bpf.count / 8 }
 
-    /// Suggested plan records (SandboxPlan fields are NUL-terminated strings, so the BPF is hex):
-    ///   seccomp HEXBPF NOTIFY           NOTIFY: "notify-uname" or "-"
-    ///   caps BOUNDING EFFECTIVE PERMITTED INHERITABLE AMBIENT   (hex, 0x-less, 16 digits)
-    ///   uname RELEASE VERSION           (only when notifyUname)
-    ///   nnp                             (no_new_privs)
-    public var planRecords: [[String]] {
-        func hex(_ v: UInt64) -> String {
-            let s = String(v, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
-        }
-        var out: [[String]] = [
-            ["seccomp", KernelPolicy.hex(bpf), notifyUname ? "notify-uname" : "-"],
-            ["caps", hex(capabilities.bounding), hex(capabilities.effective), hex(capabilities.permitted),
-             hex(capabilities.inheritable), hex(capabilities.ambient)],
-        ]
-        if notifyUname { out.append(["uname", uts.release, uts.version]) }
-        if noNewPrivs { out.append(["nnp"]) }
-        return out
-    }
-
-    public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }
 
 /// The rule list, separated from libseccomp so it can be inspected.

@@ -150,7 +150,7 @@ public final class ImageStore {
             }
         }
         throw AZLError(.notFound, "no image named \(reference) in \(paths.root)",
-                       hint: "see `azl-shell images`, or import one with `azl-shell import FILE --name \(reference)`")
+                       hint: "see `azl-shell images`; get one with `azl-shell pull REGISTRY/REPO:TAG` or `azl-shell import FILE --name \(reference)`")
     }
 
     public func meta(_ tree: Digest) throws -> TreeMeta {

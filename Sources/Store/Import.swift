@@ -43,8 +43,10 @@ extension ImageStore {
         }
 
         var blobLock: FileLock?
+        var knownDigest: Digest?
         if (st.st_mode & S_IFMT) == S_IFREG {
             let digest = try ImageStore.hashFile(fd: fd, name: display)
+            knownDigest = digest
             blobLock = try lock("blob", digest, .exclusive)
             if let outcome = try reuse(blob: digest, name: name, tag: tag, source: display) {
                 return outcome
@@ -58,7 +60,16 @@ extension ImageStore {
         let staged = s.path + "/tree"
         try FS.mkdirs(staged + "/rootfs", mode: 0o700)
         let ex = try SafeExtractor(root: staged + "/rootfs")
-        let result = try ex.extract(fd: fd, name: display)
+        let result = try ex.extract(fd: fd, name: display, knownBlobDigest: knownDigest)
+        if knownDigest != nil {
+            // The digest came from a first read; a file rewritten since would be recorded
+            // under the wrong digest, and a later import of the real file would reuse this tree.
+            var after = stat()
+            fstat(fd, &after)
+            if after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec || after.st_mtim.tv_nsec != st.st_mtim.tv_nsec {
+                throw AZLError(.io, "\(display) changed while it was being imported", hint: "import it again once nothing writes to it")
+            }
+        }
         if blobLock == nil { blobLock = try lock("blob", result.blobDigest, .exclusive) }
         try recordDiffID(result.diffID, forBlob: result.blobDigest)
 

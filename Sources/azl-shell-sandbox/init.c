@@ -53,20 +53,6 @@ static void bring_up_lo(void) {
     close(s);
 }
 
-static void send_fd(int sock, int fd) {
-    char byte = 'p';
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) die("cannot pass the terminal to the supervisor");
-}
-
 static const char *env_get(char **env, const char *key) {
     size_t n = strlen(key);
     for (; *env; env++)
@@ -194,20 +180,13 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize) {
         slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
         if (slave < 0) die("cannot open the pty");
         if (winsize) ioctl(slave, TIOCSWINSZ, winsize);
-        send_fd(pty_sock, master);
+        if (azl_seccomp_send_fd(pty_sock, master) < 0) die("cannot pass the terminal to the supervisor");
         close(master);
         close(pty_sock);
     }
 
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGWINCH);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    block_forwarded_signals(&set);
     int stderr_tty = isatty(2);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0) die("signalfd");

@@ -253,14 +253,7 @@ int main(int argc, char **argv) {
     /* Signals to forward are read from a signalfd; blocked here, so pid 1 inherits them
      * blocked too and reads them with sigwaitinfo. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGWINCH);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    block_forwarded_signals(&set);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0) die("signalfd");
     signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill the relay; the command resets it */
@@ -319,4 +312,15 @@ int main(int argc, char **argv) {
         }
     }
     supervise(child, sfd, master);
+}
+
+void block_forwarded_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGCHLD);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGWINCH);
+    sigprocmask(SIG_BLOCK, set, NULL);
 }

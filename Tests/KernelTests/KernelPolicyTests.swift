@@ -221,16 +221,6 @@ struct KernelPolicyTests {
         #expect(throws: AZLError.self) { try KernelPolicy.build(profile: .host, arch: other) }
     }
 
-    @Test func planRecordsCarryEverything() throws {
-        let p = try KernelPolicy.build(profile: #require(KernelProfile.named("azurelinux-3.0")))
-        let r = p.planRecords
-        #expect(r[0][0] == "seccomp" && r[0][1].count == p.bpf.count * 2 && r[0][2] == "notify-uname")
-        #expect(r[1] == ["caps", "00000000a80425ff", "00000000a80425ff", "00000000a80425ff", "0000000000000000", "0000000000000000"])
-        #expect(r.contains(["uname", p.uts.release, p.uts.version]))
-        #expect(r.contains(["nnp"]))
-        #expect(KernelPolicy.hex([0, 15, 255]) == "000fff")
-    }
-
     @Test func reportNamesWhatIsGated() throws {
         let p = try KernelPolicy.build(profile: #require(KernelProfile.named("cbl-mariner-2.0")))
         let r = KernelReport(policy: p)

@@ -208,6 +208,11 @@ import Testing
         return p
     }
 
+    /// Remove what `write` made (the folder of each file).
+    func remove(_ paths: String...) {
+        for p in paths { try? FileManager.default.removeItem(atPath: (p as NSString).deletingLastPathComponent) }
+    }
+
     func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
 
     @Test func credentialLookupOrderAndKeys() throws {
@@ -220,6 +225,7 @@ import Testing
                   "localhost:5000":{"username":"u","password":"p"}},
          "credsStore":"desktop"}
         """#)
+        defer { remove(first, docker) }
         let store = CredentialStore(files: [first, "/nonexistent/auth.json", docker])
         let hub = try store.credentials(for: ImageReference.parse("alpine"))
         #expect(hub?.username == "hubuser")
@@ -241,6 +247,7 @@ import Testing
 
     @Test func badAuthFileIsAnErrorNamingIt() throws {
         let p = try write("{not json")
+        defer { remove(p) }
         #expect {
             _ = try CredentialStore(files: [p]).credentials(for: ImageReference.parse("alpine"))
         } throws: { e in

@@ -60,8 +60,11 @@ final class Events: @unchecked Sendable {
     var handler: @Sendable (PullEvent) -> Void { { [self] e in self.add(e) } }
 }
 
+/// A fresh folder inside the suite's fixture folder (removed with it when the suite ends).
 func tempDir(_ name: String) throws -> String {
-    var template = Array("/tmp/azl-regtest-\(name)-XXXXXX".utf8CString)
+    let parent = SharedRegistry.current.map { $0.fixture.base + "/sinks" } ?? NSTemporaryDirectory()
+    try FS.mkdirs(parent)
+    var template = Array("\(parent)/azl-regtest-\(name)-XXXXXX".utf8CString)
     guard let p = mkdtemp(&template) else { throw AZLError.errno(errno, "mkdtemp", path: "/tmp") }
     return String(cString: p)
 }
