@@ -41,7 +41,7 @@ let package = Package(
         // The bundled rootfs-manifests/ (embedded at build time) and the user's overrides.
         .target(name: "Manifests", dependencies: ["Core", .product(name: "TOMLKit", package: "TOMLKit")]),
         // SandboxPlan, its builder, and the launcher that hands it to the C part.
-        .target(name: "Sandbox", dependencies: ["Core"]),
+        .target(name: "Sandbox", dependencies: ["Core", "CLinux"]),
         // Kernel profiles, the per-arch syscall tables (generated Swift, see kernel-data/gen-swift.py),
         // the seccomp program (libseccomp) and the capability sets.
         .target(name: "Kernel", dependencies: ["Core", "CSeccomp"]),
@@ -52,7 +52,10 @@ let package = Package(
         ]),
         .executableTarget(name: "azl-shell", dependencies: ["Commands"]),
         // The single-threaded C part: unshare, id maps, mounts, pivot_root, pid 1, exec.
-        .executableTarget(name: "azl-shell-sandbox", cSettings: [.define("_GNU_SOURCE")]),
+        // Static, and without the Swift runtime (see no_swift_runtime.c): it starts in the time
+        // of a C no-op.
+        .executableTarget(name: "azl-shell-sandbox", cSettings: [.define("_GNU_SOURCE")],
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
 
         // Hostile tarball builders, running the binary as the unprivileged test user, fixtures.
         .target(name: "TestSupport", dependencies: ["Core"]),

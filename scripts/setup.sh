@@ -9,7 +9,7 @@ packages=(
   uidmap                                     # newuidmap/newgidmap: full subuid range maps
   xz-utils zstd gzip tar findutils procps iproute2 util-linux rsync  # tests inspect with these
   docker-registry skopeo umoci apache2-utils # a real OCI registry, image tools, htpasswd
-  python3                                    # small test proxies
+  python3 curl                               # small test proxies; the registry fixture talks to the registry with curl
   gcc libc6-dev                              # tests compile small static C probes (syscalls, TIOCSTI)
   bubblewrap charliecloud-runtime hyperfine bc time   # benchmark peers (bwrap, ch-run), timer, arithmetic
 )

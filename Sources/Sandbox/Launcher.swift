@@ -1,3 +1,4 @@
+import CLinux
 import Core
 #if canImport(Glibc)
 import Glibc
@@ -21,14 +22,10 @@ public enum Launcher {
                        hint: "install the azl-shell-sandbox helper in the same directory as azl-shell")
     }
 
-    /// A memfd (glibc's `memfd_create` is not imported into Swift: looked up by name), or an
-    /// unnamed O_TMPFILE file where there is none.
+    /// A memfd, or an unnamed O_TMPFILE file on kernels without one.
     static func planFile() -> Int32 {
-        typealias MemfdCreate = @convention(c) (UnsafePointer<CChar>, UInt32) -> Int32
-        if let h = dlopen(nil, RTLD_NOW), let sym = dlsym(h, "memfd_create") {
-            let fd = unsafeBitCast(sym, to: MemfdCreate.self)("azl-shell-plan", 0)
-            if fd >= 0 { return fd }
-        }
+        let fd = azl_memfd_create("azl-shell-plan", 0)
+        if fd >= 0 { return fd }
         let oTmpfile: Int32 = 0o20000000 | O_DIRECTORY
         for dir in ["/dev/shm", "/tmp"] {
             let fd = open(dir, oTmpfile | O_RDWR, 0o600)
