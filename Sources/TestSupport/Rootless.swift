@@ -61,7 +61,7 @@ public final class Rootless: @unchecked Sendable {
         // Copy the built products (binaries and resource bundles) where the user can read them.
         let built = Rootless.buildProductsDirectory()
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: built)) ?? [] {
-            if entry == "azl-shell" || entry.hasPrefix("azl-shell-") || entry.hasSuffix(".resources") {
+            if entry == "azl-shell" || (entry.hasPrefix("azl-shell-") && !entry.contains(".")) || entry.hasSuffix(".resources") {
                 _ = try? FileManager.default.copyItem(atPath: built + "/" + entry, toPath: binDir + "/" + entry)
             }
         }
