@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "azl-shell", targets: ["azl-shell"]),
+        .executable(name: "azl-shell-cli", targets: ["azl-shell-cli"]),
         .executable(name: "azl-shell-sandbox", targets: ["azl-shell-sandbox"]),
     ],
     dependencies: [
@@ -41,16 +42,25 @@ let package = Package(
         // The bundled rootfs-manifests/ (embedded at build time) and the user's overrides.
         .target(name: "Manifests", dependencies: ["Core", .product(name: "TOMLKit", package: "TOMLKit")]),
         // SandboxPlan, its builder, and the launcher that hands it to the C part.
-        .target(name: "Sandbox", dependencies: ["Core", "CLinux"]),
+        .target(name: "Sandbox", dependencies: ["Core", "CLinux", "SandboxLaunch"]),
+        // What both entry points need to start the C part: the launcher and the plan cache.
+        // No Foundation, so the lean `azl-shell` that links it starts in a millisecond.
+        .target(name: "SandboxLaunch", dependencies: ["CLinux"]),
         // Kernel profiles, the per-arch syscall tables (generated Swift, see kernel-data/gen-swift.py),
         // the seccomp program (libseccomp) and the capability sets.
         .target(name: "Kernel", dependencies: ["Core", "CSeccomp"]),
         // CLI verbs.
         .target(name: "Commands", dependencies: [
-            "Core", "CLinux", "Archive", "Store", "Sandbox", "Registry", "Manifests", "Kernel",
+            "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "Registry", "Manifests", "Kernel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "azl-shell", dependencies: ["Commands"]),
+        // The program users run: a warm `run` replays its cached plan from here; everything
+        // else is handed to azl-shell-cli. A static executable of Swift's core library and
+        // SandboxLaunch only (no Foundation): it starts in the time of a C program.
+        .executableTarget(name: "azl-shell", dependencies: ["SandboxLaunch"],
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // Every verb: calls `Commands`.
+        .executableTarget(name: "azl-shell-cli", dependencies: ["Commands"]),
         // The single-threaded C part: unshare, id maps, mounts, pivot_root, pid 1, exec.
         // Static, and without the Swift runtime (see no_swift_runtime.c): it starts in the time
         // of a C no-op.

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Core
+import Foundation
 import Kernel
 import Sandbox
+import SandboxLaunch
 import Store
 
 /// `azl-shell run --image NAME [options] [--] CMD [ARGS...]`: the command in a rootless sandbox
@@ -133,6 +135,7 @@ struct RunCommand: ParsableCommand {
         request.readOnly = readOnly
         request.idMapping = mapping
         request.verbose = global.verbose
+        request.protectedPaths = [global.paths.root, global.paths.cache]
 
         // The kernel profile and the security policy (docs/kernel.md). A warm run reads the
         // seccomp program from the cache instead of compiling it with libseccomp.
@@ -151,7 +154,44 @@ struct RunCommand: ParsableCommand {
             print(plan.description)
             return
         }
+        // Kept for the next run of this command line, unless this run says more than a replay
+        // would (--verbose) or runs a tree outside the store (--rootfs: it may change).
+        var cache: PlanCache?
+        var dependencies: [PlanCache.Dependency] = []
+        if let opened, !global.verbose, let c = PlanCache.forThisProcess(arguments: CommandLine.arguments),
+           c.directory == global.paths.cache + "/plans" {
+            cache = c
+            dependencies = planDependencies(plan, image: opened, store: try ImageStore(paths: global.paths))
+        }
         // The store's lock stays held until the helper has taken its own (inherited) one.
-        try withExtendedLifetime(opened) { try Launcher.exec(plan, keepLocked: keepLocked) }
+        try withExtendedLifetime(opened) { try plan.exec(keepLocked: keepLocked, cache: cache, dependencies: dependencies) }
+    }
+
+    /// Every file a plan was computed from, besides the command line, environment, working
+    /// directory and ids (the cache key): a replay needs each to be the same file still.
+    func planDependencies(_ plan: SandboxPlan, image: RunnableImage, store: ImageStore) -> [PlanCache.Dependency] {
+        var content = [
+            // The record, and the folder of records: a name that now means another image, a new
+            // image an id prefix would now match, or an `rmi`.
+            store.paths.images, store.recordPath(name: image.record.name, tag: image.record.tag),
+            // HostFacts: the user's name and home, the subordinate ranges, the id-map helpers.
+            "/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid",
+            "/usr/bin/newuidmap", "/bin/newuidmap", "/usr/sbin/newuidmap",
+            "/usr/bin/newgidmap", "/bin/newgidmap", "/usr/sbin/newgidmap",
+        ]
+        // Our own programs: an upgrade may plan differently (and bundles other manifests).
+        if let dir = Launcher.selfDirectory() {
+            content += ["azl-shell", "azl-shell-cli", "azl-shell-sandbox"].map { dir + "/" + $0 }
+        }
+        // The user's rootfs-manifests (kernel profiles): the folder and each file in it.
+        let manifests = Paths.configDirectory() + "/rootfs-manifests"
+        content.append(manifests)
+        for n in (try? FileManager.default.contentsOfDirectory(atPath: manifests)) ?? [] { content.append(manifests + "/" + n) }
+        // Host paths bound into the sandbox, as given and as resolved, and the protected state
+        // folders: which file each is decided the plan, not what is in it (bound live).
+        var presence = ["/etc/resolv.conf", "/etc/hosts", global.paths.root, global.paths.cache, HostFacts.current().cwd]
+        presence += volume.map { String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "") }
+        for case .bind(let source, _, _) in plan.mounts { presence.append(source) }
+        return content.map { .content($0) } + presence.filter { !$0.isEmpty }.map { .presence($0) }
     }
 }

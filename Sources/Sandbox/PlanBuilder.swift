@@ -1,3 +1,4 @@
+import CLinux
 import Core
 #if canImport(Glibc)
 import Glibc
@@ -34,6 +35,10 @@ public struct RunRequest: Sendable {
     public var readOnly = false
     public var idMapping: IDMapping = .auto
     public var verbose = false
+    /// Host folders no bind may make writable: azl-shell's own state (the store with its cached
+    /// trees, the plan and seccomp caches). A working directory or volume that contains one gets
+    /// a read-only bind of it on top; one inside one is bound read-only.
+    public var protectedPaths: [String] = []
     /// The kernel profile and security policy the command runs under (computed by the
     /// Kernel module); nil: none.
     public var kernel: SandboxPlan.KernelSettings?
@@ -82,7 +87,7 @@ public struct HostFacts: Sendable {
         var cwd = "/"
         if let p = getcwd(nil, 0) { cwd = String(cString: p); free(p) }
         var env: [String: String] = [:]
-        var e = environ
+        var e = Glibc.environ
         while let p = e.pointee {
             let s = String(cString: p)
             if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
@@ -125,6 +130,11 @@ public struct HostFacts: Sendable {
 func readSmallFile(_ path: String, limit: Int = 4 << 20) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
     if fd < 0 { return nil }
+    return readAll(fd, limit: limit)
+}
+
+/// Read fd to its end (at most `limit` bytes), then close it.
+func readAll(_ fd: Int32, limit: Int = 4 << 20) -> String? {
     defer { close(fd) }
     var bytes: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 65536)
@@ -146,6 +156,10 @@ public struct PlanBuilder {
     public var readImageFile: (String) -> String?
     /// Whether a host path exists (volume sources).
     public var hostPathExists: (String) -> Bool
+    /// The host path with every symlink resolved (realpath): the helper finds bind sources
+    /// under /oldroot, where an absolute symlink would point into the sandbox's staging root,
+    /// and the protected-path checks compare real paths. Unresolvable paths stay as they are.
+    public var resolveHostPath: (String) -> String
     /// Things worth saying with --verbose (e.g. the single-id fallback).
     public private(set) var notes: [String] = []
 
@@ -159,16 +173,25 @@ public struct PlanBuilder {
     ]
 
     public init(request: RunRequest, host: HostFacts,
-                readImageFile: ((String) -> String?)? = nil, hostPathExists: ((String) -> Bool)? = nil) {
+                readImageFile: ((String) -> String?)? = nil, hostPathExists: ((String) -> Bool)? = nil,
+                resolveHostPath: ((String) -> String)? = nil) {
         self.request = request
         self.host = host
         let root = request.rootfs
-        self.readImageFile = readImageFile ?? { readSmallFile(root + $0) }
+        self.readImageFile = readImageFile ?? { readImageFileInRoot(root, $0) }
         self.hostPathExists = hostPathExists ?? { access($0, F_OK) == 0 }
+        self.resolveHostPath = resolveHostPath ?? realPath
     }
 
     public mutating func build() throws -> SandboxPlan {
-        let r = request
+        var r = request
+        r.rootfs = resolveHostPath(r.rootfs)
+        let protected = r.protectedPaths.map { resolveHostPath(normalize($0)) }.filter { hostPathExists($0) }
+        if let h = r.hostname {
+            guard !h.isEmpty, h.utf8.count <= 64 else {
+                throw AZLError(.usage, "--hostname \(h.prefix(80)): must be 1 to 64 characters")
+            }
+        }
         var namespaces: [SandboxPlan.Namespace] = [.user, .mount, .pid, .uts, .ipc]
         if r.network == .none { namespaces.append(.net) }
 
@@ -196,6 +219,7 @@ public struct PlanBuilder {
         }
         set("PATH", PlanBuilder.defaultPath)
         set("HOME", home)
+        // Every variable read here must be in PlanCache.environmentRead (or named by --env).
         if let term = host.environment["TERM"], !term.isEmpty { set("TERM", term) }
         set("LANG", host.environment["LANG"].flatMap { $0.isEmpty ? nil : $0 } ?? "C.UTF-8")
         // Which userland a shell is in, for prompts and tools (shell-profiles/README.md).
@@ -260,34 +284,50 @@ public struct PlanBuilder {
             mounts.append(.tmpfs(target: "/var/tmp", mode: 0o1777, options: "", flags: [.nosuid, .nodev]))
         }
         if host.hasResolvConf {
-            mounts.append(.bind(source: "/etc/resolv.conf", target: "/etc/resolv.conf", flags: [.readOnly, .optional]))
+            mounts.append(.bind(source: resolveHostPath("/etc/resolv.conf"), target: "/etc/resolv.conf", flags: [.readOnly, .optional]))
         }
         if host.hasHosts {
-            mounts.append(.bind(source: "/etc/hosts", target: "/etc/hosts", flags: [.readOnly, .optional]))
+            mounts.append(.bind(source: resolveHostPath("/etc/hosts"), target: "/etc/hosts", flags: [.readOnly, .optional]))
         }
         mounts += passwdFiles
         // The prompt marker and $container for interactive shells (shell-profiles/).
         mounts.append(.file(target: ShellProfile.path, contents: ShellProfile.text, mode: 0o644))
         if keepID { mounts.append(.mkdir(target: home, mode: 0o755)) }
 
-        var binds: [(target: String, mount: SandboxPlan.Mount)] = []
         let cwd = normalize(host.cwd)
-        let bindCwd = PlanBuilder.canBindWorkingDirectory(cwd, rootfs: r.rootfs)
+        let bindCwd = PlanBuilder.canBindWorkingDirectory(resolveHostPath(cwd), rootfs: r.rootfs)
+        var binds: [(target: String, source: String, readOnly: Bool)] = []
         if bindCwd {
-            binds.append((cwd, .bind(source: cwd, target: cwd, flags: [.recursive])))
+            binds.append((cwd, resolveHostPath(cwd), false))
         } else {
             notes.append("not binding the current directory \(cwd) (a system directory or the image itself)")
         }
         for v in r.volumes {
             let (src, dst, ro) = try parseVolume(v)
-            binds.append((dst, .bind(source: src, target: dst, flags: ro ? [.recursive, .readOnly] : [.recursive])))
+            binds.append((dst, resolveHostPath(src), ro))
         }
         // Parents before children: a volume inside the working directory lands on top of it.
         binds = binds.enumerated().sorted { a, b in
             let da = depth(a.element.target), db = depth(b.element.target)
             return da != db ? da < db : a.offset < b.offset
         }.map(\.element)
-        mounts += binds.map(\.mount)
+        // azl-shell's own state stays read-only whatever is bound: root inside is the store's
+        // owner, and a writable cached tree would poison every later run of the image.
+        var masks: [SandboxPlan.Mount] = []
+        for i in binds.indices {
+            let src = binds[i].source
+            for p in protected {
+                if src == p || src.hasPrefix(p + "/") {
+                    binds[i].readOnly = true
+                    notes.append("binding \(src) read-only: it is azl-shell's own state")
+                } else if src == "/" || p.hasPrefix(src + "/") {
+                    let target = binds[i].target + (src == "/" ? p : String(p.dropFirst(src.count)))
+                    masks.append(.bind(source: p, target: target, flags: [.recursive, .readOnly, .nosuid, .nodev]))
+                }
+            }
+        }
+        mounts += binds.map { .bind(source: $0.source, target: $0.target, flags: $0.readOnly ? [.recursive, .readOnly] : [.recursive]) }
+        mounts += masks
 
         let workdir: String
         if let w = r.workdir {
@@ -418,6 +458,9 @@ public struct PlanBuilder {
         guard f[1].hasPrefix("/") else { throw AZLError(.usage, "--volume \(v): the target must be an absolute path inside the image") }
         let dst = normalize(f[1])
         guard dst != "/" else { throw AZLError(.usage, "--volume \(v): cannot mount over the image's root") }
+        for own in ["/proc", "/sys", "/dev"] where dst == own || dst.hasPrefix(own + "/") {
+            throw AZLError(.usage, "--volume \(v): \(own) is the sandbox's own", hint: "choose another target path")
+        }
         guard hostPathExists(src) else { throw AZLError(.notFound, "--volume \(v): \(src) does not exist") }
         return (src, dst, ro)
     }
@@ -441,6 +484,27 @@ public struct PlanBuilder {
 }
 
 /// Lexically clean an absolute path: no empty, "." or ".." components, no trailing slash.
+/// realpath(3), or the path itself when it cannot be resolved (it does not exist yet).
+func realPath(_ path: String) -> String {
+    guard let p = realpath(path, nil) else { return path }
+    defer { free(p) }
+    return String(cString: p)
+}
+
+/// A small regular file of the image, resolved inside the tree (openat2 RESOLVE_IN_ROOT): an
+/// image whose /etc is a symlink to a host folder cannot make us read the host's files.
+func readImageFileInRoot(_ root: String, _ path: String) -> String? {
+    let dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)
+    guard dir >= 0 else { return nil }
+    defer { close(dir) }
+    let rel = String(path.drop { $0 == "/" })
+    let fd = azl_openat2(dir, rel, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+    guard fd >= 0 else { return nil }
+    var st = stat()
+    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { close(fd); return nil }
+    return readAll(fd)
+}
+
 func normalize(_ path: String) -> String {
     var out: [Substring] = []
     for c in path.split(separator: "/") {

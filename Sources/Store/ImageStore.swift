@@ -56,7 +56,7 @@ public final class ImageStore {
     var blobInfoDir: String { paths.root + "/blobinfo" }
     public func blobPath(_ d: Digest) -> String { paths.blobs + "/" + d.hex }
     public func treeDir(_ key: Digest) -> String { paths.trees + "/" + key.hex }
-    func recordPath(name: String, tag: String) -> String {
+    public func recordPath(name: String, tag: String) -> String {
         paths.images + "/" + ImageStore.escape(name + ":" + tag) + ".json"
     }
 

@@ -1,3 +1,35 @@
-import Commands
+import SandboxLaunch
+#if canImport(Glibc)
+import Glibc
+#endif
 
-AZLShell.mainEntry()
+// The entry point users run. It is kept small (Swift's core library and this one module: no
+// Foundation, no option parser, no HTTP stack), because a warm `run` is timed in milliseconds:
+// when the plan cache holds the plan of this very command line (PlanCache says what that
+// means), the sandbox helper is exec'd from here. Everything else, and every miss, goes to
+// azl-shell-cli with the same arguments and environment.
+let arguments = CommandLine.arguments
+
+if arguments.count > 2, arguments[1] == "run",
+   let cache = PlanCache.forThisProcess(arguments: arguments), let entry = cache.lookup() {
+    do {
+        var lock: Int32 = -1
+        if !entry.lockPath.isEmpty { lock = try Launcher.holdShared(entry.lockPath) }
+        // Checked again under the lock: an `rmi` and `prune` may have come in between.
+        if entry.isCurrent() { try Launcher.exec(encodedPlan: entry.plan) }
+        if lock >= 0 { close(lock) }
+    } catch {
+        fputs("\(error)\n", stderr)
+        exit(125)
+    }
+}
+
+do {
+    let cli = try Launcher.sibling("azl-shell-cli")
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    execv(cli, &argv)
+    fputs("azl-shell: cannot start \(cli): \(String(cString: strerror(errno)))\n", stderr)
+} catch {
+    fputs("\(error)\n", stderr)
+}
+exit(125)

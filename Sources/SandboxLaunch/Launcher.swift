@@ -1,0 +1,108 @@
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure to hand a plan over. Plain (no Foundation): the lean `azl-shell` front end links
+/// this module and prints `description` itself; azl-shell-cli turns it into an `AZLError`.
+public struct LaunchError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var hint: String?
+    /// The errno behind it, 0 if none.
+    public var code: Int32
+
+    public init(_ message: String, hint: String? = nil, code: Int32 = 0) {
+        self.message = message; self.hint = hint; self.code = code
+    }
+
+    static func errno(_ what: String, _ path: String) -> LaunchError {
+        let e = Glibc.errno
+        return LaunchError("\(what) \(path): \(String(cString: strerror(e)))", code: e)
+    }
+
+    public var description: String {
+        var line = "azl-shell: \(message)"
+        if let hint, !hint.isEmpty { line += " (\(hint))" }
+        return line
+    }
+}
+
+/// Hands a plan to the C helper: the plan goes into a memfd, and this process execve()s
+/// `azl-shell-sandbox --plan-fd N`. The helper keeps our pid, so it is the supervisor the
+/// user's shell waits for and signals; no second Swift process, nothing Swift after fork.
+public enum Launcher {
+    /// The folder of the running binary (azl-shell, azl-shell-cli and azl-shell-sandbox live
+    /// side by side).
+    public static func selfDirectory() -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        buf[n] = 0
+        var exe = String(cString: buf)
+        while let last = exe.last, last != "/" { exe.removeLast() }
+        if exe.count > 1 { exe.removeLast() }
+        return exe
+    }
+
+    /// A sibling program of ours: beside the running binary, or in ../libexec/azl-shell/.
+    public static func sibling(_ name: String) throws -> String {
+        guard let dir = selfDirectory() else { throw LaunchError.errno("cannot find my own binary", "/proc/self/exe") }
+        let candidates = [dir + "/" + name, dir + "/../libexec/azl-shell/" + name]
+        if let found = candidates.first(where: { access($0, X_OK) == 0 }) { return found }
+        throw LaunchError("cannot find \(name) beside \(dir)/azl-shell",
+                          hint: "install \(name) in the same directory as azl-shell")
+    }
+
+    public static func helperPath() throws -> String { try sibling("azl-shell-sandbox") }
+
+    /// A memfd, or an unnamed O_TMPFILE file on kernels without one.
+    static func planFile() -> Int32 {
+        let fd = azl_memfd_create("azl-shell-plan", 0)
+        if fd >= 0 { return fd }
+        let oTmpfile: Int32 = 0o20000000 | O_DIRECTORY
+        for dir in ["/dev/shm", "/tmp"] {
+            let fd = open(dir, oTmpfile | O_RDWR, 0o600)
+            if fd >= 0 { return fd }
+        }
+        return -1
+    }
+
+    /// Take a shared flock on `path` on an fd that is *not* close-on-exec: the helper inherits
+    /// it and holds it while the sandbox runs, so `rmi`/`prune` leave the tree alone until then.
+    public static func holdShared(_ path: String) throws -> Int32 {
+        let l = open(path, O_RDONLY)
+        if l < 0 { throw LaunchError.errno("cannot lock", path) }
+        while flock(l, LOCK_SH) != 0 {
+            if errno == EINTR { continue }
+            let e = LaunchError.errno("cannot lock", path)
+            close(l)
+            throw e
+        }
+        return l
+    }
+
+    /// Replace this process with the helper carrying out the encoded plan `bytes`. The locks
+    /// the caller holds on fds without close-on-exec go with it.
+    public static func exec(encodedPlan bytes: [UInt8]) throws -> Never {
+        let helper = try helperPath()
+        // Not close-on-exec: the helper reads it, then closes it before anything runs inside.
+        let fd = planFile()
+        guard fd >= 0 else { throw LaunchError.errno("cannot create the plan memfd", "memfd") }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LaunchError.errno("cannot write the plan", "memfd")
+            }
+            off += n
+        }
+        fflush(stdout)
+        fflush(stderr)
+        let argv: [String] = ["azl-shell-sandbox", "--plan-fd", String(fd)]
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        var cenv: [UnsafeMutablePointer<CChar>?] = [nil]
+        execve(helper, &cargs, &cenv)
+        throw LaunchError.errno("cannot start", helper)
+    }
+}

@@ -1,0 +1,136 @@
+import Core
+import Foundation
+import Testing
+import TestSupport
+
+/// The plan cache (a warm `run` replays the plan of the very same input, and nothing else) and
+/// the store's safety from what is bound into the sandbox: the working directory or a volume
+/// that holds the store never makes a cached tree writable.
+@Suite(.serialized) struct PlanCacheAndStoreSafetyTests {
+    final class Fixture {
+        let r: Rootless
+        let state: String
+        init() throws {
+            r = try Rootless()
+            state = r.base + "/state"
+            let res = r.azl(["import", "--name", "alp:3.20", RealRootfs.alpineX86.path, "-q"], root: state)
+            guard res.status == 0 else { throw AZLError(.io, "import failed: \(res)") }
+        }
+        deinit { r.cleanup() }
+        func azl(_ args: [String], env: [String: String] = [:], cwd: String? = nil) -> RunResult {
+            r.azl(args, root: state, env: env, cwd: cwd)
+        }
+        var plans: [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: state + "/cache/plans")) ?? []).filter { $0.hasSuffix(".plan") }.sorted()
+        }
+        var tree: String {
+            get throws {
+                let trees = try FileManager.default.contentsOfDirectory(atPath: state + "/trees").filter { !$0.hasPrefix(".") }
+                guard trees.count == 1 else { throw AZLError(.io, "expected one tree, found \(trees)") }
+                return state + "/trees/" + trees[0] + "/rootfs"
+            }
+        }
+    }
+
+    func fixture() throws -> Fixture? {
+        if let reason = SandboxFixture.unavailableReason(.alpineX86) {
+            print("PlanCacheAndStoreSafetyTests not run: \(reason)")
+            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("CI must run the sandbox tests: \(reason)") }
+            return nil
+        }
+        return try Fixture()
+    }
+
+    @Test func aWarmRunReplaysOnlyTheSameInput() throws {
+        guard let f = try fixture() else { return }
+        let cmd = ["run", "--image", "alp:3.20", "-e", "FOO", "--", "sh", "-c", "echo \"foo=$FOO\"; hostname"]
+        let first = f.azl(cmd, env: ["FOO": "a"])
+        #expect(first.status == 0 && first.stdout == "foo=a\nalp\n", "\(first)")
+        #expect(f.plans.count == 1, "the first run stores its plan: \(f.plans)")
+        let entry = f.state + "/cache/plans/" + (f.plans.first ?? "")
+        let stored = try FileManager.default.attributesOfItem(atPath: entry)[.modificationDate] as? Date
+
+        // The same input, plus a variable run never reads (hyperfine adds one to every run): a hit.
+        let again = f.azl(cmd, env: ["FOO": "a", "HYPERFINE_RANDOMIZED_ENVIRONMENT_OFFSET": "17"])
+        #expect(again.status == 0 && again.stdout == first.stdout, "\(again)")
+        #expect(f.plans.count == 1, "an unrelated variable made a new plan: \(f.plans)")
+        #expect(try FileManager.default.attributesOfItem(atPath: entry)[.modificationDate] as? Date == stored,
+                "a hit must not rewrite the entry")
+
+        // A variable the command line names is part of the input.
+        let b = f.azl(cmd, env: ["FOO": "b"])
+        #expect(b.status == 0 && b.stdout == "foo=b\nalp\n", "a replay ignored --env FOO: \(b)")
+        #expect(f.plans.count == 2, "\(f.plans)")
+
+        // Another working directory is another input: it is bound and is the working directory.
+        let sub = try f.r.makeDirectory("elsewhere")
+        let pwd = f.azl(["run", "--image", "alp:3.20", "--", "pwd"], cwd: sub)
+        #expect(pwd.status == 0 && pwd.stdout == sub + "\n", "\(pwd)")
+
+        // An rmi must never be answered from the cache.
+        let rmi = f.azl(["rmi", "alp:3.20"])
+        #expect(rmi.status == 0, "\(rmi)")
+        let gone = f.azl(cmd, env: ["FOO": "a"])
+        #expect(gone.status == 125 && gone.stderr.contains("alp:3.20"), "a removed image still ran: \(gone)")
+    }
+
+    @Test func aCorruptOrForeignEntryIsAMissNotACrash() throws {
+        guard let f = try fixture() else { return }
+        let cmd = ["run", "--image", "alp:3.20", "--", "echo", "ok"]
+        #expect(f.azl(cmd).stdout == "ok\n")
+        let entry = f.state + "/cache/plans/" + (f.plans.first ?? "none")
+        // Truncated to its first bytes (as by a full disk without the rename): the full path decides.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: entry))
+        try bytes.prefix(40).write(to: URL(fileURLWithPath: entry))
+        let res = f.azl(cmd)
+        #expect(res.status == 0 && res.stdout == "ok\n", "\(res)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: entry)).count == bytes.count, "the entry was not stored again")
+    }
+
+    @Test func theStoreStaysReadOnlyWhenTheWorkingDirectoryHoldsIt() throws {
+        guard let f = try fixture() else { return }
+        let tree = try f.tree
+        let before = treeFingerprint(tree)
+        // The default working directory of these tests is the folder above the store.
+        let poison = f.azl(["run", "--image", "alp:3.20", "--", "sh", "-c",
+                            "echo x > \(tree)/etc/poison; rm -f \(tree)/bin/busybox; touch \(f.state)/images/x.json; touch ./ok"],
+                           cwd: f.r.base)
+        #expect(poison.stderr.contains("Read-only file system"), "\(poison)")
+        #expect(FileManager.default.fileExists(atPath: f.r.base + "/ok"), "the working directory is still writable: \(poison)")
+        #expect(treeFingerprint(tree) == before, "the cached tree changed")
+        #expect(!FileManager.default.fileExists(atPath: f.state + "/images/x.json"))
+
+        // A volume of the store, or of the tree itself, is read-only too.
+        for src in [f.state, tree] {
+            let v = f.azl(["run", "--image", "alp:3.20", "--volume", src + ":/s", "--", "sh", "-c", "touch /s/etc/poison /s/poison"])
+            #expect(v.status != 0 && v.stderr.contains("Read-only file system"), "\(src): \(v)")
+        }
+        // A store named with a trailing slash or a `.` is the same store.
+        let etc = tree + "/etc"
+        for root in [f.state + "/", f.r.base + "/./state"] {
+            let w = f.r.azl(["run", "--image", "alp:3.20", "--", "sh", "-c", "touch ./poison 2>/dev/null; touch /etc/inside"], root: root, cwd: etc)
+            #expect(w.status == 0, "\(root): \(w)")
+        }
+        #expect(treeFingerprint(tree) == before, "the cached tree changed through a non-canonical root")
+    }
+
+    @Test func symlinkedHostPathsResolveOnTheHost() throws {
+        guard let f = try fixture() else { return }
+        // A state folder reached through an absolute symlink.
+        let link = f.r.base + "/statelink"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: f.state)
+        lchown(link, f.r.uid, f.r.gid)
+        let viaLink = f.r.azl(["run", "--image", "alp:3.20", "--", "cat", "/etc/alpine-release"], root: link)
+        #expect(viaLink.status == 0 && viaLink.stdout.hasPrefix("3.20"), "\(viaLink)")
+
+        // A volume whose source is an absolute symlink, to a folder and to a file.
+        let work = try f.r.makeDirectory("work")
+        try "content\n".write(toFile: work + "/file", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: work + "/dirlink", withDestinationPath: work)
+        try FileManager.default.createSymbolicLink(atPath: work + "/filelink", withDestinationPath: work + "/file")
+        f.r.chownTree(work)
+        let v = f.azl(["run", "--image", "alp:3.20", "--volume", work + "/dirlink:/m", "--volume", work + "/filelink:/f",
+                       "--", "sh", "-c", "cat /m/file /f"])
+        #expect(v.status == 0 && v.stdout == "content\ncontent\n", "\(v)")
+    }
+}
