@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "Archive", "Core", "TestSupport"]),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests", "Core"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Core", "TestSupport"]),
-        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Core", "TestSupport"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxLaunch", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Sandbox", "Core", "TestSupport"],
                     exclude: ["Fixtures"]),

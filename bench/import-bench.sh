@@ -10,7 +10,7 @@ bin=$(swift build -c release --show-bin-path)
 [ -x "$bin/azl-shell" ] || swift build -c release >/dev/null
 work=$(mktemp -d /tmp/azl-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-cp "$bin/azl-shell" "$work/"
+cp "$bin/azl-shell" "$bin/azl-shell-cli" "$work/"
 chmod -R a+rX "$work"
 as=()
 if [ "$(id -u)" -eq 0 ]; then

@@ -43,7 +43,7 @@ if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
     work=$(mktemp -d /tmp/azl-kbench-XXXXXX)
     chmod 755 "$work"
     mkdir "$work/bin"
-    cp "$build/azl-shell" "$build/azl-shell-sandbox" "$work/"
+    cp "$build/azl-shell" "$build/azl-shell-cli" "$build/azl-shell-sandbox" "$work/"
     cp "$0" "$work/kernel-bench.sh"
     cc -O2 -static -D_GNU_SOURCE -o "$work/bin/kernel-work" "$here/bench/kernel-work.c" || {
         echo "kernel-bench: cannot link a static binary (libc6-dev's libc.a is needed)" >&2; exit 1; }

@@ -34,7 +34,7 @@ if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
     shared=$(cd "$shared" && pwd)
     work=$(mktemp -d /tmp/azl-pull-bench-XXXXXX)
     chmod 755 "$work"
-    cp "$build/azl-shell" "$work/"
+    cp "$build/azl-shell" "$build/azl-shell-cli" "$work/"
     cp "$0" "$work/pull-bench.sh"
     if [ "$(id -u)" = 0 ]; then
         user=${AZL_TEST_USER:-azltest}

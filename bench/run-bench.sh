@@ -27,7 +27,7 @@ if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
     command -v hyperfine >/dev/null || { echo "run-bench: hyperfine is required (apt-get install hyperfine)" >&2; exit 1; }
     work=$(mktemp -d /tmp/azl-bench-XXXXXX)
     chmod 755 "$work"
-    cp "$build/azl-shell" "$build/azl-shell-sandbox" "$work/"
+    cp "$build/azl-shell" "$build/azl-shell-cli" "$build/azl-shell-sandbox" "$work/"
     cp "$0" "$work/run-bench.sh"
     if [ "$(id -u)" = 0 ]; then
         user=${AZL_TEST_USER:-azltest}

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bin=$(swift build -c release --show-bin-path)
 rootfs=${1:-../shared/rootfs/alpine-minirootfs-3.20.3-x86_64.tar.gz}
 work=$(mktemp -d /tmp/azl-demo-XXXXXX)
-cp "$bin/azl-shell" "$bin/azl-shell-sandbox" "$work/"
+cp "$bin/azl-shell" "$bin/azl-shell-cli" "$bin/azl-shell-sandbox" "$work/"
 cp "$rootfs" "$work/rootfs.tar"
 chmod -R a+rX "$work"
 as=()

@@ -76,6 +76,10 @@ static void exec_sh(const char *file, char **argv, char **env) {
 __attribute__((noreturn)) static void exec_command(char **argv, char **env) {
     const char *file = argv[0];
     int err;
+    if (!*file) {   /* "" names no command (a PATH search would try the directories themselves) */
+        dprintf(2, "azl-shell: '': command not found in the image\n");
+        _exit(EXIT_NOTFOUND);
+    }
     if (strchr(file, '/')) {
         execve(file, argv, env);
         err = errno;

@@ -74,6 +74,12 @@ import TestSupport
         #expect(gone.status == 125 && gone.stderr.contains("alp:3.20"), "a removed image still ran: \(gone)")
     }
 
+    @Test func anEmptyCommandNameIsNotFound() throws {
+        guard let f = try fixture() else { return }
+        let res = f.azl(["run", "--image", "alp:3.20", "--", ""])
+        #expect(res.status == 127 && res.stderr.contains("command not found"), "\(res)")
+    }
+
     @Test func aCorruptOrForeignEntryIsAMissNotACrash() throws {
         guard let f = try fixture() else { return }
         let cmd = ["run", "--image", "alp:3.20", "--", "echo", "ok"]
