@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import Testing
 
 /// Unpacked real root filesystems for sandbox tests, extracted once per test process by the
 /// unprivileged user (so the trees are owned by the user, as the store's are), with `tar`.
@@ -32,6 +33,22 @@ public final class SandboxFixture: @unchecked Sendable {
             if !FileManager.default.fileExists(atPath: r.path) { return "\(r.path) is missing" }
         }
         return nil
+    }
+
+    /// Whether sandbox tests (on `r`, when given) can run here. When not, says why, prefixed
+    /// with `what`: a tarball of another architecture is this machine's nature
+    /// (`notApplicableHere`); anything else is missing (`unavailable`: a failure under CI).
+    public static func available(_ r: RealRootfs? = nil, for what: String,
+                                 sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        if let r, !r.native {
+            notApplicableHere("\(what): \(r.rawValue) is not of this machine's architecture")
+            return false
+        }
+        if let reason = unavailableReason(r) {
+            unavailable("\(what): \(reason)", sourceLocation: sourceLocation)
+            return false
+        }
+        return true
     }
 
     /// The unpacked tree of `r` (extracted on first use).

@@ -155,7 +155,7 @@ import TestSupport
     @Test func fullDiskLeavesNothingBehind() throws {
         if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
         guard geteuid() == 0 else {
-            print("fullDiskLeavesNothingBehind: needs root to mount a small tmpfs for the user; run under CI (.ci/run) to cover it")
+            TestSupport.unavailable("fullDiskLeavesNothingBehind: needs root to mount a small tmpfs for the user; run under CI (.ci/run, as root) to cover it")
             return
         }
         let f = try Fixture()

@@ -46,7 +46,7 @@ struct WithCLIRegistry: SuiteTrait, TestScoping {
             return
         }
         if let why = RegistryFixture.unavailableReason() {
-            print("PullTests: not run: \(why)")
+            unavailable("PullTests: \(why)")
             return
         }
         let shared = try CLIRegistry()
@@ -106,7 +106,10 @@ struct PullTests {
         RegistryFixture.requests(proxy).filter { $0.isBlob && $0.method == "GET" }
     }
 
-    func sandboxUnavailable() -> String? { SandboxFixture.unavailableReason(RegistryFixture.Arch.native.alpine) }
+    /// Whether `run` can be used here; if not, says why (a failure under CI).
+    func sandboxAvailable(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        SandboxFixture.available(RegistryFixture.Arch.native.alpine, for: what, sourceLocation: sourceLocation)
+    }
 
     // MARK: pull
 
@@ -392,7 +395,7 @@ struct PullTests {
     // MARK: run
 
     @Test func runPullsOnFirstUseThenRunsWithoutTheNetwork() throws {
-        if let why = sandboxUnavailable() { print("runPullsOnFirstUse skipped: \(why)"); return }
+        guard sandboxAvailable("runPullsOnFirstUseThenRunsWithoutTheNetwork") else { return }
         let proxy = try fixture.startProxy(upstream: shared.registry)
         defer { fixture.stop(proxy) }
         let s = try store()
@@ -425,7 +428,7 @@ struct PullTests {
     }
 
     @Test func runByShortNamePullsOnce() throws {
-        if let why = sandboxUnavailable() { print("runByShortNamePullsOnce skipped: \(why)"); return }
+        guard sandboxAvailable("runByShortNamePullsOnce") else { return }
         let proxy = try fixture.startProxy(upstream: shared.registry)
         defer { fixture.stop(proxy) }
         let config = try r.makeDirectory("config")
@@ -464,7 +467,7 @@ struct PullTests {
     }
 
     @Test func imageConfigIsHonouredAndOptionsWin() throws {
-        if let why = sandboxUnavailable() { print("imageConfigIsHonoured skipped: \(why)"); return }
+        guard sandboxAvailable("imageConfigIsHonouredAndOptionsWin") else { return }
         let s = try store()
         let ref = shared.single.reference
         #expect(s.azl(["pull", "-q", ref]).status == 0)

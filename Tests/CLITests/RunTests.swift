@@ -9,12 +9,9 @@ import TestSupport
 @Suite(.serialized) struct RunTests {
     static let distros: [RealRootfs] = [.alpineX86, .debian]
 
-    /// The fixture, or nil (and the reason printed) when the tests cannot run here.
-    func fixture(_ r: RealRootfs? = nil) throws -> SandboxFixture? {
-        if let reason = SandboxFixture.unavailableReason(r) {
-            print("RunTests skipped: \(reason)")
-            return nil
-        }
+    /// The fixture, or nil (and the reason said: a failure under CI) when the tests cannot run here.
+    func fixture(_ r: RealRootfs? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> SandboxFixture? {
+        guard SandboxFixture.available(r, for: "RunTests", sourceLocation: sourceLocation) else { return nil }
         return try SandboxFixture.shared()
     }
 
@@ -45,7 +42,7 @@ import TestSupport
         guard let f = try fixture(.alpineX86) else { return }
         guard FileManager.default.fileExists(atPath: "/usr/bin/newuidmap"),
               (try? String(contentsOfFile: "/etc/subuid", encoding: .utf8))?.contains(f.rootless.userName + ":") == true else {
-            print("fullRangeMapLetsRootChown skipped: no /etc/subuid range for \(f.rootless.userName) or no newuidmap")
+            unavailable("fullRangeMapLetsRootChown: no /etc/subuid range for \(f.rootless.userName) or no newuidmap (scripts/setup.sh adds both)")
             return
         }
         let res = try f.run(.alpineX86, ["sh", "-c", "wc -l < /proc/self/uid_map; touch /tmp/f && chown 123:456 /tmp/f && stat -c %u:%g /tmp/f"])
@@ -214,7 +211,7 @@ import TestSupport
     @Test func onATerminalTheCommandGetsItsOwnPty() throws {
         guard let f = try fixture(.alpineX86) else { return }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else {
-            print("onATerminalTheCommandGetsItsOwnPty skipped: no /usr/bin/script (util-linux) to provide a terminal")
+            unavailable("onATerminalTheCommandGetsItsOwnPty: no /usr/bin/script (bsdutils) to provide a terminal")
             return
         }
         let tree = try f.rootfs(.alpineX86)
