@@ -392,6 +392,50 @@ struct PullTests {
         #expect(layerGETs.isEmpty, "\(layerGETs.map(\.path))")
     }
 
+    @Test func rmiAndPruneFreeThePulledBlobsAndTree() throws {
+        let s = try store()
+        // Two images that share nothing: the tarball's own gzip stream, and umoci's three layers.
+        for ref in [shared.tarball.reference, shared.layers.reference] {
+            let res = s.azl(["pull", "-q", ref])
+            try #require(res.status == 0, "\(ref): \(res)")
+        }
+        func blobs(_ ref: String) throws -> Set<String> {
+            Set(try #require(try s.record(ref)?["blobs"] as? [String]).map { String($0.dropFirst(7)) })
+        }
+        let keep = try blobs(shared.tarball.reference), gone = try blobs(shared.layers.reference)
+        #expect(keep.count == 2 && gone.count == 4, "layers and configs: \(keep) \(gone)")
+        #expect(keep.isDisjoint(with: gone))
+        let keepTree = try #require(try s.record(shared.tarball.reference)?["tree"] as? String).dropFirst(7)
+        let goneTree = try #require(try s.record(shared.layers.reference)?["tree"] as? String).dropFirst(7)
+        #expect(Set(s.blobs) == keep.union(gone) && Set(s.trees) == [String(keepTree), String(goneTree)])
+        let keptTree = treeFingerprint(s.root + "/trees/" + keepTree)
+
+        let rmi = s.azl(["rmi", shared.layers.reference])
+        #expect(rmi.status == 0 && rmi.stderr == "removed \(shared.layers.reference) \(shared.layers.manifestDigest)\n", "\(rmi)")
+        #expect(Set(s.blobs) == keep, "the removed image's blobs are gone, the other's stay: \(s.blobs)")
+        #expect(s.trees == [String(keepTree)], "\(s.trees)")
+        #expect(gone.allSatisfy { !FS.exists(s.root + "/blobinfo/" + $0) }, "their blobinfo went with them")
+        let prune = s.azl(["prune", "--json"])
+        let rep = try #require(try JSONSerialization.jsonObject(with: Data(prune.stdout.utf8)) as? [String: Any], "\(prune)")
+        #expect((rep["trees"] as? [String])?.isEmpty == true && (rep["blobs"] as? [String])?.isEmpty == true, "nothing left to free: \(rep)")
+        #expect(Set(s.blobs) == keep && s.trees == [String(keepTree)])
+        for b in s.blobs { #expect(try fixture.sha256File(s.root + "/blobs/sha256/" + b) == "sha256:" + b) }
+        #expect(treeFingerprint(s.root + "/trees/" + keepTree) == keptTree)
+        #expect(s.partials.isEmpty && s.list("tmp").filter { !$0.hasSuffix(".lock") }.isEmpty)
+        let recs = try s.records()
+        #expect(recs.count == 1 && recs.first?["digest"] as? String == shared.tarball.manifestDigest, "\(recs)")
+        let digests = s.azl(["images", "--digests"])
+        #expect(digests.stdout == shared.tarball.manifestDigest + "\n", "\(digests)")
+        if sandboxAvailable("rmiAndPruneFreeThePulledBlobsAndTree (run)") {
+            let run = s.azl(["run", "--image", shared.tarball.reference, "--", "true"])
+            #expect(run.status == 0 && run.stderr.isEmpty, "the other image still runs, without pulling: \(run)")
+        }
+        // By image id (the manifest digest), then nothing is left.
+        let byID = s.azl(["rmi", shared.tarball.manifestDigest])
+        #expect(byID.status == 0 && byID.stderr == "removed \(shared.tarball.reference) \(shared.tarball.manifestDigest)\n", "\(byID)")
+        #expect(try s.blobs.isEmpty && s.trees.isEmpty && s.list("blobinfo").isEmpty && s.records().isEmpty)
+    }
+
     // MARK: run
 
     @Test func runPullsOnFirstUseThenRunsWithoutTheNetwork() throws {
