@@ -135,6 +135,14 @@ public final class LiveProcess: @unchecked Sendable {
 
     public func signal(_ sig: Int32) { kill(pid, sig) }
 
+    /// A guard, not synchronisation: SIGKILL the process if it still runs after `seconds`, so a
+    /// line that never comes ends `waitForLine` (at EOF) instead of hanging the test run.
+    public func killAfter(_ seconds: Double) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [process] in
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+
     /// Wait for exit; the status as a shell reports it.
     public func wait() -> (status: Int32, stderr: String) {
         process.waitUntilExit()
