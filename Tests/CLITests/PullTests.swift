@@ -307,6 +307,60 @@ struct PullTests {
         for b in s.blobs { #expect(try fixture.sha256File(s.root + "/blobs/sha256/" + b) == "sha256:" + b) }
     }
 
+    /// Everything a pull could leave in a store, for before/after comparisons.
+    func contents(_ s: Store) throws -> [String] {
+        try s.records().map { "record \($0["name"]!):\($0["tag"]!) \($0["tree"]!)" }.sorted()
+            + s.trees.map { "tree " + $0 } + s.blobs.map { "blob " + $0 } + s.partials.map { "partial " + $0 }
+            + s.list("blobinfo").map { "blobinfo " + $0 } + s.list("tmp").filter { !$0.hasSuffix(".lock") }.map { "tmp " + $0 }
+    }
+
+    @Test func aManifestThatDoesNotMatchTheDigestItWasAskedByIsRejected() throws {
+        let s = try store()
+        #expect(s.azl(["pull", "-q", shared.tarball.reference]).status == 0, "something in the store first")
+        let before = try contents(s)
+        let proxy = try fixture.startProxy(upstream: shared.registry, .init(tamperManifests: true))
+        defer { fixture.stop(proxy) }
+        // By digest; and an index by tag (served as it is) whose platform manifest is then asked by digest.
+        let byDigest = "\(proxy.host)/test/alpine@\(shared.single.manifestDigest)"
+        let viaIndex = "\(proxy.host)/test/multi:latest"
+        for ref in [byDigest, viaIndex] {
+            let res = s.azl(["pull", ref])
+            #expect(res.status == 125 && res.stdout.isEmpty, "\(ref): \(res)")
+            let lines = res.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].hasPrefix("azl-shell: ") && lines[0].contains("does not match") && lines[0].contains(ref),
+                    "\(ref): \(res.stderr)")
+        }
+        // run pulls on first use: the same refusal, and the command never runs.
+        let run = s.azl(["run", "--image", byDigest, "--", "echo", "ran"])
+        #expect(run.status == 125 && run.stdout.isEmpty && run.stderr.contains("does not match"), "\(run)")
+        let tampered = RegistryFixture.requests(proxy).filter { $0.tampered == true }
+        #expect(tampered.count >= 3, "the proxy served tampered manifests: \(RegistryFixture.requests(proxy).map(\.path))")
+        #expect(!RegistryFixture.requests(proxy).contains { $0.isBlob }, "no blob is fetched for a refused manifest")
+        #expect(try contents(s) == before, "nothing stored")
+        // The same references straight from the registry are fine.
+        let good = s.azl(["pull", "-q", "\(shared.registry.host)/test/alpine@\(shared.single.manifestDigest)"])
+        #expect(good.status == 0, "\(good)")
+    }
+
+    @Test(arguments: [("layer", Int64(1)), ("layer", Int64(-1)), ("config", Int64(1)), ("config", Int64(-1))])
+    func aBlobOfAnotherSizeThanItsDescriptorIsRejected(_ which: String, _ delta: Int64) throws {
+        // The digest in the descriptor is right; only its size is not.
+        let tag = "\(which)\(delta > 0 ? "-plus" : "-minus")"
+        let pushed = try fixture.pushTarball(to: shared.registry, repo: "test/badsize", tag: tag,
+                                             layerSizeDelta: which == "layer" ? delta : 0, configSizeDelta: which == "config" ? delta : 0)
+        let s = try store()
+        let res = s.azl(["pull", "-q", pushed.reference])
+        #expect(res.status == 125 && res.stdout.isEmpty, "\(res)")
+        let lines = res.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("azl-shell: \(which) sha256:") && lines[0].contains(pushed.reference)
+                && lines[0].contains("the manifest says"), "\(res.stderr)")
+        #expect(try s.records().isEmpty && s.trees.isEmpty, "\((try? contents(s)) ?? [])")
+        let layer = "sha256:" + RegistryFixture.Arch.native.alpine.sha256
+        #expect(!s.blobs.contains(String(layer.dropFirst(7))) || which == "config", "the layer is not kept: \(s.blobs)")
+        if which == "config" { #expect(s.blobs.isEmpty, "the config is not kept: \(s.blobs)") }
+        #expect(s.partials.isEmpty && s.list("tmp").filter { !$0.hasSuffix(".lock") }.isEmpty, "\((try? contents(s)) ?? [])")
+    }
+
     @Test func resumesACutDownload() throws {
         let proxy = try fixture.startProxy(upstream: shared.registry, .init(cutOnce: true))
         defer { fixture.stop(proxy) }

@@ -509,6 +509,25 @@ struct RegistryPullTests {
         #expect(try fixture.sha256File(before.layers[0].blobPath) == before.layers[0].digest.description)
     }
 
+    @Test func rejectsAManifestThatDoesNotMatchTheDigestItWasAskedBy() async throws {
+        let proxy = try fixture.startProxy(upstream: shared.registry, .init(tamperManifests: true))
+        defer { fixture.stop(proxy) }
+        let sink = try DirectoryBlobSink(directory: tempDir("tampered"))
+        // Asked by digest; and the platform's manifest an index (by tag, untouched) names by digest.
+        for (r, platform) in [("\(proxy.host)/test/multi@\(shared.multi.arm64.manifestDigest)", "linux/arm64"),
+                              ("\(proxy.host)/test/multi:latest", "linux/amd64")] {
+            await #expect {
+                _ = try await client().pull(ref(r), options: fastOptions(try .parse(platform)), blobStore: sink)
+            } throws: { e in
+                guard let e = e as? AZLError else { return false }
+                return e.kind == .digestMismatch && e.message.contains(r) && e.message.contains("does not match")
+            }
+        }
+        #expect(RegistryFixture.requests(proxy).filter { $0.tampered == true }.count == 2, "\(RegistryFixture.requests(proxy).map(\.path))")
+        #expect(!RegistryFixture.requests(proxy).contains { $0.isBlob }, "nothing fetched past a refused manifest")
+        #expect(sink.digests().isEmpty && sink.partials().isEmpty)
+    }
+
     @Test func twoPullsOfTheSameImageAtOnce() async throws {
         let proxy = try fixture.startProxy(upstream: shared.registry)
         defer { fixture.stop(proxy) }
