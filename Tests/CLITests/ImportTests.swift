@@ -138,6 +138,38 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").isEmpty)
     }
 
+    @Test func setgidIsAPermissionBitInTheTreeAndInTheSidecar() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        var b = TarBuilder()
+        b.file("usr/bin/wall", "#!/bin/sh\n", mode: 0o2755, uid: 0, gid: 5)
+        b.file("usr/bin/sg-root", "#!/bin/sh\n", mode: 0o2711)
+        b.dir("var/mail", mode: 0o2775, uid: 0, gid: 8)
+        b.file("usr/bin/both", "#!/bin/sh\n", mode: 0o6755, uid: 0, gid: 42)
+        b.file("etc/plain", "p")
+        b.socket("run/daemon.sock")
+        b.file("etc/after-the-socket", "still read")
+        let res = f.azl("import", try f.tar(b, "setgid.tar"), "--name", "sg:1")
+        #expect(res.status == 0, "\(res)")
+        let t = try f.tree(of: "sg:1")
+        var st = stat()
+        // Kept as permission bits on the user's own files (the store root is 0700), the user's group.
+        for (path, mode) in [("usr/bin/wall", 0o2755), ("usr/bin/sg-root", 0o2711), ("usr/bin/both", 0o6755), ("var/mail", 0o2775)] {
+            #expect(lstat(t + "/" + path, &st) == 0 && st.st_mode & 0o7777 == mode_t(mode) && st.st_uid == f.r.uid && st.st_gid == f.r.gid,
+                    "\(path): \(String(st.st_mode, radix: 8)) \(st.st_uid):\(st.st_gid)")
+        }
+        // The original owner and mode are in the ownership sidecar, one line each.
+        let own = try String(contentsOfFile: (t as NSString).deletingLastPathComponent + "/ownership", encoding: .utf8)
+        let lines = Set(own.split(separator: "\n").map(String.init))
+        for want in ["0 5 2755 usr/bin/wall", "0 0 2711 usr/bin/sg-root", "0 8 2775 var/mail", "0 42 6755 usr/bin/both"] {
+            #expect(lines.contains(want), "missing '\(want)' in:\n\(own)")
+        }
+        #expect(!own.contains("etc/plain"))
+        // No socket in the tree; the rest of the archive is there.
+        #expect(lstat(t + "/run/daemon.sock", &st) != 0 || (st.st_mode & S_IFMT) != S_IFSOCK, "a socket was created")
+        #expect(try String(contentsOfFile: t + "/etc/after-the-socket", encoding: .utf8) == "still read")
+    }
+
     @Test func badInputsFailCleanlyWithOneLine() throws {
         if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
         let f = try Fixture()
