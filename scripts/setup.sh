@@ -8,6 +8,7 @@ packages=(
   pkg-config libarchive-dev libzstd-dev libseccomp-dev libcap-dev   # C libraries we link
   uidmap                                     # newuidmap/newgidmap: full subuid range maps
   xz-utils zstd gzip tar findutils procps iproute2 util-linux rsync  # tests inspect with these
+  bsdutils                                   # script(1): the terminal tests run azl-shell on a pty
   docker-registry skopeo umoci apache2-utils # a real OCI registry, image tools, htpasswd
   python3 curl                               # small test proxies; the registry fixture talks to the registry with curl
   gcc libc6-dev                              # tests compile small static C probes (syscalls, TIOCSTI)

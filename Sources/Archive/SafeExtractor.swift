@@ -355,25 +355,60 @@ public final class SafeExtractor {
     // MARK: finishing
 
     /// Give directories their archive modes and times, deepest first (a parent that loses
-    /// owner-write must not stop us fixing its children).
+    /// owner-write or owner-exec must not stop us fixing its children).
+    ///
+    /// Depth is that of the directory's real place in the tree, not of the entry's name: an
+    /// entry may name a directory through a symlink (`s/t` with `s -> p/q`), and ordering by
+    /// the name would fix `p/q` (perhaps to 0000) before `p/q/t`. So each directory is first
+    /// located (while every directory is still ours, 0700), then fixed deepest first. When
+    /// one directory was named by several entries, the last entry's mode and time win.
     private func finish() throws {
         invalidateCache()
         closeRetired()
-        for d in deferredDirs.reversed() {
+        let rootReal = SafeExtractor.fdPath(rootFD)
+        var latest: [String: Int] = [:]  // real path in the tree -> index into deferredDirs
+        for (i, d) in deferredDirs.enumerated() {
+            if d.path.isEmpty { latest[""] = i; continue }
+            let fd = azl_openat2(rootFD, d.path, AZL_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
+                                 AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+            if fd < 0 { continue }  // replaced by a later entry: nothing to fix
+            var real = d.path
+            if let rootReal, let p = SafeExtractor.fdPath(fd), p.hasPrefix(rootReal + "/") {
+                real = String(p.dropFirst(rootReal.count + 1))
+            }
+            close(fd)
+            latest[real] = i
+        }
+        func depth(_ p: String) -> Int { p.isEmpty ? 0 : p.utf8.reduce(1) { $1 == UInt8(ascii: "/") ? $0 + 1 : $0 } }
+        let order = latest.sorted { a, b in
+            let da = depth(a.key), db = depth(b.key)
+            return da != db ? da > db : a.value < b.value
+        }
+        for (real, i) in order {
+            let d = deferredDirs[i]
             let fd: Int32
-            if d.path.isEmpty {
+            if real.isEmpty {
                 fd = fcntl(rootFD, F_DUPFD_CLOEXEC, 0)
             } else {
-                fd = azl_openat2(rootFD, d.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
+                fd = azl_openat2(rootFD, real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
                                  AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
             }
-            if fd < 0 { continue }  // replaced by a later entry: nothing to fix
+            if fd < 0 { continue }
             fchmod(fd, d.mode)
             var times = [timespec(tv_sec: 0, tv_nsec: AZL_UTIME_OMIT), d.mtime]
             futimens(fd, &times)
             close(fd)
         }
         deferredDirs.removeAll()
+    }
+
+    /// The path the kernel has for an open fd (`/proc/self/fd`), or nil.
+    static func fdPath(_ fd: Int32) -> String? {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/fd/\(fd)", &buf, Int(PATH_MAX))
+        guard n > 0 else { return nil }
+        buf[n] = 0
+        return String(cString: buf)
     }
 
     // MARK: paths

@@ -4,7 +4,7 @@ import Foundation
 /// A real OCI registry for tests: Debian's `docker-registry` (distribution v2) on 127.0.0.1,
 /// real images pushed with `skopeo` (built with `umoci` from the distro tarballs in
 /// ../shared/rootfs), and a Python proxy in front of it for bearer tokens, redirects to another
-/// origin, a transfer cut halfway, a corrupted byte and 503s.
+/// origin, a transfer cut halfway, a corrupted byte, tampered manifests and 503s.
 ///
 /// Everything lives under one temp folder; `stop()` (or deinit) ends every process started.
 /// Images are built once per fixture and cached in an OCI layout there.
@@ -163,11 +163,17 @@ public final class RegistryFixture: @unchecked Sendable {
         public var redirectHost = "127.0.0.1"
         /// The first N manifest GETs answer 500.
         public var failManifestsFirst = 0
+        /// Manifest GETs by digest (`/manifests/sha256:...`) answer the same JSON with one space
+        /// added after the first `{`: still a valid manifest, but bytes of another digest. The
+        /// registry's headers (Docker-Content-Digest: the digest asked for) are passed on as they
+        /// are, as a lying registry or proxy would. Manifests asked for by tag are untouched.
+        public var tamperManifests = false
         public init(bearer: Bool = false, tokenAuth: RegistryAuth? = nil, cutOnce: Bool = false, corrupt: Bool = false,
-                    failFirst: Int = 0, redirectBlobs: Bool = false, redirectHost: String = "127.0.0.1", failManifestsFirst: Int = 0) {
+                    failFirst: Int = 0, redirectBlobs: Bool = false, redirectHost: String = "127.0.0.1", failManifestsFirst: Int = 0,
+                    tamperManifests: Bool = false) {
             self.bearer = bearer; self.tokenAuth = tokenAuth; self.cutOnce = cutOnce; self.corrupt = corrupt
             self.failFirst = failFirst; self.redirectBlobs = redirectBlobs; self.redirectHost = redirectHost
-            self.failManifestsFirst = failManifestsFirst
+            self.failManifestsFirst = failManifestsFirst; self.tamperManifests = tamperManifests
         }
     }
 
@@ -187,6 +193,7 @@ public final class RegistryFixture: @unchecked Sendable {
         if o.failFirst > 0 { argv += ["--fail-first", "\(o.failFirst)"] }
         if o.redirectBlobs { argv += ["--redirect-blobs", "--storage-port", "\(storage)", "--redirect-host", o.redirectHost] }
         if o.failManifestsFirst > 0 { argv += ["--fail-manifests-first", "\(o.failManifestsFirst)"] }
+        if o.tamperManifests { argv.append("--tamper-manifests") }
         let out = base + "/proxy-\(n).out"
         let p = try launch(argv, log: out)
         try waitForListen(port: port, process: p, log: out, what: "test proxy")
@@ -209,6 +216,8 @@ public final class RegistryFixture: @unchecked Sendable {
         public var sent: Int?
         public var cut: Bool?
         public var corrupted: Bool?
+        /// A manifest served with other bytes (`tamperManifests`).
+        public var tampered: Bool?
         public var scopes: [String]?
         public var service: String?
 
@@ -341,8 +350,13 @@ public final class RegistryFixture: @unchecked Sendable {
     /// A real rootfs tarball pushed as it is: the `.tar.gz` file itself is the one layer blob
     /// (`tar+gzip`), so its digest is the file's sha256, as `import` names it. The config has
     /// only `Env` (PATH) — no entrypoint, cmd or working directory.
+    ///
+    /// `layerSizeDelta` / `configSizeDelta` make the manifest's descriptor lie about the blob's
+    /// size by that many bytes (the digest stays right): a blob of another size than its
+    /// descriptor says, which a client must refuse. The registry stores such manifests as given.
     @discardableResult
-    public func pushTarball(to server: Server, repo: String, tag: String, rootfs: RealRootfs = Arch.native.alpine) throws -> Pushed {
+    public func pushTarball(to server: Server, repo: String, tag: String, rootfs: RealRootfs = Arch.native.alpine,
+                            layerSizeDelta: Int64 = 0, configSizeDelta: Int64 = 0) throws -> Pushed {
         buildLock.lock(); defer { buildLock.unlock() }
         guard rootfs.rawValue.hasSuffix(".tar.gz") else { throw AZLError(.usage, "pushTarball takes a .tar.gz rootfs") }
         let ref = server.reference("\(repo):\(tag)")
@@ -363,8 +377,10 @@ public final class RegistryFixture: @unchecked Sendable {
         let manifest: [String: Any] = [
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": ["mediaType": "application/vnd.oci.image.config.v1+json", "digest": configDigest, "size": configData.count],
-            "layers": [["mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layerDigest, "size": try fileSize(rootfs.path)]],
+            "config": ["mediaType": "application/vnd.oci.image.config.v1+json", "digest": configDigest,
+                       "size": Int64(configData.count) + configSizeDelta],
+            "layers": [["mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layerDigest,
+                        "size": try fileSize(rootfs.path) + layerSizeDelta]],
         ]
         let mdata = try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])
         let digest = try putManifest(server, repo: repo, tag: tag, data: mdata, mediaType: "application/vnd.oci.image.manifest.v1+json")
@@ -663,7 +679,8 @@ public final class RegistryFixture: @unchecked Sendable {
     static let proxyScript = #"""
 #!/usr/bin/env python3
 """azl-shell test proxy in front of a docker-registry: bearer-token auth, blob redirects to
-another origin, a transfer cut halfway, a corrupted byte, 503s. One JSON line per request in --log."""
+another origin, a transfer cut halfway, a corrupted byte, tampered manifests, 503s. One JSON line per
+request in --log."""
 import argparse, base64, http.client, http.server, json, os, re, secrets, socket, socketserver, sys, threading, urllib.parse
 
 ap = argparse.ArgumentParser()
@@ -680,9 +697,11 @@ ap.add_argument("--fail-first", type=int, default=0)  # first N blob GETs answer
 ap.add_argument("--redirect-blobs", action="store_true")
 ap.add_argument("--redirect-host", default="127.0.0.1")
 ap.add_argument("--fail-manifests-first", type=int, default=0)  # first N manifest GETs answer 500
+ap.add_argument("--tamper-manifests", action="store_true")  # manifests GET by digest: one byte more, another digest
 args = ap.parse_args()
 
 BLOB = re.compile(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")
+MANIFEST_BY_DIGEST = re.compile(r"^/v2/(.+)/manifests/(sha256:[0-9a-f]{64})$")
 REPO = re.compile(r"^/v2/(.+)/(manifests|blobs|tags)/")
 lock = threading.Lock()
 tokens = {}          # token -> set of repositories it may pull
@@ -747,6 +766,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if fail:
                 self.entry(500)
                 return self.send_simple(500, b'{"errors":[{"code":"UNKNOWN","message":"internal error"}]}')
+            if args.tamper_manifests and MANIFEST_BY_DIGEST.match(path):
+                return self.tampered_manifest(path)
         m = BLOB.match(path)
         if m and self.command == "GET":
             with lock:
@@ -793,6 +814,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             tokens[tok] = repos
         self.entry(200, service=q.get("service", [""])[0], scopes=sorted(repos))
         self.send_simple(200, json.dumps({"token": tok, "expires_in": 300}).encode(), [("Content-Type", "application/json")])
+
+    def tampered_manifest(self, path):
+        up = http.client.HTTPConnection(args.upstream, timeout=60)
+        hdrs = {}
+        if self.headers.get("Accept"):
+            hdrs["Accept"] = self.headers.get("Accept")
+        up.request("GET", path, headers=hdrs)
+        r = up.getresponse()
+        body = r.read()
+        tampered = r.status == 200 and body.startswith(b"{")
+        if tampered:
+            body = b"{ " + body[1:]   # the same JSON, other bytes: another digest
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() in ("content-type", "docker-content-digest", "etag"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.entry(r.status, sent=len(body), tampered=tampered)
+        up.close()
 
     def storage(self, path):
         m = re.match(r"^/storage/(.+)/(sha256:[0-9a-f]{64})$", path)

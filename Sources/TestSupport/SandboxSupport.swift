@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import Testing
 
 /// Unpacked real root filesystems for sandbox tests, extracted once per test process by the
 /// unprivileged user (so the trees are owned by the user, as the store's are), with `tar`.
@@ -32,6 +33,22 @@ public final class SandboxFixture: @unchecked Sendable {
             if !FileManager.default.fileExists(atPath: r.path) { return "\(r.path) is missing" }
         }
         return nil
+    }
+
+    /// Whether sandbox tests (on `r`, when given) can run here. When not, says why, prefixed
+    /// with `what`: a tarball of another architecture is this machine's nature
+    /// (`notApplicableHere`); anything else is missing (`unavailable`: a failure under CI).
+    public static func available(_ r: RealRootfs? = nil, for what: String,
+                                 sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        if let r, !r.native {
+            notApplicableHere("\(what): \(r.rawValue) is not of this machine's architecture")
+            return false
+        }
+        if let reason = unavailableReason(r) {
+            unavailable("\(what): \(reason)", sourceLocation: sourceLocation)
+            return false
+        }
+        return true
     }
 
     /// The unpacked tree of `r` (extracted on first use).
@@ -117,6 +134,14 @@ public final class LiveProcess: @unchecked Sendable {
     }
 
     public func signal(_ sig: Int32) { kill(pid, sig) }
+
+    /// A guard, not synchronisation: SIGKILL the process if it still runs after `seconds`, so a
+    /// line that never comes ends `waitForLine` (at EOF) instead of hanging the test run.
+    public func killAfter(_ seconds: Double) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [process] in
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+    }
 
     /// Wait for exit; the status as a shell reports it.
     public func wait() -> (status: Int32, stderr: String) {

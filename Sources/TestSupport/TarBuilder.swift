@@ -38,10 +38,19 @@ public struct TarBuilder {
     public mutating func fifo(_ name: String, mode: Int = 0o644) {
         entry(name, .fifo, mode: mode)
     }
+    /// A socket. tar has no typeflag for one (GNU tar and libarchive refuse to archive sockets),
+    /// so this writes what a writer keeping `st_mode` would: the socket type bits (S_IFSOCK,
+    /// 0140000) in the mode field and star's pax record `SCHILY.filetype=socket`, over a
+    /// regular-file typeflag.
+    public mutating func socket(_ name: String, mode: Int = 0o755) {
+        entry(name, .file, mode: 0o140000 | mode, pax: [("SCHILY.filetype", "socket")])
+    }
 
+    /// One entry; `pax` adds records to its extended header (one is written when any are needed).
     public mutating func entry(_ name: String, _ kind: Kind, mode: Int, uid: Int = 0, gid: Int = 0,
-                               link: String = "", content: Data = Data(), major: Int = 0, minor: Int = 0) {
-        var pax: [(String, String)] = []
+                               link: String = "", content: Data = Data(), major: Int = 0, minor: Int = 0,
+                               pax extra: [(String, String)] = []) {
+        var pax: [(String, String)] = extra
         if name.utf8.count > 99 { pax.append(("path", name)) }
         if link.utf8.count > 99 { pax.append(("linkpath", link)) }
         if !pax.isEmpty {

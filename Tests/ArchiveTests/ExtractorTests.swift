@@ -63,6 +63,36 @@ struct ExtractorTests {
         #expect(r.entries == 1)
     }
 
+    @Test func setgidIsKeptAsAPermissionBitAndRecordedAndSocketsAreNotCreated() throws {
+        let d = try tempDir()
+        defer { try? FS.removeTree(d); unlink(d + ".tar") }
+        var b = TarBuilder()
+        b.file("usr/bin/wall", "#!/bin/sh\n", mode: 0o2755, uid: 0, gid: 5)    // setgid tty, as in Debian
+        b.file("usr/bin/sg-root", "#!/bin/sh\n", mode: 0o2711)                 // setgid, owned 0:0
+        b.dir("var/mail", mode: 0o2775, uid: 0, gid: 8)                         // a setgid directory
+        b.file("etc/plain", "p")
+        b.socket("run/daemon.sock")
+        b.file("after-the-socket", "still read")
+        let r = try extract(b, into: d)
+        var st = stat()
+        // The setgid bit stays, as a plain permission bit on a file that is ours: the archive's
+        // group is not applied (rootless cannot; it is recorded instead).
+        #expect(lstat(d + "/usr/bin/wall", &st) == 0 && st.st_mode & 0o7777 == 0o2755, "\(String(st.st_mode, radix: 8))")
+        #expect(st.st_uid == geteuid() && st.st_gid == getegid())
+        #expect(lstat(d + "/usr/bin/sg-root", &st) == 0 && st.st_mode & 0o7777 == 0o2711 && st.st_gid == getegid())
+        #expect(lstat(d + "/var/mail", &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR && st.st_mode & 0o7777 == 0o2775)
+        #expect(r.ownership.contains(OwnershipRecord(path: "usr/bin/wall", uid: 0, gid: 5, mode: 0o2755)), "\(r.ownership)")
+        #expect(r.ownership.contains(OwnershipRecord(path: "usr/bin/sg-root", uid: 0, gid: 0, mode: 0o2711)), "setgid at 0:0 too")
+        #expect(r.ownership.contains(OwnershipRecord(path: "var/mail", uid: 0, gid: 8, mode: 0o2775)))
+        #expect(!r.ownership.contains { $0.path == "etc/plain" }, "0:0 without setuid/setgid is not recorded")
+        // No socket is ever made (README: sockets skipped), and what follows is still read.
+        // (That the entry is skipped, rather than written as an empty file, is not asserted:
+        // libarchive reads no socket type from tar; reported as a bug.)
+        #expect(lstat(d + "/run/daemon.sock", &st) != 0 || (st.st_mode & S_IFMT) != S_IFSOCK, "a socket was created")
+        #expect(try String(contentsOfFile: d + "/after-the-socket", encoding: .utf8) == "still read")
+        #expect(r.entries == 6, "every entry read, the socket too: \(r.entries)")
+    }
+
     @Test(arguments: ["gzip", "xz", "zstd"])
     func compressionIsDetectedByContent(_ tool: String) throws {
         let d = try tempDir()

@@ -51,6 +51,18 @@ import TestSupport
         func tmpEntries() -> [String] {
             (try? FileManager.default.contentsOfDirectory(atPath: state + "/tmp")) ?? []
         }
+        /// The entries of a folder of the store (`trees`, `blobs/sha256`, `images`), sorted.
+        func list(_ sub: String) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: state + "/" + sub)) ?? []).sorted()
+        }
+        /// `prune --json`, decoded.
+        func prune() throws -> (trees: [String], blobs: [String], bytes: Int64, inUse: [String]) {
+            let res = azl("prune", "--json")
+            guard res.status == 0 else { throw AZLError(.io, "prune failed: \(res)") }
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(res.stdout.utf8)) as? [String: Any], "\(res)")
+            return (o["trees"] as? [String] ?? ["?"], o["blobs"] as? [String] ?? ["?"],
+                    (o["bytes"] as? NSNumber)?.int64Value ?? -1, o["inUse"] as? [String] ?? ["?"])
+        }
     }
 
     static let unavailable = Rootless.unavailableReason()
@@ -126,6 +138,38 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").isEmpty)
     }
 
+    @Test func setgidIsAPermissionBitInTheTreeAndInTheSidecar() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        var b = TarBuilder()
+        b.file("usr/bin/wall", "#!/bin/sh\n", mode: 0o2755, uid: 0, gid: 5)
+        b.file("usr/bin/sg-root", "#!/bin/sh\n", mode: 0o2711)
+        b.dir("var/mail", mode: 0o2775, uid: 0, gid: 8)
+        b.file("usr/bin/both", "#!/bin/sh\n", mode: 0o6755, uid: 0, gid: 42)
+        b.file("etc/plain", "p")
+        b.socket("run/daemon.sock")
+        b.file("etc/after-the-socket", "still read")
+        let res = f.azl("import", try f.tar(b, "setgid.tar"), "--name", "sg:1")
+        #expect(res.status == 0, "\(res)")
+        let t = try f.tree(of: "sg:1")
+        var st = stat()
+        // Kept as permission bits on the user's own files (the store root is 0700), the user's group.
+        for (path, mode) in [("usr/bin/wall", 0o2755), ("usr/bin/sg-root", 0o2711), ("usr/bin/both", 0o6755), ("var/mail", 0o2775)] {
+            #expect(lstat(t + "/" + path, &st) == 0 && st.st_mode & 0o7777 == mode_t(mode) && st.st_uid == f.r.uid && st.st_gid == f.r.gid,
+                    "\(path): \(String(st.st_mode, radix: 8)) \(st.st_uid):\(st.st_gid)")
+        }
+        // The original owner and mode are in the ownership sidecar, one line each.
+        let own = try String(contentsOfFile: (t as NSString).deletingLastPathComponent + "/ownership", encoding: .utf8)
+        let lines = Set(own.split(separator: "\n").map(String.init))
+        for want in ["0 5 2755 usr/bin/wall", "0 0 2711 usr/bin/sg-root", "0 8 2775 var/mail", "0 42 6755 usr/bin/both"] {
+            #expect(lines.contains(want), "missing '\(want)' in:\n\(own)")
+        }
+        #expect(!own.contains("etc/plain"))
+        // No socket in the tree; the rest of the archive is there.
+        #expect(lstat(t + "/run/daemon.sock", &st) != 0 || (st.st_mode & S_IFMT) != S_IFSOCK, "a socket was created")
+        #expect(try String(contentsOfFile: t + "/etc/after-the-socket", encoding: .utf8) == "still read")
+    }
+
     @Test func badInputsFailCleanlyWithOneLine() throws {
         if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
         let f = try Fixture()
@@ -155,7 +199,7 @@ import TestSupport
     @Test func fullDiskLeavesNothingBehind() throws {
         if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
         guard geteuid() == 0 else {
-            print("fullDiskLeavesNothingBehind: needs root to mount a small tmpfs for the user; run under CI (.ci/run) to cover it")
+            TestSupport.unavailable("fullDiskLeavesNothingBehind: needs root to mount a small tmpfs for the user; run under CI (.ci/run, as root) to cover it")
             return
         }
         let f = try Fixture()
@@ -279,5 +323,146 @@ import TestSupport
         let count = Subprocess.run(["/usr/bin/find", t]).stdout.split(separator: "\n").count
         let listed = Subprocess.run(["/usr/bin/tar", "-tf", RealRootfs.debian.path]).stdout.split(separator: "\n").count
         #expect(count == listed, "complete tree: \(count) paths, the archive lists \(listed)")
+    }
+
+    // MARK: rmi, prune, --root
+
+    /// A small tarball of its own content (nothing shared with the real ones).
+    func tinyTar(_ f: Fixture, _ tag: String) throws -> (path: String, digest: String) {
+        var b = TarBuilder()
+        b.dir("etc")
+        b.file("etc/os-release", "ID=tiny\nVERSION_ID=\(tag)\n")
+        b.file("bin/tool", "#!/bin/sh\necho \(tag)\n", mode: 0o755)
+        let path = try f.tar(b, "tiny-\(tag).tar")
+        return (path, Digest.of(b.finished()).description)
+    }
+
+    @Test func rmiAndPruneFreeOnlyWhatNothingReferences() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        let alp = "sha256:" + RealRootfs.alpineX86.sha256, deb = "sha256:" + RealRootfs.debian.sha256
+        // Two images that share nothing: other content, so other trees (imports keep no blob).
+        for (path, name) in [(RealRootfs.alpineX86.path, "alp:1"), (RealRootfs.debian.path, "deb:1")] {
+            let res = f.azl("import", path, "--name", name, "-q")
+            try #require(res.status == 0, "\(name): \(res)")
+        }
+        var recs = try f.records()
+        try #require(recs.count == 2, "\(recs)")
+        #expect(recs.map { "\($0["name"]!):\($0["tag"]!)" } == ["alp:1", "deb:1"])
+        #expect(recs.map { $0["digest"] as? String } == [alp, deb], "the image id of an import is the tarball's sha256")
+        let alpTree = try #require(recs[0]["tree"] as? String), debTree = try #require(recs[1]["tree"] as? String)
+        #expect(alpTree != debTree)
+        #expect(f.list("trees") == [alpTree, debTree].map { String($0.dropFirst(7)) }.sorted())
+        #expect(f.list("blobs/sha256").isEmpty, "an imported tarball is not copied in")
+        // --digests: the image ids, one a line, in the listing's order.
+        let digests = f.azl("images", "--digests")
+        #expect(digests.status == 0 && digests.stdout == "\(alp)\n\(deb)\n", "\(digests)")
+
+        let alpPath = f.state + "/trees/" + alpTree.dropFirst(7)
+        let alpBefore = treeFingerprint(alpPath)
+        // rmi of one name frees its tree at once; the other image is untouched.
+        let rmi = f.azl("rmi", "deb:1")
+        #expect(rmi.status == 0 && rmi.stdout.isEmpty && rmi.stderr == "removed deb:1 \(deb)\n", "\(rmi)")
+        #expect(!FS.exists(f.state + "/trees/" + debTree.dropFirst(7)), "the removed image's tree is gone")
+        #expect(f.list("trees") == [String(alpTree.dropFirst(7))])
+        #expect(f.list("blobs/sha256").isEmpty)
+        #expect(f.list("images").count == 1 && !f.list("images").contains { $0.hasPrefix("deb") }, "\(f.list("images"))")
+        #expect(f.tmpEntries().filter { !$0.hasSuffix(".lock") }.isEmpty, "\(f.tmpEntries())")
+        // prune then finds nothing more to free, and keeps what is referenced.
+        let p1 = try f.prune()
+        #expect(p1.trees.isEmpty && p1.blobs.isEmpty && p1.inUse.isEmpty && p1.bytes == 0, "\(p1)")
+        #expect(treeFingerprint(alpPath) == alpBefore, "the other image's tree changed")
+        // images --json: exactly the other image, as it was recorded.
+        recs = try f.records()
+        #expect(recs.count == 1, "\(recs)")
+        if let a = recs.first {
+            #expect(a["name"] as? String == "alp" && a["tag"] as? String == "1" && a["digest"] as? String == alp)
+            #expect(a["tree"] as? String == alpTree && a["layers"] as? [String] == [alpTree], "one layer: the chain id is its diff_id")
+            #expect((a["blobs"] as? [String])?.isEmpty == true && a["source"] as? String == RealRootfs.alpineX86.path)
+            #expect(((a["size"] as? NSNumber)?.int64Value ?? 0) > 1_000_000, "\(a)")
+        }
+        let digestsAfter = f.azl("images", "--digests")
+        #expect(digestsAfter.status == 0 && digestsAfter.stdout == "\(alp)\n", "\(digestsAfter)")
+        // The other image still runs.
+        if SandboxFixture.available(.alpineX86, for: "rmiAndPruneFreeOnlyWhatNothingReferences (run)") {
+            let run = f.azl("run", "--image", "alp:1", "--", "true")
+            #expect(run.status == 0 && run.stdout.isEmpty, "\(run)")
+            let cat = f.azl("run", "--image", "alp:1", "--", "cat", "/etc/alpine-release")
+            #expect(cat.status == 0 && cat.stdout == "3.20.3\n", "\(cat)")
+            #expect(f.azl("run", "--image", "deb:1", "--", "true").status == 125, "the removed name no longer runs")
+        }
+
+        // What only a lost record referenced (the fix an unreadable record's error suggests:
+        // remove the file, then prune) is freed by prune.
+        let tiny = try tinyTar(f, "1")
+        #expect(f.azl("import", tiny.path, "--name", "tiny:1", "-q").status == 0)
+        let tinyTree = try #require(try f.records().first { $0["name"] as? String == "tiny" }?["tree"] as? String)
+        let record = try #require(f.list("images").first { $0.hasPrefix("tiny") })
+        #expect(unlink(f.state + "/images/" + record) == 0)
+        let p2 = try f.prune()
+        #expect(p2.trees == [tinyTree] && p2.blobs.isEmpty && p2.bytes > 0 && p2.inUse.isEmpty, "\(p2)")
+        #expect(f.list("trees") == [String(alpTree.dropFirst(7))], "\(f.list("trees"))")
+        #expect(treeFingerprint(alpPath) == alpBefore)
+
+        // rmi by image id: the full digest, or a unique prefix of it.
+        let tiny2 = try tinyTar(f, "2")
+        #expect(f.azl("import", tiny2.path, "--name", "tiny:2", "-q").status == 0)
+        let byFull = f.azl("rmi", tiny2.digest)
+        #expect(byFull.status == 0 && byFull.stderr == "removed tiny:2 \(tiny2.digest)\n", "\(byFull)")
+        let byPrefix = f.azl("rmi", String(alp.dropFirst(7).prefix(12)))
+        #expect(byPrefix.status == 0 && byPrefix.stderr == "removed alp:1 \(alp)\n", "\(byPrefix)")
+        let unknown = f.azl("rmi", "sha256:" + String(repeating: "0", count: 64))
+        #expect(unknown.status == 125 && unknown.stderr.hasPrefix("azl-shell: no image named") && unknown.stderr.split(separator: "\n").count == 1,
+                "\(unknown)")
+        #expect(try f.records().isEmpty)
+        let none = f.azl("images", "--digests")
+        #expect(none.status == 0 && none.stdout.isEmpty, "\(none)")
+        #expect(f.list("trees").isEmpty && f.list("blobs/sha256").isEmpty && f.list("images").isEmpty)
+        #expect(f.tmpEntries().filter { !$0.hasSuffix(".lock") }.isEmpty, "\(f.tmpEntries())")
+    }
+
+    @Test func rootOptionPutsTheStateThere() throws {
+        if let why = Self.unavailable { Issue.record("cannot run rootless tests: \(why)"); return }
+        let f = try Fixture()
+        let dir = f.r.base + "/by-option"
+        let fromEnv = f.r.base + "/by-env"
+        // --root wins over AZL_SHELL_ROOT, which wins over XDG_DATA_HOME (HOME here).
+        let env = ["AZL_SHELL_ROOT": fromEnv]
+        func azl(_ args: [String], cwd: String? = nil) -> RunResult { f.r.run([f.r.azlShell] + args, env: env, cwd: cwd) }
+        let tiny = try tinyTar(f, "root")
+        let imp = azl(["import", "--root", dir, tiny.path, "--name", "tiny:1"])
+        #expect(imp.status == 0, "\(imp)")
+        var st = stat()
+        #expect(stat(dir, &st) == 0 && st.st_mode & 0o777 == 0o700 && st.st_uid == f.r.uid, "the root is created 0700, the user's")
+        #expect(FS.exists(dir + "/images/tiny%3A1.json"), "\((try? FileManager.default.contentsOfDirectory(atPath: dir + "/images")) ?? [])")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir + "/trees")) ?? []).count == 1)
+        let list = azl(["images", "--root", dir, "--digests"])
+        #expect(list.status == 0 && list.stdout == tiny.digest + "\n", "\(list)")
+        if SandboxFixture.available(.alpineX86, for: "rootOptionPutsTheStateThere (run)") {
+            let alp = azl(["import", "-q", "--root", dir, RealRootfs.alpineX86.path, "--name", "alp:1"])
+            #expect(alp.status == 0, "\(alp)")
+            let run = azl(["run", "--root", dir, "--image", "alp:1", "--", "cat", "/etc/alpine-release"])
+            #expect(run.status == 0 && run.stdout == "3.20.3\n", "\(run)")
+            #expect(FS.isDirectory(dir + "/cache/seccomp"), "run's compiled filter is cached under --root too")
+            #expect(azl(["rmi", "--root", dir, "alp:1"]).status == 0)
+        }
+        #expect(azl(["rmi", "--root", dir, "tiny:1"]).status == 0)
+        let pr = azl(["prune", "--root", dir])
+        #expect(pr.status == 0 && pr.stderr.hasPrefix("removed 0 trees"), "\(pr)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir + "/trees")) ?? ["?"]).isEmpty)
+        // Nothing went to AZL_SHELL_ROOT or the XDG folders in HOME.
+        #expect(!FS.exists(fromEnv), "AZL_SHELL_ROOT was used despite --root")
+        #expect(!FS.exists(f.r.home + "/.local/share/azl-shell") && !FS.exists(f.r.home + "/.cache/azl-shell"))
+        // A relative --root is taken from the working directory.
+        let work = try f.r.makeDirectory("work")
+        let rel = azl(["import", "-q", "--root", "rel-state", tiny.path, "--name", "tiny:2"], cwd: work)
+        #expect(rel.status == 0 && FS.exists(work + "/rel-state/images/tiny%3A2.json"), "\(rel)")
+        let relList = azl(["images", "--root", work + "/rel-state", "--digests"])
+        #expect(relList.stdout == tiny.digest + "\n", "\(relList)")
+        #expect(!FS.exists(fromEnv))
+        // Without --root, AZL_SHELL_ROOT is the state: empty.
+        let envList = azl(["images", "--json"])
+        #expect(envList.status == 0 && envList.stdout.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: "")
+                    .replacingOccurrences(of: " ", with: "") == "[]", "\(envList)")
     }
 }

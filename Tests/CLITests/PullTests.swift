@@ -46,7 +46,7 @@ struct WithCLIRegistry: SuiteTrait, TestScoping {
             return
         }
         if let why = RegistryFixture.unavailableReason() {
-            print("PullTests: not run: \(why)")
+            unavailable("PullTests: \(why)")
             return
         }
         let shared = try CLIRegistry()
@@ -106,7 +106,10 @@ struct PullTests {
         RegistryFixture.requests(proxy).filter { $0.isBlob && $0.method == "GET" }
     }
 
-    func sandboxUnavailable() -> String? { SandboxFixture.unavailableReason(RegistryFixture.Arch.native.alpine) }
+    /// Whether `run` can be used here; if not, says why (a failure under CI).
+    func sandboxAvailable(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        SandboxFixture.available(RegistryFixture.Arch.native.alpine, for: what, sourceLocation: sourceLocation)
+    }
 
     // MARK: pull
 
@@ -304,6 +307,60 @@ struct PullTests {
         for b in s.blobs { #expect(try fixture.sha256File(s.root + "/blobs/sha256/" + b) == "sha256:" + b) }
     }
 
+    /// Everything a pull could leave in a store, for before/after comparisons.
+    func contents(_ s: Store) throws -> [String] {
+        try s.records().map { "record \($0["name"]!):\($0["tag"]!) \($0["tree"]!)" }.sorted()
+            + s.trees.map { "tree " + $0 } + s.blobs.map { "blob " + $0 } + s.partials.map { "partial " + $0 }
+            + s.list("blobinfo").map { "blobinfo " + $0 } + s.list("tmp").filter { !$0.hasSuffix(".lock") }.map { "tmp " + $0 }
+    }
+
+    @Test func aManifestThatDoesNotMatchTheDigestItWasAskedByIsRejected() throws {
+        let s = try store()
+        #expect(s.azl(["pull", "-q", shared.tarball.reference]).status == 0, "something in the store first")
+        let before = try contents(s)
+        let proxy = try fixture.startProxy(upstream: shared.registry, .init(tamperManifests: true))
+        defer { fixture.stop(proxy) }
+        // By digest; and an index by tag (served as it is) whose platform manifest is then asked by digest.
+        let byDigest = "\(proxy.host)/test/alpine@\(shared.single.manifestDigest)"
+        let viaIndex = "\(proxy.host)/test/multi:latest"
+        for ref in [byDigest, viaIndex] {
+            let res = s.azl(["pull", ref])
+            #expect(res.status == 125 && res.stdout.isEmpty, "\(ref): \(res)")
+            let lines = res.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].hasPrefix("azl-shell: ") && lines[0].contains("does not match") && lines[0].contains(ref),
+                    "\(ref): \(res.stderr)")
+        }
+        // run pulls on first use: the same refusal, and the command never runs.
+        let run = s.azl(["run", "--image", byDigest, "--", "echo", "ran"])
+        #expect(run.status == 125 && run.stdout.isEmpty && run.stderr.contains("does not match"), "\(run)")
+        let tampered = RegistryFixture.requests(proxy).filter { $0.tampered == true }
+        #expect(tampered.count >= 3, "the proxy served tampered manifests: \(RegistryFixture.requests(proxy).map(\.path))")
+        #expect(!RegistryFixture.requests(proxy).contains { $0.isBlob }, "no blob is fetched for a refused manifest")
+        #expect(try contents(s) == before, "nothing stored")
+        // The same references straight from the registry are fine.
+        let good = s.azl(["pull", "-q", "\(shared.registry.host)/test/alpine@\(shared.single.manifestDigest)"])
+        #expect(good.status == 0, "\(good)")
+    }
+
+    @Test(arguments: [("layer", Int64(1)), ("layer", Int64(-1)), ("config", Int64(1)), ("config", Int64(-1))])
+    func aBlobOfAnotherSizeThanItsDescriptorIsRejected(_ which: String, _ delta: Int64) throws {
+        // The digest in the descriptor is right; only its size is not.
+        let tag = "\(which)\(delta > 0 ? "-plus" : "-minus")"
+        let pushed = try fixture.pushTarball(to: shared.registry, repo: "test/badsize", tag: tag,
+                                             layerSizeDelta: which == "layer" ? delta : 0, configSizeDelta: which == "config" ? delta : 0)
+        let s = try store()
+        let res = s.azl(["pull", "-q", pushed.reference])
+        #expect(res.status == 125 && res.stdout.isEmpty, "\(res)")
+        let lines = res.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("azl-shell: \(which) sha256:") && lines[0].contains(pushed.reference)
+                && lines[0].contains("the manifest says"), "\(res.stderr)")
+        #expect(try s.records().isEmpty && s.trees.isEmpty, "\((try? contents(s)) ?? [])")
+        let layer = "sha256:" + RegistryFixture.Arch.native.alpine.sha256
+        #expect(!s.blobs.contains(String(layer.dropFirst(7))) || which == "config", "the layer is not kept: \(s.blobs)")
+        if which == "config" { #expect(s.blobs.isEmpty, "the config is not kept: \(s.blobs)") }
+        #expect(s.partials.isEmpty && s.list("tmp").filter { !$0.hasSuffix(".lock") }.isEmpty, "\((try? contents(s)) ?? [])")
+    }
+
     @Test func resumesACutDownload() throws {
         let proxy = try fixture.startProxy(upstream: shared.registry, .init(cutOnce: true))
         defer { fixture.stop(proxy) }
@@ -389,10 +446,54 @@ struct PullTests {
         #expect(layerGETs.isEmpty, "\(layerGETs.map(\.path))")
     }
 
+    @Test func rmiAndPruneFreeThePulledBlobsAndTree() throws {
+        let s = try store()
+        // Two images that share nothing: the tarball's own gzip stream, and umoci's three layers.
+        for ref in [shared.tarball.reference, shared.layers.reference] {
+            let res = s.azl(["pull", "-q", ref])
+            try #require(res.status == 0, "\(ref): \(res)")
+        }
+        func blobs(_ ref: String) throws -> Set<String> {
+            Set(try #require(try s.record(ref)?["blobs"] as? [String]).map { String($0.dropFirst(7)) })
+        }
+        let keep = try blobs(shared.tarball.reference), gone = try blobs(shared.layers.reference)
+        #expect(keep.count == 2 && gone.count == 4, "layers and configs: \(keep) \(gone)")
+        #expect(keep.isDisjoint(with: gone))
+        let keepTree = try #require(try s.record(shared.tarball.reference)?["tree"] as? String).dropFirst(7)
+        let goneTree = try #require(try s.record(shared.layers.reference)?["tree"] as? String).dropFirst(7)
+        #expect(Set(s.blobs) == keep.union(gone) && Set(s.trees) == [String(keepTree), String(goneTree)])
+        let keptTree = treeFingerprint(s.root + "/trees/" + keepTree)
+
+        let rmi = s.azl(["rmi", shared.layers.reference])
+        #expect(rmi.status == 0 && rmi.stderr == "removed \(shared.layers.reference) \(shared.layers.manifestDigest)\n", "\(rmi)")
+        #expect(Set(s.blobs) == keep, "the removed image's blobs are gone, the other's stay: \(s.blobs)")
+        #expect(s.trees == [String(keepTree)], "\(s.trees)")
+        #expect(gone.allSatisfy { !FS.exists(s.root + "/blobinfo/" + $0) }, "their blobinfo went with them")
+        let prune = s.azl(["prune", "--json"])
+        let rep = try #require(try JSONSerialization.jsonObject(with: Data(prune.stdout.utf8)) as? [String: Any], "\(prune)")
+        #expect((rep["trees"] as? [String])?.isEmpty == true && (rep["blobs"] as? [String])?.isEmpty == true, "nothing left to free: \(rep)")
+        #expect(Set(s.blobs) == keep && s.trees == [String(keepTree)])
+        for b in s.blobs { #expect(try fixture.sha256File(s.root + "/blobs/sha256/" + b) == "sha256:" + b) }
+        #expect(treeFingerprint(s.root + "/trees/" + keepTree) == keptTree)
+        #expect(s.partials.isEmpty && s.list("tmp").filter { !$0.hasSuffix(".lock") }.isEmpty)
+        let recs = try s.records()
+        #expect(recs.count == 1 && recs.first?["digest"] as? String == shared.tarball.manifestDigest, "\(recs)")
+        let digests = s.azl(["images", "--digests"])
+        #expect(digests.stdout == shared.tarball.manifestDigest + "\n", "\(digests)")
+        if sandboxAvailable("rmiAndPruneFreeThePulledBlobsAndTree (run)") {
+            let run = s.azl(["run", "--image", shared.tarball.reference, "--", "true"])
+            #expect(run.status == 0 && run.stderr.isEmpty, "the other image still runs, without pulling: \(run)")
+        }
+        // By image id (the manifest digest), then nothing is left.
+        let byID = s.azl(["rmi", shared.tarball.manifestDigest])
+        #expect(byID.status == 0 && byID.stderr == "removed \(shared.tarball.reference) \(shared.tarball.manifestDigest)\n", "\(byID)")
+        #expect(try s.blobs.isEmpty && s.trees.isEmpty && s.list("blobinfo").isEmpty && s.records().isEmpty)
+    }
+
     // MARK: run
 
     @Test func runPullsOnFirstUseThenRunsWithoutTheNetwork() throws {
-        if let why = sandboxUnavailable() { print("runPullsOnFirstUse skipped: \(why)"); return }
+        guard sandboxAvailable("runPullsOnFirstUseThenRunsWithoutTheNetwork") else { return }
         let proxy = try fixture.startProxy(upstream: shared.registry)
         defer { fixture.stop(proxy) }
         let s = try store()
@@ -425,7 +526,7 @@ struct PullTests {
     }
 
     @Test func runByShortNamePullsOnce() throws {
-        if let why = sandboxUnavailable() { print("runByShortNamePullsOnce skipped: \(why)"); return }
+        guard sandboxAvailable("runByShortNamePullsOnce") else { return }
         let proxy = try fixture.startProxy(upstream: shared.registry)
         defer { fixture.stop(proxy) }
         let config = try r.makeDirectory("config")
@@ -464,7 +565,7 @@ struct PullTests {
     }
 
     @Test func imageConfigIsHonouredAndOptionsWin() throws {
-        if let why = sandboxUnavailable() { print("imageConfigIsHonoured skipped: \(why)"); return }
+        guard sandboxAvailable("imageConfigIsHonouredAndOptionsWin") else { return }
         let s = try store()
         let ref = shared.single.reference
         #expect(s.azl(["pull", "-q", ref]).status == 0)

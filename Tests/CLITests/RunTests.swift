@@ -9,12 +9,9 @@ import TestSupport
 @Suite(.serialized) struct RunTests {
     static let distros: [RealRootfs] = [.alpineX86, .debian]
 
-    /// The fixture, or nil (and the reason printed) when the tests cannot run here.
-    func fixture(_ r: RealRootfs? = nil) throws -> SandboxFixture? {
-        if let reason = SandboxFixture.unavailableReason(r) {
-            print("RunTests skipped: \(reason)")
-            return nil
-        }
+    /// The fixture, or nil (and the reason said: a failure under CI) when the tests cannot run here.
+    func fixture(_ r: RealRootfs? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> SandboxFixture? {
+        guard SandboxFixture.available(r, for: "RunTests", sourceLocation: sourceLocation) else { return nil }
         return try SandboxFixture.shared()
     }
 
@@ -45,7 +42,7 @@ import TestSupport
         guard let f = try fixture(.alpineX86) else { return }
         guard FileManager.default.fileExists(atPath: "/usr/bin/newuidmap"),
               (try? String(contentsOfFile: "/etc/subuid", encoding: .utf8))?.contains(f.rootless.userName + ":") == true else {
-            print("fullRangeMapLetsRootChown skipped: no /etc/subuid range for \(f.rootless.userName) or no newuidmap")
+            unavailable("fullRangeMapLetsRootChown: no /etc/subuid range for \(f.rootless.userName) or no newuidmap (scripts/setup.sh adds both)")
             return
         }
         let res = try f.run(.alpineX86, ["sh", "-c", "wc -l < /proc/self/uid_map; touch /tmp/f && chown 123:456 /tmp/f && stat -c %u:%g /tmp/f"])
@@ -211,10 +208,99 @@ import TestSupport
         #expect(status == want, "\(err)")
     }
 
+    @Test(arguments: [("HUP", SIGHUP), ("QUIT", SIGQUIT)])
+    func hangupAndQuitReachTheCommandsTrap(_ name: String, _ sig: Int32) throws {
+        guard let f = try fixture(.alpineX86) else { return }
+        let tree = try f.rootfs(.alpineX86)
+        // The trap is set before "ready"; `wait` returns when a trapped signal arrives.
+        let script = "trap 'echo got-\(name); exit 7' \(name); echo ready; while :; do sleep 1000 & wait $!; done"
+        let p = try LiveProcess(rootless: f.rootless, [f.rootless.azlShell, "run", "--rootfs", tree, "sh", "-c", script])
+        p.killAfter(120)
+        #expect(p.waitForLine("ready"))
+        p.signal(sig)
+        #expect(p.waitForLine("got-\(name)"), "the command's trap for SIG\(name) did not run")
+        let (status, err) = p.wait()
+        #expect(status == 7, "the command's own exit status: \(err)")
+    }
+
+    @Test(arguments: distros) func sysIsReadOnly(_ r: RealRootfs) throws {
+        guard let f = try fixture(r) else { return }
+        let info = try f.run(r, ["cat", "/proc/self/mountinfo"])
+        try #require(info.status == 0, "\(info)")
+        // Every mount at /sys or below: its per-mount options (field 6) include ro.
+        var sys: [(point: String, options: String)] = []
+        for line in info.stdout.split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count > 6, fields[4] == "/sys" || fields[4].hasPrefix("/sys/") else { continue }
+            sys.append((fields[4], fields[5]))
+        }
+        #expect(sys.first?.point == "/sys", "\(info.stdout)")
+        for m in sys { #expect(m.options.split(separator: ",").contains("ro"), "\(m.point) is mounted \(m.options)") }
+        // Writing fails: a new file in every one of them, an existing attribute, a directory.
+        var script = sys.map { "touch '\($0.point)/azl-write-test' 2>&1 && echo wrote \($0.point)" }
+        script += ["echo 1500 2>&1 > /sys/class/net/lo/mtu && echo wrote mtu", "mkdir /sys/azl-dir 2>&1 && echo made dir",
+                   "test -d /sys/kernel && echo populated"]
+        let w = try f.run(r, ["sh", "-c", script.joined(separator: "; ")])
+        let lines = w.stdout.split(separator: "\n").map(String.init)
+        #expect(!lines.contains { $0.hasPrefix("wrote") || $0.hasPrefix("made") }, "\(w)")
+        #expect(lines.last == "populated", "the host's sysfs, read-only: \(w)")
+        #expect(lines.dropLast().count == sys.count + 2 && lines.dropLast().allSatisfy { $0.contains("Read-only file system") }, "\(w)")
+    }
+
+    /// docs/sandbox.md: the minimal set, plus the spare procfs's covered mountpoint under a kernel profile.
+    static let devRequired: Set<String> = ["null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm",
+                                           "fd", "stdin", "stdout", "stderr"]
+    static let devAllowed: Set<String> = [".azl-proc"]
+
+    @Test(arguments: distros) func devHoldsExactlyTheMinimalSet(_ r: RealRootfs) throws {
+        guard let f = try fixture(r) else { return }
+        for extra in [[], ["--kernel", "host"]] {
+            let res = try f.run(r, extra + ["ls", "-A", "/dev"])
+            #expect(res.status == 0, "\(res)")
+            let names = Set(res.stdout.split(separator: "\n").map(String.init))
+            #expect(names.subtracting(Self.devAllowed) == Self.devRequired,
+                    "\(extra): missing \(Self.devRequired.subtracting(names).sorted()), extra \(names.subtracting(Self.devRequired).sorted())")
+        }
+        // And they are what their names say.
+        let script = """
+        for n in null zero full random urandom tty; do [ -c /dev/$n ] || echo "not a char device: $n"; done
+        [ -d /dev/pts ] && [ -c /dev/pts/ptmx ] && [ -e /dev/ptmx ] || echo "no devpts"
+        [ -d /dev/shm ] && touch /dev/shm/x || echo "no writable shm"
+        for n in fd stdin stdout stderr; do [ -L /dev/$n ] || echo "not a link: $n"; done
+        [ "$(readlink /dev/fd)" = /proc/self/fd ] || echo "fd is $(readlink /dev/fd)"
+        echo discarded > /dev/null || echo "null not writable"
+        [ "$(head -c 5 /dev/zero | wc -c | tr -d ' ')" = 5 ] || echo "zero"
+        [ "$(head -c 16 /dev/urandom | wc -c | tr -d ' ')" = 16 ] || echo "urandom"
+        echo x 2>/dev/null > /dev/full && echo "full accepted a write"
+        echo ok
+        """
+        let res = try f.run(r, ["sh", "-c", script])
+        #expect(res.status == 0 && res.stdout == "ok\n", "\(res)")
+    }
+
+    @Test(arguments: distros) func hostsAndResolvConfAreTheHostsAndReadOnly(_ r: RealRootfs) throws {
+        guard let f = try fixture(r) else { return }
+        for file in ["/etc/hosts", "/etc/resolv.conf"] {
+            guard let host = FileManager.default.contents(atPath: file) else {
+                notApplicableHere("hostsAndResolvConfAreTheHostsAndReadOnly: this machine has no \(file)")
+                continue
+            }
+            for extra in [[], ["--read-only"]] {
+                let res = try f.run(r, extra + ["cat", file])
+                #expect(res.status == 0 && res.stdout == String(decoding: host, as: UTF8.self), "\(file) \(extra): \(res)")
+            }
+            // Root inside cannot change the host's file through it (a read-only bind; the host's
+            // root owns it, so the permission check may refuse first).
+            let w = try f.run(r, ["sh", "-c", "echo 10.9.9.9 azl-injected >> \(file)"])
+            #expect(w.status != 0 && (w.stderr.contains("Read-only") || w.stderr.contains("Permission denied")), "\(w)")
+            #expect(FileManager.default.contents(atPath: file) == host, "the host's \(file) changed")
+        }
+    }
+
     @Test func onATerminalTheCommandGetsItsOwnPty() throws {
         guard let f = try fixture(.alpineX86) else { return }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else {
-            print("onATerminalTheCommandGetsItsOwnPty skipped: no /usr/bin/script (util-linux) to provide a terminal")
+            unavailable("onATerminalTheCommandGetsItsOwnPty: no /usr/bin/script (bsdutils) to provide a terminal")
             return
         }
         let tree = try f.rootfs(.alpineX86)

@@ -25,11 +25,8 @@ import TestSupport
         }
     }
 
-    func fixture() throws -> Fixture? {
-        if let reason = SandboxFixture.unavailableReason(.alpineX86) {
-            print("StoredImageRunTests skipped: \(reason)")
-            return nil
-        }
+    func fixture(sourceLocation: SourceLocation = #_sourceLocation) throws -> Fixture? {
+        guard SandboxFixture.available(.alpineX86, for: "StoredImageRunTests", sourceLocation: sourceLocation) else { return nil }
         return try Fixture()
     }
 

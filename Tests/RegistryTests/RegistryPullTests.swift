@@ -42,7 +42,7 @@ struct WithRegistry: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         if let why = RegistryFixture.unavailableReason() {
-            print("RegistryPullTests: not run: \(why)")
+            unavailable("RegistryPullTests: \(why)")
             return
         }
         let shared = try SharedRegistry()
@@ -509,6 +509,25 @@ struct RegistryPullTests {
         #expect(try fixture.sha256File(before.layers[0].blobPath) == before.layers[0].digest.description)
     }
 
+    @Test func rejectsAManifestThatDoesNotMatchTheDigestItWasAskedBy() async throws {
+        let proxy = try fixture.startProxy(upstream: shared.registry, .init(tamperManifests: true))
+        defer { fixture.stop(proxy) }
+        let sink = try DirectoryBlobSink(directory: tempDir("tampered"))
+        // Asked by digest; and the platform's manifest an index (by tag, untouched) names by digest.
+        for (r, platform) in [("\(proxy.host)/test/multi@\(shared.multi.arm64.manifestDigest)", "linux/arm64"),
+                              ("\(proxy.host)/test/multi:latest", "linux/amd64")] {
+            await #expect {
+                _ = try await client().pull(ref(r), options: fastOptions(try .parse(platform)), blobStore: sink)
+            } throws: { e in
+                guard let e = e as? AZLError else { return false }
+                return e.kind == .digestMismatch && e.message.contains(r) && e.message.contains("does not match")
+            }
+        }
+        #expect(RegistryFixture.requests(proxy).filter { $0.tampered == true }.count == 2, "\(RegistryFixture.requests(proxy).map(\.path))")
+        #expect(!RegistryFixture.requests(proxy).contains { $0.isBlob }, "nothing fetched past a refused manifest")
+        #expect(sink.digests().isEmpty && sink.partials().isEmpty)
+    }
+
     @Test func twoPullsOfTheSameImageAtOnce() async throws {
         let proxy = try fixture.startProxy(upstream: shared.registry)
         defer { fixture.stop(proxy) }
@@ -551,7 +570,8 @@ struct RegistryPullTests {
     /// non-loopback address is refused over HTTP unless TLS verification is off.
     @Test func plainHTTPOnlyForLoopbackOrWhenTLSVerifyIsOff() async throws {
         guard let ip = RegistryPullTests.nonLoopbackIPv4() else {
-            print("plainHTTPOnlyForLoopbackOrWhenTLSVerifyIsOff: no non-loopback IPv4 address on this machine; not run")
+            // The machine's network, not something CI installs: said, not a failure.
+            notApplicableHere("plainHTTPOnlyForLoopbackOrWhenTLSVerifyIsOff: no non-loopback IPv4 address on this machine")
             return
         }
         let reg = try fixture.startRegistry(listenAll: true)
