@@ -34,8 +34,7 @@ import TestSupport
 
     func fixture() throws -> Fixture? {
         if let reason = SandboxFixture.unavailableReason(.alpineX86) {
-            print("PlanCacheAndStoreSafetyTests not run: \(reason)")
-            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("CI must run the sandbox tests: \(reason)") }
+            unavailable("PlanCacheAndStoreSafetyTests: \(reason)")
             return nil
         }
         return try Fixture()
