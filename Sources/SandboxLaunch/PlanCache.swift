@@ -133,7 +133,11 @@ public struct PlanCache {
     }
 
     public func lookup() -> Entry? {
-        guard let bytes = PlanCache.readFile(path) else { return nil }
+        // Only what this user wrote, in a folder only this user can write: a plan is carried
+        // out with the user's own rights, so nobody else may plant one (a shared --root).
+        var st = stat()
+        guard stat(directory, &st) == 0, st.st_uid == getuid(), st.st_mode & 0o022 == 0,
+              let bytes = PlanCache.readFile(path, ownedBy: getuid()) else { return nil }
         var r = Reader(bytes: bytes)
         guard let m = r.take(PlanCache.magic.count), Array(m) == PlanCache.magic,
               let k = r.chunk(), k == key,
@@ -230,12 +234,13 @@ public struct PlanCache {
                 UInt64(bitPattern: Int64(st.st_ctim.tv_sec)), UInt64(st.st_ctim.tv_nsec)]
     }
 
-    static func readFile(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
+    static func readFile(_ path: String, ownedBy uid: uid_t, limit: Int = 1 << 20) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0, st.st_size <= limit else { return nil }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == uid, st.st_mode & 0o022 == 0,
+              st.st_size > 0, st.st_size <= limit else { return nil }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         var off = 0
         while off < bytes.count {

@@ -90,6 +90,20 @@ import TestSupport
         let res = f.azl(cmd)
         #expect(res.status == 0 && res.stdout == "ok\n", "\(res)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: entry)).count == bytes.count, "the entry was not stored again")
+
+        // In a folder others can write, an entry is never trusted: every run is a miss (a new
+        // entry, so a new inode, each time).
+        func inode() throws -> UInt64 { (try FileManager.default.attributesOfItem(atPath: entry)[.systemFileNumber] as? UInt64) ?? 0 }
+        let hit = try inode()
+        #expect(f.azl(cmd).stdout == "ok\n")
+        #expect(try inode() == hit, "a trusted entry is replayed, not rewritten")
+        chmod(f.state + "/cache/plans", 0o777)
+        for _ in 0..<2 {
+            let before = try inode()
+            let res = f.azl(cmd)
+            #expect(res.status == 0 && res.stdout == "ok\n", "\(res)")
+            #expect(try inode() != before, "an entry in a world-writable folder was replayed")
+        }
     }
 
     @Test func theStoreStaysReadOnlyWhenTheWorkingDirectoryHoldsIt() throws {
