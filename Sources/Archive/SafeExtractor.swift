@@ -53,6 +53,11 @@ public struct ExtractOptions: Sendable {
 /// (O_NOFOLLOW / *at calls on the parent fd). Hardlink targets are resolved the same way.
 /// Directories are created owner-writable and get their archive mode after the last entry,
 /// so `dr-xr-xr-x` directories in the archive can still be filled.
+///
+/// An entry that cannot be placed (its parent is a file or a symlink leading nowhere in the
+/// tree, a name Linux cannot hold, a symlink without a target) stops the extraction with an
+/// error naming the archive and the entry, never the folder being unpacked into: that is the
+/// store's scratch space, deleted as the import fails.
 public final class SafeExtractor {
     let rootFD: Int32
     let rootPath: String
@@ -69,7 +74,7 @@ public final class SafeExtractor {
         rootPath = root
         self.options = options
         rootFD = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
-        if rootFD < 0 { throw AZLError.errno(errno, "cannot open extraction root", path: root) }
+        if rootFD < 0 { throw AZLError.errno(errno, "cannot open the folder to unpack into", path: root) }
         result = ExtractResult(blobDigest: Digest(hex: ""), blobSize: 0, diffID: Digest(hex: ""))
     }
 
@@ -87,7 +92,13 @@ public final class SafeExtractor {
         try stream.open()
         while let entry = try stream.next() {
             result.entries += 1
-            try apply(entry, stream: stream, name: name)
+            do {
+                try apply(entry, stream: stream, name: name)
+            } catch let f as EntryFailure {
+                // The scratch paths we work in mean nothing to the user: name the entry.
+                let raw = archive_entry_pathname(entry).map { String(cString: $0) } ?? "?"
+                throw f.error(entry: raw, archive: name)
+            }
         }
         try stream.drain()
         try finish()
@@ -115,6 +126,10 @@ public final class SafeExtractor {
             // The archive's "./": the root itself. Keep it owner-accessible.
             if type == AZL_AE_IFDIR { deferredDirs.append(("", perm | 0o700, mtime)) }
             return
+        }
+        if rel.utf8.count > EntryFailure.pathMax { throw EntryFailure.pathTooLong(bytes: rel.utf8.count) }
+        if let long = rel.split(separator: "/").first(where: { $0.utf8.count > EntryFailure.nameMax }) {
+            throw EntryFailure.componentTooLong(bytes: long.utf8.count)
         }
         let (parentRel, leaf) = SafeExtractor.split(rel)
 
@@ -150,13 +165,13 @@ public final class SafeExtractor {
         case AZL_AE_IFREG:
             try replaceNonDirectory(parent, leaf, parentRel: parentRel)
             let fd = azl_openat_mode(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            if fd < 0 { throw AZLError.errno(errno, "cannot create", path: display(rel)) }
+            if fd < 0 { throw EntryFailure.system(errno, "cannot create", path: rel) }
             defer { close(fd) }
             let r = archive_read_data_into_fd(stream.inner, fd)
             if r != ARCHIVE_OK && r != ARCHIVE_WARN {
                 if let e = stream.callbackError { throw e }
                 let err = errno
-                if err == ENOSPC || err == EDQUOT { throw AZLError.errno(err, "cannot write", path: display(rel)) }
+                if err == ENOSPC || err == EDQUOT { throw EntryFailure.system(err, "cannot write", path: rel) }
                 throw stream.classify(stream.inner, phase: "read")
             }
             result.bytes += archive_entry_size(entry)
@@ -166,9 +181,16 @@ public final class SafeExtractor {
             var times = [timespec(tv_sec: 0, tv_nsec: AZL_UTIME_OMIT), mtime]
             futimens(fd, &times)
         case AZL_AE_IFLNK:
-            let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
+            // libarchive 3.6 gives no target (nil) for one only in a pax `linkpath` or GNU
+            // long-link record; Linux cannot make a symlink to "". Either way: refuse the entry,
+            // rather than leave a link that is not what the archive meant.
+            guard let target = (archive_entry_symlink(entry) ?? archive_entry_symlink_utf8(entry)).map({ String(cString: $0) }),
+                  !target.isEmpty else {
+                throw EntryFailure.symlinkWithoutTarget(warning: stream.lastWarning)
+            }
+            if target.utf8.count > EntryFailure.pathMax { throw EntryFailure.symlinkTargetTooLong(bytes: target.utf8.count) }
             try replaceNonDirectory(parent, leaf, parentRel: parentRel)
-            if symlinkat(target, parent, leaf) != 0 { throw AZLError.errno(errno, "cannot create symlink", path: display(rel)) }
+            if symlinkat(target, parent, leaf) != 0 { throw EntryFailure.system(errno, "cannot create symlink", path: rel) }
             var times = [timespec(tv_sec: 0, tv_nsec: AZL_UTIME_OMIT), mtime]
             utimensat(parent, leaf, &times, AT_SYMLINK_NOFOLLOW)
         case AZL_AE_IFCHR, AZL_AE_IFBLK:
@@ -179,7 +201,7 @@ public final class SafeExtractor {
                                              minor: UInt32(azl_minor(UInt64(dev))), mode: UInt32(perm)))
         case AZL_AE_IFIFO:
             try replaceNonDirectory(parent, leaf, parentRel: parentRel)
-            if mkfifoat(parent, leaf, perm & 0o777) != 0 { throw AZLError.errno(errno, "cannot create fifo", path: display(rel)) }
+            if mkfifoat(parent, leaf, perm & 0o777) != 0 { throw EntryFailure.system(errno, "cannot create fifo", path: rel) }
         case AZL_AE_IFSOCK:
             // A socket in an archive is meaningless once its process is gone.
             result.refused.append("\(rel): socket")
@@ -191,7 +213,7 @@ public final class SafeExtractor {
 
     private func mkdirAt(_ parent: Int32, _ leaf: String, rel: String) throws {
         if mkdirat(parent, leaf, 0o700) != 0 && errno != EEXIST {
-            throw AZLError.errno(errno, "cannot create directory", path: display(rel))
+            throw EntryFailure.system(errno, "cannot create directory", path: rel)
         }
     }
 
@@ -222,7 +244,7 @@ public final class SafeExtractor {
         try replaceNonDirectory(parent, leaf, parentRel: SafeExtractor.split(rel).0)
         // linkat through /proc/self/fd links the inode we resolved, not whatever a path names now.
         if linkat(AT_FDCWD, "/proc/self/fd/\(tfd)", parent, leaf, AT_SYMLINK_FOLLOW) != 0 {
-            throw AZLError.errno(errno, "cannot create hardlink", path: display(rel))
+            throw EntryFailure.system(errno, "cannot create hardlink", path: rel)
         }
     }
 
@@ -242,7 +264,7 @@ public final class SafeExtractor {
     }
 
     private func emptyDirectory(_ dirFD: Int32, keepingCreatedUnder parentRel: String) throws {
-        for name in try SafeExtractor.list(dirFD) {
+        for name in try SafeExtractor.list(dirFD, rel: parentRel) {
             let rel = parentRel.isEmpty ? name : parentRel + "/" + name
             if createdThisLayer.contains(rel) { continue }
             try removeAt(dirFD, name, parentRel: parentRel)
@@ -252,37 +274,40 @@ public final class SafeExtractor {
     /// Remove `name` under `dirFD`, recursively, never following symlinks.
     private func removeAt(_ dirFD: Int32, _ name: String, parentRel: String) throws {
         invalidateCache()
+        let rel = parentRel.isEmpty ? name : parentRel + "/" + name
         if unlinkat(dirFD, name, 0) == 0 { return }
         guard errno == EISDIR || errno == EPERM else {
             if errno == ENOENT { return }
-            throw AZLError.errno(errno, "cannot replace", path: display(parentRel.isEmpty ? name : parentRel + "/" + name))
+            throw EntryFailure.system(errno, "cannot replace", path: rel)
         }
         let sub = azl_openat_mode(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
         if sub < 0 {
             // A directory without owner-read/exec: make it ours to empty.
             fchmodat(dirFD, name, 0o700, 0)
             let again = azl_openat_mode(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
-            if again < 0 { throw AZLError.errno(errno, "cannot open", path: display(name)) }
-            try removeContents(again, rel: parentRel + "/" + name)
-            close(again)
+            if again < 0 { throw EntryFailure.system(errno, "cannot open", path: rel) }
+            defer { close(again) }
+            try removeContents(again, rel: rel)
         } else {
+            defer { close(sub) }
             fchmod(sub, 0o700)
-            try removeContents(sub, rel: parentRel + "/" + name)
-            close(sub)
+            try removeContents(sub, rel: rel)
         }
         if unlinkat(dirFD, name, AT_REMOVEDIR) != 0 && errno != ENOENT {
-            throw AZLError.errno(errno, "cannot remove", path: display(name))
+            throw EntryFailure.system(errno, "cannot remove", path: rel)
         }
     }
 
     private func removeContents(_ fd: Int32, rel: String) throws {
-        for n in try SafeExtractor.list(fd) { try removeAt(fd, n, parentRel: rel) }
+        for n in try SafeExtractor.list(fd, rel: rel) { try removeAt(fd, n, parentRel: rel) }
     }
 
-    static func list(_ dirFD: Int32) throws -> [String] {
+    /// The names in directory `dirFD` (`rel` in the tree, for messages).
+    static func list(_ dirFD: Int32, rel: String) throws -> [String] {
         // A readable fd of the same directory: parents are held as O_PATH fds, which getdents refuses.
         let dup = azl_openat_mode(dirFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
-        guard dup >= 0, let d = fdopendir(dup) else { throw AZLError.errno(errno, "cannot list", path: "directory") }
+        guard dup >= 0 else { throw EntryFailure.system(errno, "cannot list", path: rel) }
+        guard let d = fdopendir(dup) else { let e = errno; close(dup); throw EntryFailure.system(e, "cannot list", path: rel) }
         defer { closedir(d) }
         var names: [String] = []
         while let ent = readdir(d) {
@@ -305,10 +330,10 @@ public final class SafeExtractor {
         closeRetired()
         var fd = azl_openat2(rootFD, parentRel, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
                              AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
-        if fd < 0 && (errno == ENOENT || errno == ENOTDIR) {
+        if fd < 0 {
+            // Missing components are made; anything else is found, and named, on the way.
             fd = try createParents(parentRel)
         }
-        if fd < 0 { throw AZLError.errno(errno, "cannot open directory", path: display(parentRel)) }
         cachedParent = (parentRel, fd)
         return fd
     }
@@ -318,27 +343,67 @@ public final class SafeExtractor {
     /// inside the tree) is an error for this entry, as in tar.
     private func createParents(_ rel: String) throws -> Int32 {
         var current = azl_openat_mode(rootFD, ".", AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0)
+        if current < 0 { throw EntryFailure.system(errno, "cannot open", path: "") }
         var sofar = ""
         for comp in rel.split(separator: "/").map(String.init) {
             sofar = sofar.isEmpty ? comp : sofar + "/" + comp
             var next = azl_openat2(rootFD, sofar, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
                                    AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
             if next < 0 && errno == ENOENT {
+                // Missing, or a symlink to something missing (then mkdir says EEXIST).
                 if mkdirat(current, comp, 0o755) != 0 && errno != EEXIST {
                     let e = errno; close(current)
-                    throw AZLError.errno(e, "cannot create directory", path: display(sofar))
+                    throw EntryFailure.system(e, "cannot create directory", path: sofar)
                 }
                 next = azl_openat2(rootFD, sofar, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
                                    AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
             }
             if next < 0 {
                 let e = errno; close(current)
-                throw AZLError.errno(e, "cannot open directory", path: display(sofar))
+                throw notADirectory(sofar, errno: e)
             }
             close(current)
             current = next
         }
         return current
+    }
+
+    /// Why `rel` (whose parents all resolved) cannot be opened as a directory: what is there.
+    private func notADirectory(_ rel: String, errno e: Int32) -> EntryFailure {
+        let fd = azl_openat2(rootFD, rel, AZL_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0,
+                             AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+        guard fd >= 0 else { return .system(e, "cannot open directory", path: rel) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return .system(e, "cannot open directory", path: rel) }
+        let why: String
+        switch st.st_mode & S_IFMT {
+        case S_IFLNK:
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlinkat(fd, "", &buf, Int(PATH_MAX))
+            let target = n >= 0 ? String(cString: Array(buf[..<n]) + [0]) : "?"
+            let to = "a symlink to '\(EntryFailure.shown(target, limit: 100))'"
+            switch e {
+            case ENOENT:
+                // The target itself missing, or the end of a chain of symlinks?
+                let (dir, _) = SafeExtractor.split(rel)
+                let hop = target.hasPrefix("/") || dir.isEmpty ? target : dir + "/" + target
+                let t = n > 0 ? azl_openat2(rootFD, hop, AZL_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0,
+                                            AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS) : -1
+                if t >= 0 { close(t) }
+                why = t >= 0 ? "\(to), a chain of symlinks that ends at a missing target" : "\(to), a target missing from the image"
+            case ELOOP: why = "\(to) that loops, or passes more than 40 symlinks"
+            case ENOTDIR: why = "\(to), which is not a directory"
+            default: why = "\(to), which cannot be followed: \(String(cString: strerror(e)))"
+            }
+        case S_IFREG: why = "a regular file"
+        case S_IFIFO: why = "a fifo"
+        case S_IFSOCK: why = "a socket"
+        case S_IFCHR, S_IFBLK: why = "a device"
+        case S_IFDIR: return .system(e, "cannot open directory", path: rel)
+        default: why = "not a directory"
+        }
+        return .parentNotDirectory(parent: rel, why: why)
     }
 
     /// Forget the cached parent after a removal (it may have named what was removed). The fd
@@ -432,5 +497,4 @@ public final class SafeExtractor {
         return ("", rel)
     }
 
-    private func display(_ rel: String) -> String { rootPath + "/" + rel }
 }

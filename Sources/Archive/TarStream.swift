@@ -110,10 +110,15 @@ final class TarStream {
         }
     }
 
+    /// What libarchive warned about the current entry's header (a name or link it could not
+    /// convert, say), or nil.
+    private(set) var lastWarning: String?
+
     /// Next entry, or nil at the end of the archive.
     func next() throws -> OpaquePointer? {
         var entry: OpaquePointer?
         let r = archive_read_next_header(inner, &entry)
+        lastWarning = r == ARCHIVE_WARN ? archive_error_string(inner).map { String(cString: $0) } : nil
         switch r {
         case ARCHIVE_OK, ARCHIVE_WARN: headers += 1; return entry
         case ARCHIVE_EOF: return nil

@@ -59,8 +59,13 @@ extension ImageStore {
         defer { s.discard() }
         let staged = s.path + "/tree"
         try FS.mkdirs(staged + "/rootfs", mode: 0o700)
-        let ex = try SafeExtractor(root: staged + "/rootfs")
-        let result = try ex.extract(fd: fd, name: display, knownBlobDigest: knownDigest)
+        let result: ExtractResult
+        do {
+            let ex = try SafeExtractor(root: staged + "/rootfs")
+            result = try ex.extract(fd: fd, name: display, knownBlobDigest: knownDigest)
+        } catch let e as AZLError {
+            throw ImageStore.withoutScratch(e, scratch: s.path, tree: staged + "/rootfs")
+        }
         if knownDigest != nil {
             // The digest came from a first read; a file rewritten since would be recorded
             // under the wrong digest, and a later import of the real file would reuse this tree.
@@ -95,6 +100,21 @@ extension ImageStore {
                                  config: ImageConfig(), manifest: nil)
         try save(record)
         return ImportOutcome(record: record, reused: true, refused: m.refused, devices: m.devices.count)
+    }
+
+    /// `e` without the scratch folder's path: it is deleted as the import fails, so naming it
+    /// would only send the user looking for it. (The extractor names entries, not paths; this
+    /// catches anything else that would.)
+    static func withoutScratch(_ e: AZLError, scratch: String, tree: String) -> AZLError {
+        func clean(_ text: String) -> String {
+            text.replacingOccurrences(of: tree + "/", with: "")
+                .replacingOccurrences(of: tree, with: "the image's root")
+                .replacingOccurrences(of: scratch, with: "the store's scratch folder")
+        }
+        var out = e
+        out.message = clean(e.message)
+        out.hint = e.hint.map(clean)
+        return out
     }
 
     static func absolute(_ p: String) -> String {
