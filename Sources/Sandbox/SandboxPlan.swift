@@ -82,7 +82,9 @@ public struct SandboxPlan: Equatable, Sendable {
             case let .devpts(t): return ["devpts", t, "", "", MountFlags([.nosuid, .noexec]).wire, "0"]
             case let .mkdir(t, m): return ["mkdir", t, "", "", "", oct(m)]
             case let .symlink(t, p): return ["symlink", t, p, "", "", "0"]
-            case let .file(t, c, m): return ["file", t, "", c, "", oct(m)]
+            // The shell profile is a nicety: an image whose /etc/profile.d cannot hold it (a
+            // dangling symlink, a file) still runs, without it.
+            case let .file(t, c, m): return ["file", t, "", c, t == ShellProfile.path ? "optional" : "", oct(m)]
             case let .remountReadOnly(t): return ["remount-ro", t, "", "", "", "0"]
             case let .readOnlyFile(t, c, m): return ["rofile", t, "", c, "ro,nosuid,nodev,noexec", oct(m)]
             }

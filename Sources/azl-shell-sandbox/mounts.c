@@ -201,6 +201,7 @@ static void do_symlink(const struct mount_op *m) {
 static void do_file(const struct mount_op *m) {
     char name[NAME_MAX + 1];
     int pfd = parent_of(m->dst, name);
+    if (pfd < 0 && (m->flags & MF_OPTIONAL)) return;
     if (pfd < 0) die("cannot make directory for %s", m->dst);
     struct stat st;
     if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) unlinkat(pfd, name, 0);
