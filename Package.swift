@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Sandbox", dependencies: ["Core", "CLinux", "SandboxLaunch"]),
         // What both entry points need to start the C part: the launcher and the plan cache.
         // No Foundation, so the lean `azl-shell` that links it starts in a millisecond.
-        .target(name: "SandboxLaunch", dependencies: ["CLinux"]),
+        .target(name: "SandboxLaunch", dependencies: ["CLinux", "SandboxRuntime"]),
         // Kernel profiles, the per-arch syscall tables (generated Swift, see kernel-data/gen-swift.py),
         // the seccomp program (libseccomp) and the capability sets.
         .target(name: "Kernel", dependencies: ["Core", "CSeccomp"]),
@@ -61,10 +61,13 @@ let package = Package(
                           linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // Every verb: calls `Commands`.
         .executableTarget(name: "azl-shell-cli", dependencies: ["Commands"]),
-        // The single-threaded C part: unshare, id maps, mounts, pivot_root, pid 1, exec.
-        // Static, and without the Swift runtime (see no_swift_runtime.c): it starts in the time
-        // of a C no-op.
-        .executableTarget(name: "azl-shell-sandbox", cSettings: [.define("_GNU_SOURCE")],
+        // The only C we write: the single-threaded part that carries out a plan (clone, id
+        // maps, mounts, pivot_root, pid 1, seccomp, exec). The lean azl-shell calls it in
+        // process; azl-shell-cli, which has threads, execs azl-shell-sandbox.
+        .target(name: "SandboxRuntime", cSettings: [.define("_GNU_SOURCE")]),
+        // SandboxRuntime as a program: static, and without the Swift runtime (see
+        // no_swift_runtime.c), so it starts in the time of a C no-op.
+        .executableTarget(name: "azl-shell-sandbox", dependencies: ["SandboxRuntime"],
                           linkerSettings: [.unsafeFlags(["-static-executable"])]),
 
         // Hostile tarball builders, running the binary as the unprivileged test user, fixtures.

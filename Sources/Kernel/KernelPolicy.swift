@@ -6,7 +6,7 @@ import Glibc
 
 /// What the sandbox applies to the command just before exec: a seccomp program, the
 /// capability sets, no_new_privs, and the uname answer. Computed here (Swift, libseccomp);
-/// applied by the C helper (Sources/azl-shell-sandbox/seccomp_notify.h).
+/// applied by the C helper (Sources/SandboxRuntime/seccomp_notify.h).
 public struct KernelPolicy: Equatable, Sendable {
     public struct UTS: Equatable, Sendable, Codable {
         public var release: String

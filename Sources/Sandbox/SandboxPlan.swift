@@ -2,7 +2,7 @@
 ///
 /// A plain value: the builder computes it from options, the image and facts about the host;
 /// unit tests assert on it; `encoded()` turns it into the wire format the helper reads
-/// (Sources/azl-shell-sandbox/plan.h documents it; the two must change together and
+/// (Sources/SandboxRuntime/plan.h documents it; the two must change together and
 /// `SandboxPlan.version` with them).
 public struct SandboxPlan: Equatable, Sendable {
     /// 2: the kernel policy records (seccomp, caps, uname, nnp) and the `rofile` mount kind.

@@ -1,4 +1,5 @@
 import CLinux
+import SandboxRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,9 +28,10 @@ public struct LaunchError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Hands a plan to the C helper: the plan goes into a memfd, and this process execve()s
-/// `azl-shell-sandbox --plan-fd N`. The helper keeps our pid, so it is the supervisor the
-/// user's shell waits for and signals; no second Swift process, nothing Swift after fork.
+/// Hands a plan to the C part (SandboxRuntime): in this process when it has a single thread,
+/// else through a memfd and an execve() of `azl-shell-sandbox --plan-fd N`. Either way the
+/// supervisor keeps our pid, so it is what the user's shell waits for and signals; no second
+/// Swift process, nothing Swift after fork.
 public enum Launcher {
     /// The folder of the running binary (azl-shell, azl-shell-cli and azl-shell-sandbox live
     /// side by side).
@@ -84,6 +86,9 @@ public enum Launcher {
     /// Replace this process with the helper carrying out the encoded plan `bytes`. The locks
     /// the caller holds on fds without close-on-exec go with it.
     public static func exec(encodedPlan bytes: [UInt8]) throws -> Never {
+        // A process with one thread (the lean front end starts none) carries the plan out
+        // itself and saves an exec; one with threads gets -1 back and execs the helper.
+        _ = bytes.withUnsafeBytes { azl_sandbox_run_in_process($0.baseAddress, $0.count) }
         let helper = try helperPath()
         // Not close-on-exec: the helper reads it, then closes it before anything runs inside.
         let fd = planFile()

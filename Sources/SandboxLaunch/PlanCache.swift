@@ -77,10 +77,10 @@ public struct PlanCache {
     public static func key(arguments: [String], environment: [String], cwd: String, uid: UInt32, gid: UInt32) -> [UInt8] {
         var k = magic
         func field(_ s: String) { k.append(contentsOf: s.utf8); k.append(0) }
-        field("uid=\(uid)")
-        field("gid=\(gid)")
-        field("cwd=\(cwd)")
-        field("argc=\(arguments.count - 1)")
+        field("uid=" + String(uid))
+        field("gid=" + String(gid))
+        field("cwd=" + cwd)
+        field("argc=" + String(arguments.count - 1))
         var names = environmentRead
         for a in arguments.dropFirst() {
             field(a)
@@ -183,7 +183,7 @@ public struct PlanCache {
         chunk(plan)
 
         evictIfFull()
-        let tmp = path + ".tmp-\(getpid())"
+        let tmp = path + ".tmp-" + String(getpid())
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return }
         var off = 0, ok = true

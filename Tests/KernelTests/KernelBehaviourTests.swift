@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// The filter and the C half for real, without the sandbox: Fixtures/apply_and_exec.c applies a
-/// KernelPolicy (with Sources/azl-shell-sandbox/seccomp_notify.c) to a child that execs
+/// KernelPolicy (with Sources/SandboxRuntime/seccomp_notify.c) to a child that execs
 /// Fixtures/probe.c, and answers its uname; all run as the unprivileged test user.
 @Suite(.serialized)
 struct KernelBehaviourTests {
@@ -25,7 +25,7 @@ struct KernelBehaviourTests {
             TempDirectories.removeAtExit(dir)
             chmod(dir, 0o755)
             let fx = Fixtures.repo + "/Tests/KernelTests/Fixtures"
-            let sb = Fixtures.repo + "/Sources/azl-shell-sandbox"
+            let sb = Fixtures.repo + "/Sources/SandboxRuntime"
             runner = dir + "/apply_and_exec"
             probe = dir + "/probe"
             try Built.cc(["-O2", "-Wall", "-Werror", "-D_GNU_SOURCE", "-I", sb, "-o", runner,

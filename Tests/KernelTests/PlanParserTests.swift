@@ -5,7 +5,7 @@ import Sandbox
 import TestSupport
 import Testing
 
-/// The helper's plan parser (Sources/azl-shell-sandbox/plan.c, compiled here with a small
+/// The helper's plan parser (Sources/SandboxRuntime/plan.c, compiled here with a small
 /// driver, Fixtures/plan_parse.c) on the kernel-policy records: what Swift writes parses to the
 /// same values, and every malformed record is refused with a reason.
 @Suite(.serialized)
@@ -19,7 +19,7 @@ struct PlanParserTests {
             dir = String(cString: p)
             TempDirectories.removeAtExit(dir)
             exe = dir + "/plan_parse"
-            let sb = Fixtures.repo + "/Sources/azl-shell-sandbox"
+            let sb = Fixtures.repo + "/Sources/SandboxRuntime"
             let r = Subprocess.run(["/usr/bin/env", "cc", "-O1", "-Wall", "-Werror", "-D_GNU_SOURCE", "-I", sb, "-o", exe,
                                     Fixtures.repo + "/Tests/KernelTests/Fixtures/plan_parse.c", sb + "/plan.c", sb + "/seccomp_notify.c"])
             if r.status != 0 { throw AZLError(.internal, "cc failed: \(r)") }

@@ -1,7 +1,7 @@
 /*
  * A stand-in for the sandbox, for KernelTests and bench/kernel-bench.sh: applies a policy
  * computed by KernelPolicy (BPF bytes in a file, capability bounding mask, uname strings) to
- * a child with the functions of Sources/azl-shell-sandbox/seccomp_notify.c, execs PROG in it,
+ * a child with the functions of Sources/SandboxRuntime/seccomp_notify.c, execs PROG in it,
  * and serves uname notifications in the parent, as the sandbox's supervisor will.
  *
  *   apply_and_exec [--userns] [--caps HEXMASK] [--release R --version V] BPF|none PROG [ARGS...]

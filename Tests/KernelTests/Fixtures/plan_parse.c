@@ -1,5 +1,5 @@
 /*
- * The C plan parser (Sources/azl-shell-sandbox/plan.c) on its own, for KernelTests: reads a
+ * The C plan parser (Sources/SandboxRuntime/plan.c) on its own, for KernelTests: reads a
  * plan from FILE and prints "ok" and what the kernel-policy records set, or "error: REASON".
  *
  *   plan_parse FILE

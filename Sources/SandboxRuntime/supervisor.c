@@ -1,0 +1,363 @@
+/*
+ * The supervisor: the single-threaded part of azl-shell that carries out a plan.
+ *
+ * Swift decides everything and writes it as a plan (plan.h). The plan is carried out here,
+ * by one of two entry points (azl_sandbox.h): a process with one thread (the lean
+ * `azl-shell` front end, which links this library and has started no thread) calls
+ * azl_sandbox_run_in_process; azl-shell-cli (Swift with Foundation: multithreaded from its
+ * first instant, so it can neither unshare a user namespace nor safely fork and run setup
+ * code) writes the plan into a memfd and execve()s azl-shell-sandbox, whose main is
+ * azl_sandbox_main. Either way this process keeps azl-shell's pid and is the supervisor,
+ * and nothing between fork and exec runs Swift.
+ *
+ *   supervisor (this pid, host namespaces)
+ *     clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET]) ----> pid 1 (sandbox)
+ *     write the id maps (newuidmap/newgidmap, or a single line)  waits on a pipe
+ *     "go" ---------------------------------------------------->  mounts.c: build root, pivot
+ *     forward signals; relay the pty, if any                     init.c: fork the command, reap
+ *     exit with pid 1's status  <------------------------------  exit with the command's status
+ *
+ * Pid 1 has PR_SET_PDEATHSIG(SIGKILL): if the supervisor is killed, pid 1 dies
+ * and the kernel kills everything else in the pid namespace.
+ *
+ * Pid 1 and the supervisor run our binary, which belongs to the user and so to root inside
+ * the sandbox: both make themselves non-dumpable (after the id maps), so /proc/1/exe, fd/,
+ * mem and root are refused to the command (runc CVE-2019-5736). Pid 1's memory belongs to
+ * the initial user namespace (it was never exec'd inside), so not even CAP_SYS_PTRACE inside
+ * (--cap-add all) gets past that; the supervisor is outside the pid namespace altogether.
+ */
+#include "sandbox.h"
+#include "azl_sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+__attribute__((noreturn)) static void carry_out(char *buf, size_t len);
+
+static struct termios saved_tty;
+static int tty_raw = 0;   /* the supervisor put stdin in raw mode and must restore it */
+
+static void restore_tty(void) {
+    if (tty_raw) tcsetattr(0, TCSADRAIN, &saved_tty);
+    tty_raw = 0;
+}
+
+void say(const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    dprintf(2, "azl-shell: %s\n", buf);
+}
+
+void die(const char *fmt, ...) {
+    int e = errno;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    restore_tty();
+    if (e) dprintf(2, "azl-shell: %s: %s\n", buf, strerror(e));
+    else dprintf(2, "azl-shell: %s\n", buf);
+    _exit(EXIT_OURS);
+}
+
+static char *read_plan(int fd, size_t *len) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) die("cannot read the plan");
+    if (st.st_size <= 0 || (unsigned long long)st.st_size > PLAN_MAX_BYTES) { errno = 0; die("bad plan size"); }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) die("out of memory");
+    size_t off = 0;
+    while (off < (size_t)st.st_size) {
+        ssize_t n = pread(fd, buf + off, (size_t)st.st_size - off, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) die("cannot read the plan");
+        off += (size_t)n;
+    }
+    buf[off] = '\0';
+    *len = off;
+    return buf;
+}
+
+/* ---- id maps ------------------------------------------------------------ */
+
+static void write_proc(pid_t pid, const char *file, const char *text) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) die("cannot write %s", path);
+    close(fd);
+}
+
+static void write_map(pid_t pid, const struct idmap *m, const char *file) {
+    char text[1024];
+    size_t o = 0;
+    for (int i = 0; i + 2 < m->nfields; i += 3) {
+        int n = snprintf(text + o, sizeof text - o, "%s %s %s\n", m->fields[i], m->fields[i + 1], m->fields[i + 2]);
+        if (n < 0 || (size_t)n >= sizeof text - o) { errno = 0; die("id map too long"); }
+        o += (size_t)n;
+    }
+    write_proc(pid, file, text);
+}
+
+/* Start newuidmap/newgidmap PID IN OUT COUNT...; returns its pid. */
+static pid_t spawn_map(pid_t pid, const struct idmap *m) {
+    char pidstr[16];
+    snprintf(pidstr, sizeof pidstr, "%d", (int)pid);
+    char *argv[PLAN_MAX_MAP + 3];
+    int a = 0;
+    argv[a++] = (char *)m->helper;
+    argv[a++] = pidstr;
+    for (int i = 0; i < m->nfields; i++) argv[a++] = (char *)m->fields[i];
+    argv[a] = NULL;
+    char *env[] = { NULL };
+    pid_t h;
+    int e = posix_spawn(&h, m->helper, NULL, NULL, argv, env);
+    if (e) { errno = e; die("cannot run %s", m->helper); }
+    return h;
+}
+
+static void wait_map(pid_t h, const char *helper) {
+    int st;
+    while (waitpid(h, &st, 0) < 0)
+        if (errno != EINTR) die("waiting for %s", helper);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        errno = 0;
+        die("%s failed (see its message above; check /etc/subuid and /etc/subgid)", helper);
+    }
+}
+
+static void write_maps(pid_t pid, const struct plan *p) {
+    pid_t hu = -1, hg = -1;
+    /* The two setuid helpers run side by side: each costs an exec. */
+    if (p->uidmap.helper && *p->uidmap.helper) hu = spawn_map(pid, &p->uidmap);
+    if (p->gidmap.helper && *p->gidmap.helper) hg = spawn_map(pid, &p->gidmap);
+    if (hu < 0) write_map(pid, &p->uidmap, "uid_map");
+    if (hg < 0) {
+        /* An unprivileged single-line gid map needs setgroups denied first. */
+        write_proc(pid, "setgroups", "deny");
+        write_map(pid, &p->gidmap, "gid_map");
+    }
+    if (hu >= 0) wait_map(hu, p->uidmap.helper);
+    if (hg >= 0) wait_map(hg, p->gidmap.helper);
+}
+
+/* ---- supervision ---------------------------------------------------------- */
+
+static int recv_fd(int sock) {
+    char byte;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    ssize_t n;
+    do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    if (n <= 0) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) { struct pollfd w = { fd, POLLOUT, 0 }; poll(&w, 1, -1); continue; }
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int status_of(int st) {
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Wait for pid 1, forwarding signals and (with a pty) relaying the terminal. */
+__attribute__((noreturn)) static void supervise(pid_t child, int sfd, int master) {
+    int in_open = master >= 0, out_open = master >= 0;
+    char buf[16384];
+    for (;;) {
+        struct pollfd fds[3] = { { sfd, POLLIN, 0 }, { in_open ? 0 : -1, POLLIN, 0 }, { out_open ? master : -1, POLLIN, 0 } };
+        if (poll(fds, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            die("poll");
+        }
+        if (fds[2].revents) {
+            ssize_t n = read(master, buf, sizeof buf);
+            if (n > 0) write_all(1, buf, (size_t)n);
+            else if (n == 0 || (errno != EINTR && errno != EAGAIN)) out_open = 0;   /* EIO: every slave closed */
+        }
+        if (fds[1].revents) {
+            ssize_t n = read(0, buf, sizeof buf);
+            if (n > 0) write_all(master, buf, (size_t)n);
+            else if (n == 0 || (errno != EINTR && errno != EAGAIN)) in_open = 0;
+        }
+        if (fds[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) != sizeof si) continue;
+            int sig = (int)si.ssi_signo;
+            if (sig == SIGCHLD) {
+                int st;
+                pid_t w = waitpid(child, &st, WNOHANG);
+                if (w != child) continue;
+                if (out_open) {   /* what the command wrote last is still in the pty */
+                    fcntl(master, F_SETFL, O_NONBLOCK);
+                    ssize_t n;
+                    while ((n = read(master, buf, sizeof buf)) > 0) write_all(1, buf, (size_t)n);
+                }
+                restore_tty();
+                _exit(status_of(st));
+            } else if (sig == SIGWINCH && master >= 0) {
+                struct winsize ws;
+                if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);   /* the pty signals its group */
+            } else {
+                kill(child, sig);
+            }
+        }
+    }
+}
+
+int azl_sandbox_main(int argc, char **argv) {
+    char *end = NULL;
+    long pfd = argc == 3 && strcmp(argv[1], "--plan-fd") == 0 ? strtol(argv[2], &end, 10) : -1;
+    if (pfd < 0 || pfd > 1 << 20 || !end || *end) {
+        dprintf(2, "azl-shell-sandbox: an internal helper of azl-shell, not meant to be run by hand\n");
+        return EXIT_OURS;
+    }
+    size_t len;
+    char *buf = read_plan((int)pfd, &len);
+    close((int)pfd);
+    carry_out(buf, len);
+}
+
+/* The threads of this process, from /proc/self/stat (field 20), or -1. */
+static int thread_count(void) {
+    char b[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, b, sizeof b - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    b[n] = '\0';
+    char *p = strrchr(b, ')');   /* the command name may hold spaces and parentheses */
+    for (int field = 2; p && field < 20; field++) p = strchr(p + 1, ' ');
+    return p ? atoi(p + 1) : -1;
+}
+
+int azl_sandbox_run_in_process(const void *plan, size_t len) {
+    /* Only a process with one thread may fork and go on: another thread could hold a lock
+     * (malloc's) that the child would then wait on forever. */
+    if (thread_count() != 1 || len == 0 || len > PLAN_MAX_BYTES) return -1;
+    char *buf = malloc(len + 1);
+    if (!buf) return -1;
+    memcpy(buf, plan, len);
+    buf[len] = '\0';
+    fflush(stdout);
+    fflush(stderr);
+    carry_out(buf, len);
+}
+
+__attribute__((noreturn)) static void carry_out(char *buf, size_t len) {
+    static struct plan p;
+    char err[512];
+    if (plan_parse(buf, len, &p, err, sizeof err) < 0) { errno = 0; die("%s", err); }
+
+    /* Signals to forward are read from a signalfd; blocked here, so pid 1 inherits them
+     * blocked too and reads them with sigwaitinfo. */
+    sigset_t set;
+    block_forwarded_signals(&set);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0) die("signalfd");
+    signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill the relay; the command resets it */
+
+    int want_pty = (p.flags & PF_PTY) && isatty(0) && isatty(1);
+    struct winsize ws;
+    int have_ws = want_pty && ioctl(0, TIOCGWINSZ, &ws) == 0;
+    int go[2], sp[2] = { -1, -1 };
+    if (pipe2(go, O_CLOEXEC) < 0) die("pipe");
+    if (want_pty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) die("socketpair");
+
+    unsigned long flags = SIGCHLD;
+    if (p.ns & NS_USER) flags |= CLONE_NEWUSER;
+    if (p.ns & NS_MOUNT) flags |= CLONE_NEWNS;
+    if (p.ns & NS_PID) flags |= CLONE_NEWPID;
+    if (p.ns & NS_UTS) flags |= CLONE_NEWUTS;
+    if (p.ns & NS_IPC) flags |= CLONE_NEWIPC;
+    if (p.ns & NS_NET) flags |= CLONE_NEWNET;
+
+    /* Raw clone, fork-like (as bubblewrap's raw_clone): the child is pid 1 of the new pid namespace. */
+    pid_t child = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+    if (child < 0) {
+        if (errno == EPERM || errno == ENOSPC || errno == EUSERS)
+            die("cannot create the sandbox's namespaces (are unprivileged user namespaces allowed? see sysctl user.max_user_namespaces)");
+        die("cannot create the sandbox's namespaces");
+    }
+    if (child == 0) {
+        close(go[1]);
+        if (sp[0] >= 0) close(sp[0]);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
+        char c;
+        /* Wait for the id maps; EOF means the supervisor died or gave up. */
+        if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);
+        close(go[0]);
+        /* Only now: a non-dumpable process's /proc files belong to root, which would have
+         * kept the supervisor from writing our id maps. */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
+        setup_root(&p);
+        run_init(&p, sp[1], have_ws ? &ws : NULL);
+    }
+    close(go[0]);
+    if (sp[1] >= 0) close(sp[1]);
+    write_maps(child, &p);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
+    if (write(go[1], "g", 1) != 1) die("cannot start the sandbox");
+    close(go[1]);
+
+    int master = -1;
+    if (want_pty) {
+        master = recv_fd(sp[0]);   /* -1 if pid 1 failed before making the pty */
+        close(sp[0]);
+        if (master >= 0 && tcgetattr(0, &saved_tty) == 0) {
+            struct termios raw = saved_tty;
+            cfmakeraw(&raw);
+            if (tcsetattr(0, TCSADRAIN, &raw) == 0) tty_raw = 1;
+        }
+    }
+    supervise(child, sfd, master);
+}
+
+void block_forwarded_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGCHLD);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGWINCH);
+    sigprocmask(SIG_BLOCK, set, NULL);
+}
