@@ -1,6 +1,8 @@
 import Core
 import Foundation
+#if canImport(Testing)
 import Testing
+#endif
 
 /// Unpacked real root filesystems for sandbox tests, extracted once per test process by the
 /// unprivileged user (so the trees are owned by the user, as the store's are), with `tar`.
@@ -35,6 +37,7 @@ public final class SandboxFixture: @unchecked Sendable {
         return nil
     }
 
+    #if canImport(Testing)   // a release build of the package builds this module too, without Testing
     /// Whether sandbox tests (on `r`, when given) can run here. When not, says why, prefixed
     /// with `what`: a tarball of another architecture is this machine's nature
     /// (`notApplicableHere`); anything else is missing (`unavailable`: a failure under CI).
@@ -50,6 +53,7 @@ public final class SandboxFixture: @unchecked Sendable {
         }
         return true
     }
+    #endif
 
     /// The unpacked tree of `r` (extracted on first use).
     public func rootfs(_ r: RealRootfs) throws -> String {

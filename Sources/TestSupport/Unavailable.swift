@@ -1,4 +1,5 @@
 import Foundation
+#if canImport(Testing)   // a release build of the package builds this module too, without Testing
 import Testing
 
 /// Where the tests run.
@@ -28,3 +29,4 @@ public func unavailable(_ reason: String, sourceLocation: SourceLocation = #_sou
 public func notApplicableHere(_ reason: String) {
     print("not run: \(reason)")
 }
+#endif
