@@ -77,6 +77,8 @@ public struct PlanCache {
     public static func key(arguments: [String], environment: [String], cwd: String, uid: UInt32, gid: UInt32) -> [UInt8] {
         var k = magic
         func field(_ s: String) { k.append(contentsOf: s.utf8); k.append(0) }
+        // Our own folder: another installation (another version) plans for itself.
+        field("dir=" + (Launcher.selfDirectory() ?? ""))
         field("uid=" + String(uid))
         field("gid=" + String(gid))
         field("cwd=" + cwd)

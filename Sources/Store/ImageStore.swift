@@ -244,6 +244,12 @@ public final class ImageStore {
             unlink(blobInfoDir + "/" + n)
             report.blobs.append("sha256:" + n)
         }
+        // What an import of a tarball no record names any more left (imports keep no blob).
+        let named = blobs.union(recs.map(\.digest.hex))
+        for n in (try? FileManager.default.contentsOfDirectory(atPath: blobInfoDir)) ?? [] where !named.contains(n) {
+            guard Digest(n) != nil else { continue }
+            unlink(blobInfoDir + "/" + n)
+        }
         return report
     }
 

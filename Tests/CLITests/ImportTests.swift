@@ -371,6 +371,8 @@ import TestSupport
         // prune then finds nothing more to free, and keeps what is referenced.
         let p1 = try f.prune()
         #expect(p1.trees.isEmpty && p1.blobs.isEmpty && p1.inUse.isEmpty && p1.bytes == 0, "\(p1)")
+        // The removed import's digest -> diff_id note goes too; the kept one's stays.
+        #expect(f.list("blobinfo") == [String(alp.dropFirst(7))], "\(f.list("blobinfo"))")
         #expect(treeFingerprint(alpPath) == alpBefore, "the other image's tree changed")
         // images --json: exactly the other image, as it was recorded.
         recs = try f.records()
