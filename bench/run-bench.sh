@@ -5,7 +5,7 @@
 #
 #   bench/run-bench.sh [BUILD_DIR]      (default: .build/release, else .build/debug)
 #
-# Environment: RUNS (default 300), WARMUP (default 30), AZL_TEST_USER (as root, the
+# Environment: RUNS (default 300, spread over ROUNDS rounds, default 5), WARMUP (default 30), AZL_TEST_USER (as root, the
 # benchmark runs as this unprivileged user; default azltest), ROOTFS_TAR (default: the
 # shared Alpine x86_64 minirootfs).
 set -eu
@@ -79,19 +79,30 @@ set --
 IFS='|'
 for c in ${cmds#|}; do set -- "$@" "$c"; done
 unset IFS
-hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-json "$work/bench.json" "$@" >/dev/null 2>"$work/hyperfine.err" || {
-    cat "$work/hyperfine.err" >&2; exit 1; }
+# In rounds, every command once per round: a shared VM's speed drifts over a minute, and
+# rounds keep that drift from favouring whichever command hyperfine happened to time first.
+rounds=${ROUNDS:-5}
+per=$(( (runs + rounds - 1) / rounds ))
+r=1
+while [ $r -le "$rounds" ]; do
+    hyperfine -N --style basic --warmup "$warmup" --runs "$per" --export-json "$work/bench-$r.json" "$@" >/dev/null 2>"$work/hyperfine.err" || {
+        cat "$work/hyperfine.err" >&2; exit 1; }
+    r=$((r + 1))
+done
 [ -n "${podman_imported:-}" ] && podman rmi localhost/azl-bench-alpine >/dev/null 2>&1 || true
 
-"$py" - "$work/bench.json" "${names#|}" <<'EOF'
-import json, sys
-results = json.load(open(sys.argv[1]))["results"]
-names = sys.argv[2].split("|")
-med = [r["median"] * 1000 for r in results]
-print(f"{'':24} {'median':>10} {'min':>8}   azl-shell / peer")
-for n, m, r in zip(names, med, results):
+"$py" - "${names#|}" "$work"/bench-*.json <<'EOF'
+import json, statistics, sys
+names = sys.argv[1].split("|")
+times = [[] for _ in names]
+for f in sys.argv[2:]:
+    for i, r in enumerate(json.load(open(f))["results"]):
+        times[i] += r["times"]
+med = [statistics.median(t) * 1000 for t in times]
+print(f"{'':24} {'median':>10} {'min':>8}   azl-shell / peer   ({len(sys.argv) - 2} rounds, {len(times[0])} runs each)")
+for n, m, t in zip(names, med, times):
     ratio = "" if n.startswith("azl-shell") else f"{med[0] / m:10.2f}"
-    print(f"{n:24} {m:8.2f}ms {r['min'] * 1000:6.2f}ms   {ratio}")
+    print(f"{n:24} {m:8.2f}ms {min(t) * 1000:6.2f}ms   {ratio}")
 EOF
 if [ -n "$missing" ]; then
     echo "missing peers (not installed or not working here):$missing"

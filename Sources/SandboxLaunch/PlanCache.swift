@@ -127,8 +127,8 @@ public struct PlanCache {
         public var lockPath: String
         var dependencies: [(dependency: Dependency, identity: [UInt64])]
 
-        /// Every dependency still is the file it was (checked again after taking the lock:
-        /// `rmi` + `prune` may have run in between).
+        /// Every dependency still is the file it was. Checked under the image's lock: before it,
+        /// an `rmi` + `prune` could still come in between.
         public func isCurrent() -> Bool {
             dependencies.allSatisfy { $0.dependency.identity == $0.identity }
         }
@@ -156,8 +156,8 @@ public struct PlanCache {
             deps.append((kind == 0 ? .content(path) : .presence(path), id))
         }
         guard let plan = r.chunk(), r.atEnd else { return nil }
-        let entry = Entry(plan: plan, lockPath: String(decoding: lock, as: UTF8.self), dependencies: deps)
-        return entry.isCurrent() ? entry : nil
+        // Not checked here: the caller checks every dependency once it holds the image's lock.
+        return Entry(plan: plan, lockPath: String(decoding: lock, as: UTF8.self), dependencies: deps)
     }
 
     // MARK: store

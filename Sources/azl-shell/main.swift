@@ -12,16 +12,16 @@ let arguments = CommandLine.arguments
 
 if arguments.count > 2, arguments[1] == "run",
    let cache = PlanCache.forThisProcess(arguments: arguments), let entry = cache.lookup() {
-    do {
-        var lock: Int32 = -1
-        if !entry.lockPath.isEmpty { lock = try Launcher.holdShared(entry.lockPath) }
-        // Checked again under the lock: an `rmi` and `prune` may have come in between.
-        if entry.isCurrent() { try Launcher.exec(encodedPlan: entry.plan) }
-        if lock >= 0 { close(lock) }
-    } catch {
-        fputs("\(error)\n", stderr)
-        exit(125)
+    // No lock file any more means the image is gone: a miss, and azl-shell-cli says so.
+    let lock = entry.lockPath.isEmpty ? -1 : ((try? Launcher.holdShared(entry.lockPath)) ?? -2)
+    // Checked under the lock: no `rmi` + `prune` can come in between any more.
+    if lock != -2 && entry.isCurrent() {
+        do { try Launcher.exec(encodedPlan: entry.plan) } catch {
+            fputs("\(error)\n", stderr)
+            exit(125)
+        }
     }
+    if lock >= 0 { close(lock) }
 }
 
 do {
