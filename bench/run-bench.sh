@@ -61,6 +61,12 @@ else
 fi
 "$azl" run --rootfs "$root" -- /bin/true || { echo "run-bench: azl-shell run does not work here" >&2; exit 1; }
 
+# The same with one id mapped, as bwrap maps it (no newuidmap/newgidmap): like for like.
+if [ "${names#|azl-shell (--image)}" != "$names" ]; then
+    "$azl" run --id-map single --image bench-alpine -- /bin/true 2>/dev/null &&
+        add "azl-shell --id-map single" "$azl run --id-map single --image bench-alpine -- /bin/true"
+fi
+
 if command -v bwrap >/dev/null && bwrap --unshare-all --bind "$root" / --proc /proc --dev /dev --tmpfs /tmp /bin/true 2>/dev/null; then
     add bwrap "bwrap --unshare-all --bind $root / --proc /proc --dev /dev --tmpfs /tmp /bin/true"
 else missing="$missing bwrap"; fi
@@ -99,10 +105,15 @@ for f in sys.argv[2:]:
     for i, r in enumerate(json.load(open(f))["results"]):
         times[i] += r["times"]
 med = [statistics.median(t) * 1000 for t in times]
-print(f"{'':24} {'median':>10} {'min':>8}   azl-shell / peer   ({len(sys.argv) - 2} rounds, {len(times[0])} runs each)")
+print(f"{'':26} {'median':>10} {'min':>8}   azl-shell / peer   ({len(sys.argv) - 2} rounds, {len(times[0])} runs each)")
 for n, m, t in zip(names, med, times):
     ratio = "" if n.startswith("azl-shell") else f"{med[0] / m:10.2f}"
-    print(f"{n:24} {m:8.2f}ms {min(t) * 1000:6.2f}ms   {ratio}")
+    if n.startswith("azl-shell") or len(med) < 2:
+        print(f"{n:26} {m:8.2f}ms {min(t) * 1000:6.2f}ms")
+        continue
+    single = [med[i] for i, x in enumerate(names) if x == "azl-shell --id-map single"]
+    extra = f"   (--id-map single: {single[0] / m:.2f})" if single else ""
+    print(f"{n:26} {m:8.2f}ms {min(t) * 1000:6.2f}ms   {ratio}{extra}")
 EOF
 if [ -n "$missing" ]; then
     echo "missing peers (not installed or not working here):$missing"
