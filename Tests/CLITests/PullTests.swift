@@ -187,6 +187,85 @@ struct PullTests {
         #expect(try s.record(shared.single.reference)?["digest"] as? String == shared.single.manifestDigest)
     }
 
+    /// Render.bytes as the product formats sizes (1000-based, one decimal under 10).
+    static func bytesText(_ n: Int64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var v = Double(n), i = 0
+        while v >= 1000 && i < units.count - 1 { v /= 1000; i += 1 }
+        return i == 0 ? "\(n) B" : String(format: v < 10 ? "%.1f %@" : "%.0f %@", v, units[i])
+    }
+
+    @Test func onATerminalBarsPerLayerRedrawnInPlaceThenASummaryAndQuietPrintsNothing() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else {
+            unavailable("onATerminalBarsPerLayerRedrawnInPlaceThenASummaryAndQuietPrintsNothing: no /usr/bin/script (bsdutils) to provide a terminal")
+            return
+        }
+        // The tarball image: its one layer blob is the Alpine .tar.gz, so digest and size are known.
+        let rootfs = RegistryFixture.Arch.native.alpine
+        let layerShort = String(rootfs.sha256.prefix(12))
+        let layerSize = try #require(try FileManager.default.attributesOfItem(atPath: rootfs.path)[.size] as? NSNumber).int64Value
+        let size = Self.bytesText(layerSize)
+        let ref = shared.tarball.reference
+
+        // script(1) gives azl-shell a terminal on stderr; stdout goes to a file, so what the
+        // terminal shows is the progress alone.
+        let s = try store()
+        let outDir = try r.makeDirectory("tty-out")
+        let res = r.run(["/usr/bin/script", "-qec", "\(r.azlShell) pull '\(ref)' > \(outDir)/stdout", "/dev/null"],
+                        env: ["AZL_SHELL_ROOT": s.root], timeout: 120)
+        #expect(res.status == 0, "\(res)")
+        let stdout = (try? String(contentsOfFile: outDir + "/stdout", encoding: .utf8)) ?? ""
+        #expect(stdout == shared.tarball.manifestDigest + "\n", "the digest on stdout, not on the terminal: \(stdout)")
+        #expect(try s.record(ref)?["digest"] as? String == shared.tarball.manifestDigest)
+        // The terminal's line discipline turns each \n into \r\n; undo that, so that a \r left is one the renderer wrote.
+        let tty = res.stdout.replacingOccurrences(of: "\r\n", with: "\n")
+        let esc = "\u{1B}"
+        #expect(tty.contains(esc), "a terminal gets escape sequences: \(tty.debugDescription)")
+        #expect(tty.hasPrefix("\(ref): 1 layers for linux/"), "\(tty.debugDescription)")
+
+        // Each draw of the bar: erase the line, then "  SHORT [24 cells] DONE/TOTAL RATE/s ETA".
+        let barPrefix = "\(esc)[2K  \(layerShort) ["
+        let bars = tty.components(separatedBy: barPrefix).dropFirst().map { String($0.prefix { $0 != "\n" }) }
+        #expect(bars.count >= 2, "drawn when the layer starts and redrawn when it is done: \(tty.debugDescription)")
+        for bar in bars {
+            let cells = bar.prefix { $0 != "]" }
+            #expect(cells.count == 24 && cells.allSatisfy { $0 == "=" || $0 == " " }, "\(bar.debugDescription)")
+            let tail = bar.dropFirst(cells.count)
+            #expect(tail.hasPrefix("] ") && tail.contains("/\(size) ") && tail.contains("/s "), "bytes of the layer's size and a rate: \(bar.debugDescription)")
+            let words = tail.split(separator: " ").map(String.init)
+            let eta = words.last ?? ""
+            let isETA = words.count >= 2 && words[words.count - 2] == "ETA" && eta.hasSuffix("s") && Int(eta.dropLast()) != nil
+            #expect(eta == "--" || eta == "done" || isETA, "an ETA, -- before any byte, or done: \(bar.debugDescription)")
+        }
+        // The first draw, as the layer starts: nothing yet, no rate, no ETA.
+        #expect(bars.first == "                        ] 0 B/\(size) 0 B/s --", "\(bars.first.debugDescription)")
+        // The last: full bar, every byte, a rate and "done".
+        let last = bars.last ?? ""
+        #expect(last.hasPrefix(String(repeating: "=", count: 24) + "] \(size)/\(size) ") && last.hasSuffix("/s done"),
+                "\(last.debugDescription)")
+        // Redrawn in place: one layer, so each redraw moves the cursor up one line first.
+        let redraw = "\(esc)[1A" + barPrefix
+        #expect(tty.components(separatedBy: redraw).count - 1 == bars.count - 1, "every draw after the first is in place: \(tty.debugDescription)")
+        #expect(!tty.contains("\(esc)[J"), "nothing erased below: no retry happened")
+
+        // Then unpack progress on one line (\r, erase line), and the summary as the last line.
+        let afterBars = String(tty[try #require(tty.range(of: barPrefix, options: .backwards)).upperBound...].drop { $0 != "\n" }.dropFirst())
+        let lines = afterBars.components(separatedBy: "\n")
+        #expect(lines.count == 4 && lines[3].isEmpty, "\(afterBars.debugDescription)")
+        #expect(lines.first == "unpacking 1 layer", "\(afterBars.debugDescription)")
+        #expect(lines.count > 1 && lines[1].hasPrefix("\r\(esc)[2Kunpacked 1/1 (") && lines[1].hasSuffix(")") && lines[1].contains(" entries, "),
+                "\(afterBars.debugDescription)")
+        #expect(lines.count > 2 && lines[2] == "pulled \(ref) \(shared.tarball.manifestDigest)", "the summary line: \(afterBars.debugDescription)")
+
+        // The same pull with --quiet on a terminal: nothing at all on it (stdout is the terminal too).
+        let q = try store("quiet")
+        let quiet = r.run(["/usr/bin/script", "-qec", "\(r.azlShell) pull --quiet '\(ref)'", "/dev/null"],
+                          env: ["AZL_SHELL_ROOT": q.root], timeout: 120)
+        #expect(quiet.status == 0 && quiet.stdout.isEmpty && quiet.stderr.isEmpty, "\(quiet.stdout.debugDescription) \(quiet)")
+        #expect(try q.record(ref)?["digest"] as? String == shared.tarball.manifestDigest, "it did pull")
+        #expect(q.trees.count == 1)
+    }
+
     @Test func platformFromAMultiArchIndex() throws {
         let s = try store()
         let res = s.azl(["pull", "--platform", "linux/arm64", shared.multi.reference])
