@@ -176,3 +176,31 @@ public func processAlive(_ pid: pid_t) -> Bool {
     let state = stat[stat.index(close, offsetBy: 2)]
     return state != "Z" && state != "X"
 }
+
+/// The unprivileged user with the real Alpine x86_64 tarball imported as `alp:3.20` into a
+/// store of its own (`state`): what the suites that run a stored image start from.
+public final class StoredImageFixture {
+    public let r: Rootless
+    public let state: String
+
+    public init() throws {
+        r = try Rootless()
+        state = r.base + "/state"
+        let res = r.azl(["import", "--name", "alp:3.20", RealRootfs.alpineX86.path, "-q"], root: state)
+        guard res.status == 0 else { throw AZLError(.io, "import failed: \(res)") }
+    }
+
+    /// azl-shell with `args` as the user, against this store.
+    public func azl(_ args: [String], stdin: Data? = nil, env: [String: String] = [:], cwd: String? = nil) -> RunResult {
+        r.azl(args, root: state, stdin: stdin, env: env, cwd: cwd)
+    }
+
+    /// The one unpacked tree of the store.
+    public var tree: String {
+        get throws {
+            let trees = try FileManager.default.contentsOfDirectory(atPath: state + "/trees").filter { !$0.hasPrefix(".") }
+            guard trees.count == 1 else { throw AZLError(.io, "expected one tree, found \(trees)") }
+            return state + "/trees/" + trees[0] + "/rootfs"
+        }
+    }
+}

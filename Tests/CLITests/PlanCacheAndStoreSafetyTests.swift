@@ -7,37 +7,12 @@ import TestSupport
 /// the store's safety from what is bound into the sandbox: the working directory or a volume
 /// that holds the store never makes a cached tree writable.
 @Suite(.serialized) struct PlanCacheAndStoreSafetyTests {
-    final class Fixture {
-        let r: Rootless
-        let state: String
-        init() throws {
-            r = try Rootless()
-            state = r.base + "/state"
-            let res = r.azl(["import", "--name", "alp:3.20", RealRootfs.alpineX86.path, "-q"], root: state)
-            guard res.status == 0 else { throw AZLError(.io, "import failed: \(res)") }
-        }
-        deinit { r.cleanup() }
-        func azl(_ args: [String], env: [String: String] = [:], cwd: String? = nil) -> RunResult {
-            r.azl(args, root: state, env: env, cwd: cwd)
-        }
-        var plans: [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: state + "/cache/plans")) ?? []).filter { $0.hasSuffix(".plan") }.sorted()
-        }
-        var tree: String {
-            get throws {
-                let trees = try FileManager.default.contentsOfDirectory(atPath: state + "/trees").filter { !$0.hasPrefix(".") }
-                guard trees.count == 1 else { throw AZLError(.io, "expected one tree, found \(trees)") }
-                return state + "/trees/" + trees[0] + "/rootfs"
-            }
-        }
-    }
-
-    func fixture() throws -> Fixture? {
+    func fixture() throws -> StoredImageFixture? {
         if let reason = SandboxFixture.unavailableReason(.alpineX86) {
             unavailable("PlanCacheAndStoreSafetyTests: \(reason)")
             return nil
         }
-        return try Fixture()
+        return try StoredImageFixture()
     }
 
     @Test func aWarmRunReplaysOnlyTheSameInput() throws {
@@ -151,5 +126,12 @@ import TestSupport
         let v = f.azl(["run", "--image", "alp:3.20", "--volume", work + "/dirlink:/m", "--volume", work + "/filelink:/f",
                        "--", "sh", "-c", "cat /m/file /f"])
         #expect(v.status == 0 && v.stdout == "content\ncontent\n", "\(v)")
+    }
+}
+
+extension StoredImageFixture {
+    /// The plan-cache entries of this store.
+    var plans: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: state + "/cache/plans")) ?? []).filter { $0.hasSuffix(".plan") }.sorted()
     }
 }

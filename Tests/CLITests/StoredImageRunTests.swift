@@ -6,28 +6,9 @@ import TestSupport
 /// `run --image` through the store (import, then run by name), as the unprivileged user:
 /// the shell profile and the image's identity inside, and the cached tree left untouched.
 @Suite(.serialized) struct StoredImageRunTests {
-    final class Fixture {
-        let r: Rootless
-        let state: String
-        init() throws {
-            r = try Rootless()
-            state = r.base + "/state"
-            let res = r.azl(["import", "--name", "alp:3.20", RealRootfs.alpineX86.path, "-q"], root: state)
-            guard res.status == 0 else { throw AZLError(.io, "import failed: \(res)") }
-        }
-        func azl(_ args: [String], stdin: Data? = nil) -> RunResult { r.azl(args, root: state, stdin: stdin) }
-        var tree: String {
-            get throws {
-                let trees = try FileManager.default.contentsOfDirectory(atPath: state + "/trees").filter { !$0.hasPrefix(".") }
-                guard trees.count == 1 else { throw AZLError(.io, "expected one tree, found \(trees)") }
-                return state + "/trees/" + trees[0] + "/rootfs"
-            }
-        }
-    }
-
-    func fixture(sourceLocation: SourceLocation = #_sourceLocation) throws -> Fixture? {
+    func fixture(sourceLocation: SourceLocation = #_sourceLocation) throws -> StoredImageFixture? {
         guard SandboxFixture.available(.alpineX86, for: "StoredImageRunTests", sourceLocation: sourceLocation) else { return nil }
-        return try Fixture()
+        return try StoredImageFixture()
     }
 
     @Test func interactiveShellShowsTheImageInItsPrompt() throws {
