@@ -178,6 +178,8 @@ struct RunCommand: ParsableCommand {
             "/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid",
             "/usr/bin/newuidmap", "/bin/newuidmap", "/usr/sbin/newuidmap",
             "/usr/bin/newgidmap", "/bin/newgidmap", "/usr/sbin/newgidmap",
+            // Bound when readable: a chmod decides (content, since presence has no mode).
+            "/etc/resolv.conf", "/etc/hosts",
         ]
         // Our own programs: an upgrade may plan differently (and bundles other manifests).
         if let dir = Launcher.selfDirectory() {
@@ -189,7 +191,7 @@ struct RunCommand: ParsableCommand {
         for n in (try? FileManager.default.contentsOfDirectory(atPath: manifests)) ?? [] { content.append(manifests + "/" + n) }
         // Host paths bound into the sandbox, as given and as resolved, and the protected state
         // folders: which file each is decided the plan, not what is in it (bound live).
-        var presence = ["/etc/resolv.conf", "/etc/hosts", global.paths.root, global.paths.cache, HostFacts.current().cwd]
+        var presence = [image.rootfs, global.paths.root, global.paths.cache, HostFacts.current().cwd]
         presence += volume.map { String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "") }
         for case .bind(let source, _, _) in plan.mounts { presence.append(source) }
         return content.map { .content($0) } + presence.filter { !$0.isEmpty }.map { .presence($0) }

@@ -186,7 +186,10 @@ public struct PlanBuilder {
     public mutating func build() throws -> SandboxPlan {
         var r = request
         r.rootfs = resolveHostPath(r.rootfs)
-        let protected = r.protectedPaths.map { resolveHostPath(normalize($0)) }.filter { hostPathExists($0) }
+        // Outermost only: a folder inside another is covered by it (and its own ancestors'
+        // self-binds, below, must never land on top of the outer read-only bind).
+        let resolved = Set(r.protectedPaths.map { resolveHostPath(normalize($0)) }.filter { hostPathExists($0) })
+        let protected = resolved.filter { p in !resolved.contains { $0 != p && (p.hasPrefix($0 + "/") || $0 == "/") } }.sorted()
         if let h = r.hostname {
             guard !h.isEmpty, h.utf8.count <= 64 else {
                 throw AZLError(.usage, "--hostname \(h.prefix(80)): must be 1 to 64 characters")
@@ -321,13 +324,29 @@ public struct PlanBuilder {
                     binds[i].readOnly = true
                     notes.append("binding \(src) read-only: it is azl-shell's own state")
                 } else if src == "/" || p.hasPrefix(src + "/") {
-                    let target = binds[i].target + (src == "/" ? p : String(p.dropFirst(src.count)))
-                    masks.append(.bind(source: p, target: target, flags: [.recursive, .readOnly, .nosuid, .nodev]))
+                    func inside(_ host: String) -> String { binds[i].target + (src == "/" ? host : String(host.dropFirst(src.count))) }
+                    // Every folder between the bound one and the state folder becomes a mountpoint
+                    // (bound onto itself): a mountpoint cannot be renamed, so the command cannot
+                    // move `~/.cache` aside and build a writable `~/.cache/azl-shell` in its place.
+                    var ancestor = src == "/" ? "" : src
+                    for c in p.dropFirst(ancestor.count).split(separator: "/").dropLast() {
+                        ancestor += "/" + c
+                        let self_ = SandboxPlan.Mount.bind(source: ancestor, target: inside(ancestor), flags: [.recursive])
+                        if !masks.contains(self_) { masks.append(self_) }
+                    }
+                    masks.append(.bind(source: p, target: inside(p), flags: [.recursive, .readOnly, .nosuid, .nodev]))
                 }
             }
         }
         mounts += binds.map { .bind(source: $0.source, target: $0.target, flags: $0.readOnly ? [.recursive, .readOnly] : [.recursive]) }
-        mounts += masks
+        // The self-binds shallow first (none may hide a deeper one), then the read-only binds
+        // on top of them all.
+        let (ro, selfBinds) = (masks.filter { if case .bind(_, _, let f) = $0 { return f.contains(.readOnly) }; return false },
+                               masks.filter { if case .bind(_, _, let f) = $0 { return !f.contains(.readOnly) }; return false })
+        mounts += selfBinds.enumerated().sorted { a, b in
+            let da = depth(a.element.target), db = depth(b.element.target)
+            return da != db ? da < db : a.offset < b.offset
+        }.map(\.element) + ro
 
         let workdir: String
         if let w = r.workdir {

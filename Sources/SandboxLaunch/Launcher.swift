@@ -85,10 +85,17 @@ public enum Launcher {
 
     /// Replace this process with the helper carrying out the encoded plan `bytes`. The locks
     /// the caller holds on fds without close-on-exec go with it.
-    public static func exec(encodedPlan bytes: [UInt8]) throws -> Never {
-        // A process with one thread (the lean front end starts none) carries the plan out
-        // itself and saves an exec; one with threads gets -1 back and execs the helper.
+    /// Carry the plan out in this process, which must have a single thread (the lean front
+    /// end starts none): returns only when it cannot (threads, or a plan this build cannot
+    /// read), having done nothing.
+    public static func runInProcess(encodedPlan bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { azl_sandbox_run_in_process($0.baseAddress, $0.count) }
+    }
+
+    public static func exec(encodedPlan bytes: [UInt8]) throws -> Never {
+        // A process with one thread carries the plan out itself and saves an exec; one with
+        // threads gets -1 back and execs the helper.
+        runInProcess(encodedPlan: bytes)
         let helper = try helperPath()
         // Not close-on-exec: the helper reads it, then closes it before anything runs inside.
         let fd = planFile()

@@ -34,7 +34,12 @@ public struct PlanCache {
         }
         var cwd = ""
         if let p = getcwd(nil, 0) { cwd = String(cString: p); free(p) }
-        guard let dir = directory(arguments: arguments, environment: env, cwd: cwd) else { return nil }
+        // No cache without HOME (the state folders then come from elsewhere: the passwd entry,
+        // CFFIXED_USER_HOME), nor when a variable run reads is set twice (which one wins is
+        // the order of environ, which the key does not keep).
+        let names = env.map { String($0.prefix { $0 != "=" }) }.filter { environmentRead.contains($0) }
+        guard env.contains(where: { $0.hasPrefix("HOME=/") }), Set(names).count == names.count,
+              let dir = directory(arguments: arguments, environment: env, cwd: cwd) else { return nil }
         return PlanCache(directory: dir, key: key(arguments: arguments, environment: env, cwd: cwd, uid: getuid(), gid: getgid()))
     }
 
@@ -69,7 +74,7 @@ public struct PlanCache {
     /// Nothing else of the environment may change a plan: keep this list with PlanBuilder.
     /// (Timing tools such as hyperfine add a variable of their own to every run.)
     public static let environmentRead: Set<String> = [
-        "HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "AZL_SHELL_ROOT", "TERM", "LANG",
+        "HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "AZL_SHELL_ROOT", "TERM", "LANG", "CFFIXED_USER_HOME",
     ]
 
     /// Everything a plan is computed from that is not a file: the arguments after the program
@@ -77,8 +82,6 @@ public struct PlanCache {
     public static func key(arguments: [String], environment: [String], cwd: String, uid: UInt32, gid: UInt32) -> [UInt8] {
         var k = magic
         func field(_ s: String) { k.append(contentsOf: s.utf8); k.append(0) }
-        // Our own folder: another installation (another version) plans for itself.
-        field("dir=" + (Launcher.selfDirectory() ?? ""))
         field("uid=" + String(uid))
         field("gid=" + String(gid))
         field("cwd=" + cwd)
@@ -188,6 +191,9 @@ public struct PlanCache {
         let tmp = path + ".tmp-" + String(getpid())
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return }
+        // Under a small `ulimit -f` the write fails (EFBIG) instead of killing the run.
+        let xfsz = signal(SIGXFSZ, SIG_IGN)
+        defer { signal(SIGXFSZ, xfsz) }
         var off = 0, ok = true
         while off < out.count {
             let n = out.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
@@ -237,7 +243,8 @@ public struct PlanCache {
     }
 
     static func readFile(_ path: String, ownedBy uid: uid_t, limit: Int = 1 << 20) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // O_NONBLOCK: a fifo planted at the path must not hang us before the type check.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()

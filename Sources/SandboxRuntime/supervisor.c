@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 __attribute__((noreturn)) static void carry_out(char *buf, size_t len);
+__attribute__((noreturn)) static void carry_out_parsed(void);
 
 static struct termios saved_tty;
 static int tty_raw = 0;   /* the supervisor put stdin in raw mode and must restore it */
@@ -269,6 +270,8 @@ static int thread_count(void) {
     return p ? atoi(p + 1) : -1;
 }
 
+static struct plan p;
+
 int azl_sandbox_run_in_process(const void *plan, size_t len) {
     /* Only a process with one thread may fork and go on: another thread could hold a lock
      * (malloc's) that the child would then wait on forever. */
@@ -277,15 +280,22 @@ int azl_sandbox_run_in_process(const void *plan, size_t len) {
     if (!buf) return -1;
     memcpy(buf, plan, len);
     buf[len] = '\0';
+    /* A plan this build cannot read (damaged, or written by another version) is refused
+     * before anything is done: the caller then computes a fresh one. */
+    char err[512];
+    if (plan_parse(buf, len, &p, err, sizeof err) < 0) { free(buf); return -1; }
     fflush(stdout);
     fflush(stderr);
-    carry_out(buf, len);
+    carry_out_parsed();
 }
 
 __attribute__((noreturn)) static void carry_out(char *buf, size_t len) {
-    static struct plan p;
     char err[512];
     if (plan_parse(buf, len, &p, err, sizeof err) < 0) { errno = 0; die("%s", err); }
+    carry_out_parsed();
+}
+
+__attribute__((noreturn)) static void carry_out_parsed(void) {
 
     /* Signals to forward are read from a signalfd; blocked here, so pid 1 inherits them
      * blocked too and reads them with sigwaitinfo. */

@@ -15,12 +15,9 @@ if arguments.count > 2, arguments[1] == "run",
     // No lock file any more means the image is gone: a miss, and azl-shell-cli says so.
     let lock = entry.lockPath.isEmpty ? -1 : ((try? Launcher.holdShared(entry.lockPath)) ?? -2)
     // Checked under the lock: no `rmi` + `prune` can come in between any more.
-    if lock != -2 && entry.isCurrent() {
-        do { try Launcher.exec(encodedPlan: entry.plan) } catch {
-            fputs("\(error)\n", stderr)
-            exit(125)
-        }
-    }
+    // Returns only when the plan cannot be carried out here (one this build cannot read):
+    // then it is a miss like any other.
+    if lock != -2 && entry.isCurrent() { Launcher.runInProcess(encodedPlan: entry.plan) }
     if lock >= 0 { close(lock) }
 }
 

@@ -108,6 +108,86 @@ import TestSupport
         #expect(treeFingerprint(tree) == before, "the cached tree changed through a non-canonical root")
     }
 
+    @Test func theStateFoldersCannotBeMovedAsideFromHome() throws {
+        guard let f = try fixture() else { return }
+        // The default layout: ~/.local/share/azl-shell and ~/.cache/azl-shell, run from ~.
+        let home = f.r.home
+        let imp = f.r.azl(["import", "--name", "alp:3.20", RealRootfs.alpineX86.path, "-q"], cwd: home)
+        #expect(imp.status == 0, "\(imp)")
+        let cmd = ["run", "--image", "alp:3.20", "--", "echo", "hello"]
+        #expect(f.r.azl(cmd, cwd: home).stdout == "hello\n")
+        let plans = home + "/.cache/azl-shell/plans"
+        let entries = try FileManager.default.contentsOfDirectory(atPath: plans)
+        #expect(entries.count == 1, "\(entries)")
+        // Moving a parent aside and building a writable copy in its place must fail, at every level.
+        let attack = f.r.azl(["run", "--image", "alp:3.20", "--", "sh", "-c", """
+            for d in .cache .local .local/share .cache/azl-shell .local/share/azl-shell; do
+              mv "$d" "$d.aside" 2>/dev/null && echo "moved $d"
+            done
+            mkdir -p .cache/azl-shell/plans/x 2>/dev/null && echo planted
+            touch .local/share/azl-shell/images/x.json 2>/dev/null && echo wrote
+            touch ./still-writable && echo ok
+            """], cwd: home)
+        #expect(attack.status == 0 && attack.stdout == "ok\n", "\(attack)")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: plans)).isSuperset(of: entries))
+        #expect(!FileManager.default.fileExists(atPath: plans + "/x"))
+        #expect(!FileManager.default.fileExists(atPath: home + "/.cache.aside"))
+        let again = f.r.azl(cmd, cwd: home)
+        #expect(again.status == 0 && again.stdout == "hello\n", "\(again)")
+    }
+
+    @Test func inputsTheKeyCannotHoldAreNeverCached() throws {
+        guard let f = try fixture() else { return }
+        // A variable run reads, set twice: which one wins is environ's order, which no key keeps.
+        // (env(1) would replace the first; execve with a raw environment keeps both.)
+        let raw = """
+            import ctypes, os, sys
+            env = ["TERM=a", "TERM=b"] + [k + "=" + v for k, v in os.environ.items() if k != "TERM"]
+            arr = lambda xs: (ctypes.c_char_p * (len(xs) + 1))(*[x.encode() for x in xs], None)
+            ctypes.CDLL(None).execve(sys.argv[1].encode(), arr(sys.argv[1:]), arr(env))
+            """
+        let twice = f.r.run(["/usr/bin/python3", "-c", raw, f.r.azlShell, "run", "--image", "alp:3.20", "--", "sh", "-c", "echo $TERM"],
+                            env: ["AZL_SHELL_ROOT": f.state])
+        #expect(twice.status == 0 && ["a\n", "b\n"].contains(twice.stdout), "\(twice)")
+        #expect(f.plans.isEmpty, "a plan was stored for a doubled variable: \(f.plans)")
+        // Without HOME the state folders come from elsewhere (the passwd entry, CFFIXED_USER_HOME).
+        let noHome = f.r.run(["/usr/bin/env", "-u", "HOME", f.r.azlShell, "run", "--image", "alp:3.20", "--", "true"],
+                             env: ["AZL_SHELL_ROOT": f.state])
+        #expect(noHome.status == 0, "\(noHome)")
+        #expect(f.plans.isEmpty, "\(f.plans)")
+    }
+
+    @Test func aPlanThisBuildCannotReadIsAMissAndAFifoDoesNotHang() throws {
+        guard let f = try fixture() else { return }
+        let cmd = ["run", "--image", "alp:3.20", "--", "echo", "ok"]
+        #expect(f.azl(cmd).stdout == "ok\n")
+        let entry = f.state + "/cache/plans/" + (f.plans.first ?? "none")
+        // The plan's version record, as another build would have written it.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: entry))
+        let needle = Data("azl-plan\u{0}2\u{0}".utf8)
+        let at = try #require(bytes.range(of: needle))
+        bytes[at.upperBound - 2] = UInt8(ascii: "9")
+        try bytes.write(to: URL(fileURLWithPath: entry))
+        let res = f.azl(cmd)
+        #expect(res.status == 0 && res.stdout == "ok\n", "a plan of another version must be recomputed: \(res)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: entry)).range(of: needle) != nil, "stored again")
+        // A fifo where the entry should be: read without blocking, then a miss.
+        unlink(entry)
+        #expect(mkfifo(entry, 0o600) == 0)
+        chown(entry, f.r.uid, f.r.gid)
+        let fifo = f.r.run(["/usr/bin/timeout", "20", f.r.azlShell] + cmd, env: ["AZL_SHELL_ROOT": f.state])
+        #expect(fifo.status == 0 && fifo.stdout == "ok\n", "\(fifo)")
+    }
+
+    @Test func aSmallFileSizeLimitOnlyCostsTheCache() throws {
+        guard let f = try fixture() else { return }
+        let res = f.r.run(["/bin/sh", "-c", "ulimit -f 2; exec \"$0\" run --image alp:3.20 -- echo ran", f.r.azlShell],
+                          env: ["AZL_SHELL_ROOT": f.state])
+        #expect(res.status == 0 && res.stdout == "ran\n", "\(res)")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: f.state + "/cache/plans")) ?? []).filter { $0.contains(".tmp-") }
+        #expect(left.isEmpty, "\(left)")
+    }
+
     @Test func symlinkedHostPathsResolveOnTheHost() throws {
         guard let f = try fixture() else { return }
         // A state folder reached through an absolute symlink.

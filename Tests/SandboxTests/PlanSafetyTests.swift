@@ -38,6 +38,22 @@ struct PlanSafetyTests {
         #expect(b.contains { $0.source == "/home/u/.cache/azl-shell" && $0.ro })
     }
 
+    @Test func foldersBetweenTheBindAndTheStateAreMountpointsBelowTheReadOnlyBinds() throws {
+        // Default layout, run from ~: ~/.local, ~/.local/share and ~/.cache become mountpoints
+        // (bound onto themselves, writable), shallow first; then the read-only binds on top.
+        let p = try plan(cwd: "/home/u")
+        let b = binds(p)
+        let cwd = try #require(b.firstIndex { $0.target == "/home/u" })
+        let order = b[(cwd + 1)...].map { "\($0.target) \($0.ro ? "ro" : "rw")" }
+        #expect(order == ["/home/u/.cache rw", "/home/u/.local rw", "/home/u/.local/share rw",
+                          "/home/u/.cache/azl-shell ro", "/home/u/.local/share/azl-shell ro"] , "\(order)")
+        // A cache folder inside the store is covered by the store's bind: nothing writable on top.
+        let q = binds(try plan(cwd: "/data") { $0.protectedPaths = ["/data/state", "/data/state/cache"] })
+        let afterStore = q.drop { !($0.source == "/data/state" && $0.ro) }.dropFirst()
+        #expect(q.contains { $0.source == "/data/state" && $0.ro }, "\(q)")
+        #expect(afterStore.isEmpty, "\(q)")
+    }
+
     @Test func aVolumeOfAParentOrOfTheStoreItselfCannotWriteIt() throws {
         let b = binds(try plan(cwd: "/srv/x", volumes: ["/home:/h", PlanSafetyTests.store + "/trees:/t"]))
         #expect(b.contains { $0.source == PlanSafetyTests.store && $0.target == "/h/u/.local/share/azl-shell" && $0.ro }, "\(b)")

@@ -10,7 +10,8 @@ int azl_sandbox_main(int argc, char **argv);
 
 /* Carry out the encoded plan in this process, which becomes the supervisor: never returns
  * (the process exits with the command's status), except with -1, having done nothing, when
- * this process has more than one thread (then exec azl-shell-sandbox instead). */
+ * this process has more than one thread (then exec azl-shell-sandbox instead) or the plan
+ * does not parse (damaged, or from another build: compute a fresh one). */
 int azl_sandbox_run_in_process(const void *plan, size_t len);
 
 #endif
