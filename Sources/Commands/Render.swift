@@ -18,11 +18,12 @@ enum Render {
 
     static func ago(_ d: Date) -> String {
         let s = Int(Date().timeIntervalSince(d))
+        func n(_ v: Int, _ unit: String) -> String { "\(v) \(unit)\(v == 1 ? "" : "s") ago" }
         switch s {
         case ..<60: return "just now"
-        case ..<3600: return "\(s / 60) minutes ago"
-        case ..<86400: return "\(s / 3600) hours ago"
-        default: return "\(s / 86400) days ago"
+        case ..<3600: return n(s / 60, "minute")
+        case ..<86400: return n(s / 3600, "hour")
+        default: return n(s / 86400, "day")
         }
     }
 
