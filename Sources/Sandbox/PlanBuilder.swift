@@ -315,10 +315,12 @@ public struct PlanBuilder {
             return da != db ? da < db : a.offset < b.offset
         }.map(\.element)
         // azl-shell's own state stays read-only whatever is bound: root inside is the store's
-        // owner, and a writable cached tree would poison every later run of the image.
-        var masks: [SandboxPlan.Mount] = []
+        // owner, and a writable cached tree would poison every later run of the image. Each bind
+        // is followed by what protects the state folders it shows (before any deeper bind, so a
+        // volume inside it is not hidden by them).
         for i in binds.indices {
             let src = binds[i].source
+            var selfBinds: [SandboxPlan.Mount] = [], readOnly: [SandboxPlan.Mount] = []
             for p in protected {
                 if src == p || src.hasPrefix(p + "/") {
                     binds[i].readOnly = true
@@ -331,22 +333,19 @@ public struct PlanBuilder {
                     var ancestor = src == "/" ? "" : src
                     for c in p.dropFirst(ancestor.count).split(separator: "/").dropLast() {
                         ancestor += "/" + c
-                        let self_ = SandboxPlan.Mount.bind(source: ancestor, target: inside(ancestor), flags: [.recursive])
-                        if !masks.contains(self_) { masks.append(self_) }
+                        let m = SandboxPlan.Mount.bind(source: ancestor, target: inside(ancestor), flags: [.recursive])
+                        if !selfBinds.contains(m) { selfBinds.append(m) }
                     }
-                    masks.append(.bind(source: p, target: inside(p), flags: [.recursive, .readOnly, .nosuid, .nodev]))
+                    readOnly.append(.bind(source: p, target: inside(p), flags: [.recursive, .readOnly, .nosuid, .nodev]))
                 }
             }
+            mounts.append(.bind(source: src, target: binds[i].target, flags: binds[i].readOnly ? [.recursive, .readOnly] : [.recursive]))
+            // Shallow first (none may hide a deeper one), then the read-only binds on top of them all.
+            mounts += selfBinds.enumerated().sorted { a, b in
+                let da = depth(a.element.target), db = depth(b.element.target)
+                return da != db ? da < db : a.offset < b.offset
+            }.map(\.element) + readOnly
         }
-        mounts += binds.map { .bind(source: $0.source, target: $0.target, flags: $0.readOnly ? [.recursive, .readOnly] : [.recursive]) }
-        // The self-binds shallow first (none may hide a deeper one), then the read-only binds
-        // on top of them all.
-        let (ro, selfBinds) = (masks.filter { if case .bind(_, _, let f) = $0 { return f.contains(.readOnly) }; return false },
-                               masks.filter { if case .bind(_, _, let f) = $0 { return !f.contains(.readOnly) }; return false })
-        mounts += selfBinds.enumerated().sorted { a, b in
-            let da = depth(a.element.target), db = depth(b.element.target)
-            return da != db ? da < db : a.offset < b.offset
-        }.map(\.element) + ro
 
         let workdir: String
         if let w = r.workdir {

@@ -54,6 +54,13 @@ struct PlanSafetyTests {
         #expect(afterStore.isEmpty, "\(q)")
     }
 
+    @Test func aVolumeInsideTheWorkingDirectoryStaysOnTopOfTheProtection() throws {
+        let b = binds(try plan(cwd: "/home/u", volumes: ["/data:/home/u/.local/data"]))
+        let vol = try #require(b.firstIndex { $0.target == "/home/u/.local/data" })
+        let local = try #require(b.firstIndex { $0.target == "/home/u/.local" })
+        #expect(local < vol, "the self-bind of ~/.local would hide the volume: \(b)")
+    }
+
     @Test func aVolumeOfAParentOrOfTheStoreItselfCannotWriteIt() throws {
         let b = binds(try plan(cwd: "/srv/x", volumes: ["/home:/h", PlanSafetyTests.store + "/trees:/t"]))
         #expect(b.contains { $0.source == PlanSafetyTests.store && $0.target == "/h/u/.local/share/azl-shell" && $0.ro }, "\(b)")
