@@ -168,12 +168,17 @@ public final class RegistryFixture: @unchecked Sendable {
         /// registry's headers (Docker-Content-Digest: the digest asked for) are passed on as they
         /// are, as a lying registry or proxy would. Manifests asked for by tag are untouched.
         public var tamperManifests = false
+        /// Hold each blob GET this many milliseconds before answering, and log in `inFlight` how
+        /// many blob GETs were being answered (this one included) when it arrived: the maximum
+        /// over the log is the client's download concurrency.
+        public var delayBlobsMs = 0
         public init(bearer: Bool = false, tokenAuth: RegistryAuth? = nil, cutOnce: Bool = false, corrupt: Bool = false,
                     failFirst: Int = 0, redirectBlobs: Bool = false, redirectHost: String = "127.0.0.1", failManifestsFirst: Int = 0,
-                    tamperManifests: Bool = false) {
+                    tamperManifests: Bool = false, delayBlobsMs: Int = 0) {
             self.bearer = bearer; self.tokenAuth = tokenAuth; self.cutOnce = cutOnce; self.corrupt = corrupt
             self.failFirst = failFirst; self.redirectBlobs = redirectBlobs; self.redirectHost = redirectHost
             self.failManifestsFirst = failManifestsFirst; self.tamperManifests = tamperManifests
+            self.delayBlobsMs = delayBlobsMs
         }
     }
 
@@ -194,6 +199,7 @@ public final class RegistryFixture: @unchecked Sendable {
         if o.redirectBlobs { argv += ["--redirect-blobs", "--storage-port", "\(storage)", "--redirect-host", o.redirectHost] }
         if o.failManifestsFirst > 0 { argv += ["--fail-manifests-first", "\(o.failManifestsFirst)"] }
         if o.tamperManifests { argv.append("--tamper-manifests") }
+        if o.delayBlobsMs > 0 { argv += ["--delay-blobs-ms", "\(o.delayBlobsMs)"] }
         let out = base + "/proxy-\(n).out"
         let p = try launch(argv, log: out)
         try waitForListen(port: port, process: p, log: out, what: "test proxy")
@@ -220,6 +226,8 @@ public final class RegistryFixture: @unchecked Sendable {
         public var tampered: Bool?
         public var scopes: [String]?
         public var service: String?
+        /// With `delayBlobsMs`: blob GETs being answered when this one arrived, itself included.
+        public var inFlight: Int?
 
         public var isBlob: Bool { path.contains("/blobs/sha256:") || path.hasPrefix("/storage/") }
         public var isToken: Bool { path.hasPrefix("/token") }
@@ -449,6 +457,50 @@ public final class RegistryFixture: @unchecked Sendable {
         let ref = server.reference("\(repo):\(tag)")
         let digest = try skopeoPush(source: "oci:\(base)/oci:\(t)", dest: ref, format: format, auth: nil)
         return Pushed(reference: ref, manifestDigest: digest, diffIDs: try diffIDs(layoutTag: t))
+    }
+
+    /// An image of `count` small gzip layers (one file `azl-layer-N` each, unique content) and a
+    /// minimal config, uploaded with the distribution API: more layers than the client downloads
+    /// at once, for tests of download concurrency.
+    @discardableResult
+    public func pushManyLayers(to server: Server, repo: String, tag: String, count: Int) throws -> Pushed {
+        buildLock.lock(); defer { buildLock.unlock() }
+        let n = nextID()
+        let dir = base + "/work/many-\(n)"
+        try FS.mkdirs(dir + "/files")
+        var layers: [[String: Any]] = []
+        var diffIDs: [String] = []
+        for i in 0..<count {
+            let name = "azl-layer-\(i)"
+            try Data("layer \(i) \(UUID().uuidString)\n".utf8).write(to: URL(fileURLWithPath: dir + "/files/" + name))
+            let tar = dir + "/\(name).tar"
+            try sh(["/usr/bin/tar", "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "-C", dir + "/files", name])
+            diffIDs.append(try sha256File(tar))
+            try sh(["/bin/sh", "-c", "gzip -n -c '\(tar)' > '\(tar).gz'"])
+            let digest = try sha256File(tar + ".gz")
+            try uploadBlob(server, repo: repo, file: tar + ".gz", digest: digest)
+            layers.append(["mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": try fileSize(tar + ".gz")])
+        }
+        let config: [String: Any] = [
+            "architecture": Arch.native.rawValue, "os": "linux",
+            "config": ["Env": [RegistryFixture.imageEnv[0]]],
+            "rootfs": ["type": "layers", "diff_ids": diffIDs],
+        ]
+        let configData = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
+        let configPath = dir + "/config.json"
+        try configData.write(to: URL(fileURLWithPath: configPath))
+        let configDigest = try sha256File(configPath)
+        try uploadBlob(server, repo: repo, file: configPath, digest: configDigest)
+        let manifest: [String: Any] = [
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": ["mediaType": "application/vnd.oci.image.config.v1+json", "digest": configDigest, "size": configData.count],
+            "layers": layers,
+        ]
+        let mdata = try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])
+        let digest = try putManifest(server, repo: repo, tag: tag, data: mdata, mediaType: "application/vnd.oci.image.manifest.v1+json")
+        try? FS.removeTree(dir)
+        return Pushed(reference: server.reference("\(repo):\(tag)"), manifestDigest: digest, diffIDs: diffIDs)
     }
 
     // MARK: building (umoci)
@@ -681,7 +733,7 @@ public final class RegistryFixture: @unchecked Sendable {
 """azl-shell test proxy in front of a docker-registry: bearer-token auth, blob redirects to
 another origin, a transfer cut halfway, a corrupted byte, tampered manifests, 503s. One JSON line per
 request in --log."""
-import argparse, base64, http.client, http.server, json, os, re, secrets, socket, socketserver, sys, threading, urllib.parse
+import argparse, base64, http.client, http.server, json, os, re, secrets, socket, socketserver, sys, threading, time, urllib.parse
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
@@ -698,6 +750,7 @@ ap.add_argument("--redirect-blobs", action="store_true")
 ap.add_argument("--redirect-host", default="127.0.0.1")
 ap.add_argument("--fail-manifests-first", type=int, default=0)  # first N manifest GETs answer 500
 ap.add_argument("--tamper-manifests", action="store_true")  # manifests GET by digest: one byte more, another digest
+ap.add_argument("--delay-blobs-ms", type=int, default=0)  # hold each blob GET; log how many are in flight
 args = ap.parse_args()
 
 BLOB = re.compile(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")
@@ -706,7 +759,7 @@ REPO = re.compile(r"^/v2/(.+)/(manifests|blobs|tags)/")
 lock = threading.Lock()
 tokens = {}          # token -> set of repositories it may pull
 cut_done = set()
-state = {"failed": 0, "failed_manifests": 0}
+state = {"failed": 0, "failed_manifests": 0, "in_flight": 0}
 
 def log(entry):
     with lock:
@@ -727,6 +780,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def entry(self, status, **kw):
         e = {"port": self.server.server_address[1], "host": self.headers.get("Host"), "method": self.command, "path": self.path,
              "range": self.headers.get("Range"), "auth": self.auth_kind(), "status": status}
+        e.update(getattr(self, "extra", {}))
         e.update(kw)
         log(e)
 
@@ -743,6 +797,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
+        self.extra = {}
         path = urllib.parse.urlsplit(self.path).path
         if self.server.server_address[1] == args.storage_port:
             return self.storage(path)
@@ -844,6 +899,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.forward("/v2/%s/blobs/%s" % (m.group(1), m.group(2)), blob=m.group(2))
 
     def forward(self, path, blob=None):
+        if blob is None or self.command != "GET" or args.delay_blobs_ms <= 0:
+            return self.forward_now(path, blob)
+        with lock:
+            state["in_flight"] += 1
+            self.extra = {"inFlight": state["in_flight"]}
+        try:
+            time.sleep(args.delay_blobs_ms / 1000.0)
+            return self.forward_now(path, blob)
+        finally:
+            with lock:
+                state["in_flight"] -= 1
+
+    def forward_now(self, path, blob=None):
         up = http.client.HTTPConnection(args.upstream, timeout=60)
         hdrs = {}
         for k in ("Accept", "Range"):

@@ -548,6 +548,33 @@ struct RegistryPullTests {
         #expect(sink.partials().isEmpty)
     }
 
+    /// Layers download in parallel, at most `maxParallel` at once (the default, which the CLI
+    /// uses, and a smaller bound). The proxy holds each blob GET 300 ms and logs how many blob
+    /// GETs it was answering when each arrived; the maximum is the client's concurrency.
+    @Test(arguments: [2, PullOptions().maxParallel])
+    func layersDownloadInParallelWithinTheBound(_ bound: Int) async throws {
+        #expect(PullOptions().maxParallel == 3, "the documented default (docs/registry.md)")
+        let layerCount = 6
+        let pushed = try fixture.pushManyLayers(to: shared.registry, repo: "test/many", tag: "bound-\(bound)", count: layerCount)
+        let proxy = try fixture.startProxy(upstream: shared.registry, .init(delayBlobsMs: 300))
+        defer { fixture.stop(proxy) }
+        let sink = try DirectoryBlobSink(directory: tempDir("parallel"))
+        var o = fastOptions()
+        o.maxParallel = bound
+        let img = try await client().pull(ref("\(proxy.host)/test/many:bound-\(bound)"), options: o, blobStore: sink)
+        #expect(img.manifestDigest.description == pushed.manifestDigest)
+        #expect(img.diffIDs.map(\.description) == pushed.diffIDs)
+        #expect(img.layers.count == layerCount && img.layers.allSatisfy { !$0.cached })
+        let gets = RegistryFixture.requests(proxy).filter { $0.isBlob && $0.method == "GET" }
+        #expect(gets.count == layerCount + 1 && gets.allSatisfy { $0.status == 200 && $0.inFlight != nil },
+                "one GET per layer and the config: \(gets.map { "\($0.path) \($0.status)" })")
+        let peak = gets.compactMap(\.inFlight).max() ?? 0
+        #expect(peak > 1, "layers were downloaded one at a time: \(gets.compactMap(\.inFlight))")
+        #expect(peak <= bound, "more than \(bound) blob GETs at once: \(gets.compactMap(\.inFlight))")
+        #expect(try verifySink(sink).count == layerCount + 1)
+        #expect(sink.partials().isEmpty)
+    }
+
     @Test func synchronousWrapper() throws {
         let sink = try DirectoryBlobSink(directory: tempDir("sync"))
         let img = try client().pullSync(ref(shared.single.reference), options: fastOptions(), blobStore: sink)
