@@ -693,6 +693,26 @@ public final class RegistryFixture: @unchecked Sendable {
         throw AZLError(.internal, "\(what) did not listen on 127.0.0.1:\(port) within 10 s")
     }
 
+    /// A non-loopback IPv4 address of this machine (for a registry reached other than by
+    /// loopback, which must then be HTTPS unless TLS verification is off), or nil.
+    public static func nonLoopbackIPv4() -> String? {
+        var ifap: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&ifap) == 0, let first = ifap else { return nil }
+        defer { freeifaddrs(ifap) }
+        var p: UnsafeMutablePointer<ifaddrs>? = first
+        while let cur = p {
+            if let a = cur.pointee.ifa_addr, a.pointee.sa_family == sa_family_t(AF_INET) {
+                var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+                if getnameinfo(a, socklen_t(MemoryLayout<sockaddr_in>.size), &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 {
+                    let s = String(cString: host)
+                    if !s.hasPrefix("127.") { return s }
+                }
+            }
+            p = cur.pointee.ifa_next
+        }
+        return nil
+    }
+
     public static func canConnect(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if fd < 0 { return false }

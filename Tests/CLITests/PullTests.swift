@@ -489,6 +489,35 @@ struct PullTests {
         #expect(viaFile.status == 0 && !(viaFile.stderr + viaFile.stdout).contains("pa55-cli-secret"), "\(viaFile)")
     }
 
+    /// Plain HTTP only for loopback or with `--tls-verify=false`: the same registry reached
+    /// through this machine's non-loopback address is refused (one line naming the reference and
+    /// TLS or the option, exit 125, nothing stored) unless the option is given.
+    @Test func plainHTTPToANonLoopbackAddressNeedsTLSVerifyFalse() throws {
+        guard let ip = RegistryFixture.nonLoopbackIPv4() else {
+            // The machine's network, not something CI installs: said, not a failure.
+            notApplicableHere("plainHTTPToANonLoopbackAddressNeedsTLSVerifyFalse: no non-loopback IPv4 address on this machine")
+            return
+        }
+        let reg = try fixture.startRegistry(listenAll: true)
+        defer { fixture.stop(reg) }
+        let pushed = try fixture.pushAlpine(to: reg, repo: "test/alpine", tag: "1")
+        let ref = "\(ip):\(reg.port)/test/alpine:1"
+        let s = try store()
+        let started = Date()
+        let strict = s.azl(["pull", ref])
+        #expect(strict.status == 125, "\(strict)")
+        #expect(strict.stdout.isEmpty, "\(strict)")
+        let lines = strict.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("azl-shell: ") && lines[0].contains(ref), "\(strict.stderr)")
+        #expect(strict.stderr.contains("TLS") && strict.stderr.contains("--tls-verify=false"), "names TLS and the option: \(strict.stderr)")
+        #expect(Date().timeIntervalSince(started) < 60, "reported promptly")
+        #expect(try s.blobs.isEmpty && s.trees.isEmpty && s.records().isEmpty, "nothing stored")
+        let loose = s.azl(["pull", "-q", "--tls-verify=false", ref])
+        #expect(loose.status == 0 && loose.stderr.isEmpty, "\(loose)")
+        #expect(try s.record(ref)?["digest"] as? String == pushed.manifestDigest)
+        #expect(!s.trees.isEmpty)
+    }
+
     // MARK: shared storage with import
 
     @Test func pulledTarballAndImportedTarballShareStorage() throws {

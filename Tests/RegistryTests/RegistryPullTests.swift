@@ -622,21 +622,5 @@ struct RegistryPullTests {
         #expect(img.layers.count == 1)
     }
 
-    static func nonLoopbackIPv4() -> String? {
-        var ifap: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&ifap) == 0, let first = ifap else { return nil }
-        defer { freeifaddrs(ifap) }
-        var p: UnsafeMutablePointer<ifaddrs>? = first
-        while let cur = p {
-            if let a = cur.pointee.ifa_addr, a.pointee.sa_family == sa_family_t(AF_INET) {
-                var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-                if getnameinfo(a, socklen_t(MemoryLayout<sockaddr_in>.size), &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 {
-                    let s = String(cString: host)
-                    if !s.hasPrefix("127.") { return s }
-                }
-            }
-            p = cur.pointee.ifa_next
-        }
-        return nil
-    }
+    static func nonLoopbackIPv4() -> String? { RegistryFixture.nonLoopbackIPv4() }
 }
