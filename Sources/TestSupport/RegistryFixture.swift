@@ -4,7 +4,8 @@ import Foundation
 /// A real OCI registry for tests: Debian's `docker-registry` (distribution v2) on 127.0.0.1,
 /// real images pushed with `skopeo` (built with `umoci` from the distro tarballs in
 /// ../shared/rootfs), and a Python proxy in front of it for bearer tokens, redirects to another
-/// origin, a transfer cut halfway, a corrupted byte, tampered manifests and 503s.
+/// origin, a transfer cut halfway, a corrupted byte, tampered manifests, 503s, delayed blobs (counted
+/// in flight) and an OAuth2 refresh-token token endpoint.
 ///
 /// Everything lives under one temp folder; `stop()` (or deinit) ends every process started.
 /// Images are built once per fixture and cached in an OCI layout there.
@@ -172,13 +173,17 @@ public final class RegistryFixture: @unchecked Sendable {
         /// many blob GETs were being answered (this one included) when it arrived: the maximum
         /// over the log is the client's download concurrency.
         public var delayBlobsMs = 0
+        /// With `bearer`: tokens come only from an OAuth2 refresh-token POST to the realm
+        /// (`grant_type=refresh_token&refresh_token=THIS&service=...&scope=...`, as the Docker
+        /// token spec describes for `identitytoken`); a GET for a token answers 401.
+        public var refreshToken: String? = nil
         public init(bearer: Bool = false, tokenAuth: RegistryAuth? = nil, cutOnce: Bool = false, corrupt: Bool = false,
                     failFirst: Int = 0, redirectBlobs: Bool = false, redirectHost: String = "127.0.0.1", failManifestsFirst: Int = 0,
-                    tamperManifests: Bool = false, delayBlobsMs: Int = 0) {
+                    tamperManifests: Bool = false, delayBlobsMs: Int = 0, refreshToken: String? = nil) {
             self.bearer = bearer; self.tokenAuth = tokenAuth; self.cutOnce = cutOnce; self.corrupt = corrupt
             self.failFirst = failFirst; self.redirectBlobs = redirectBlobs; self.redirectHost = redirectHost
             self.failManifestsFirst = failManifestsFirst; self.tamperManifests = tamperManifests
-            self.delayBlobsMs = delayBlobsMs
+            self.delayBlobsMs = delayBlobsMs; self.refreshToken = refreshToken
         }
     }
 
@@ -200,6 +205,7 @@ public final class RegistryFixture: @unchecked Sendable {
         if o.failManifestsFirst > 0 { argv += ["--fail-manifests-first", "\(o.failManifestsFirst)"] }
         if o.tamperManifests { argv.append("--tamper-manifests") }
         if o.delayBlobsMs > 0 { argv += ["--delay-blobs-ms", "\(o.delayBlobsMs)"] }
+        if let t = o.refreshToken { argv += ["--refresh-token", t] }
         let out = base + "/proxy-\(n).out"
         let p = try launch(argv, log: out)
         try waitForListen(port: port, process: p, log: out, what: "test proxy")
@@ -228,6 +234,8 @@ public final class RegistryFixture: @unchecked Sendable {
         public var service: String?
         /// With `delayBlobsMs`: blob GETs being answered when this one arrived, itself included.
         public var inFlight: Int?
+        /// Token requests: the OAuth2 `grant_type` of a POST.
+        public var grantType: String?
 
         public var isBlob: Bool { path.contains("/blobs/sha256:") || path.hasPrefix("/storage/") }
         public var isToken: Bool { path.hasPrefix("/token") }
@@ -244,6 +252,18 @@ public final class RegistryFixture: @unchecked Sendable {
         return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
             try? JSONDecoder().decode(ProxyRequest.self, from: Data($0.utf8))
         }
+    }
+
+    /// Write an auth file with only Docker `identitytoken`s (`{"auths": {KEY: {"identitytoken": T}}}`),
+    /// as `docker login` leaves for registries that issue OAuth2 refresh tokens; returns its path.
+    public func writeIdentityTokenAuthFile(_ entries: [String: String], name: String = "config.json") throws -> String {
+        let auths = entries.mapValues { ["identitytoken": $0] }
+        let data = try JSONSerialization.data(withJSONObject: ["auths": auths], options: [.sortedKeys])
+        let dir = base + "/auth-\(nextID())"
+        try FS.mkdirs(dir)
+        let path = dir + "/" + name
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
     }
 
     /// Write an auth file (`{"auths": {KEY: {"auth": base64(user:password)}}}`); returns its path.
@@ -771,6 +791,7 @@ ap.add_argument("--redirect-host", default="127.0.0.1")
 ap.add_argument("--fail-manifests-first", type=int, default=0)  # first N manifest GETs answer 500
 ap.add_argument("--tamper-manifests", action="store_true")  # manifests GET by digest: one byte more, another digest
 ap.add_argument("--delay-blobs-ms", type=int, default=0)  # hold each blob GET; log how many are in flight
+ap.add_argument("--refresh-token", default="")  # tokens only from POST grant_type=refresh_token with this token
 args = ap.parse_args()
 
 BLOB = re.compile(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")
@@ -815,6 +836,33 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self):
         self.do_GET()
+
+    def do_POST(self):
+        self.extra = {}
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n > 0 else b""
+        path = urllib.parse.urlsplit(self.path).path
+        if path != "/token" or not args.refresh_token:
+            self.entry(404)
+            return self.send_simple(404)
+        f = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        grant = f.get("grant_type", [""])[0]
+        self.extra = {"grantType": grant}
+        if grant != "refresh_token" or f.get("refresh_token", [""])[0] != args.refresh_token:
+            self.entry(401)
+            return self.send_simple(401, b'{"error":"invalid_grant"}', [("Content-Type", "application/json")])
+        repos = set()
+        for s in f.get("scope", []):
+            for one in s.split(" "):
+                parts = one.split(":")
+                if len(parts) == 3 and parts[0] == "repository" and "pull" in parts[2].split(","):
+                    repos.add(parts[1])
+        tok = secrets.token_hex(16)
+        with lock:
+            tokens[tok] = repos
+        self.entry(200, service=f.get("service", [""])[0], scopes=sorted(repos))
+        self.send_simple(200, json.dumps({"access_token": tok, "expires_in": 300, "scope": " ".join(f.get("scope", []))}).encode(),
+                         [("Content-Type", "application/json")])
 
     def do_GET(self):
         self.extra = {}
@@ -870,6 +918,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return (m is None) or (m.group(1) in allowed)
 
     def token(self):
+        if args.refresh_token:   # only the OAuth2 POST issues tokens
+            self.entry(401)
+            return self.send_simple(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"use the OAuth2 refresh-token POST"}]}',
+                                    [("Content-Type", "application/json")])
         if args.user:
             a = self.headers.get("Authorization", "")
             want = "Basic " + base64.b64encode(("%s:%s" % (args.user, args.password)).encode()).decode()

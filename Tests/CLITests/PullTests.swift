@@ -518,6 +518,35 @@ struct PullTests {
         #expect(!s.trees.isEmpty)
     }
 
+    /// Docker `identitytoken` entries (an OAuth2 refresh token, what `docker login` leaves for
+    /// some registries): the token is never printed, whether the pull succeeds or not, and never
+    /// sent as a password. Succeeds where the token service also serves anonymous pulls.
+    @Test func identityTokenIsNeverPrintedNorSentAsAPassword() throws {
+        let secret = "azl-identity-\(UUID().uuidString)"
+        let open = try fixture.startProxy(upstream: shared.registry, .init(bearer: true))
+        defer { fixture.stop(open) }
+        let file = try fixture.writeIdentityTokenAuthFile([open.host: secret])
+        for mode in [["--json"], []] {
+            let s = try store()
+            let res = s.azl(["pull"] + mode + ["\(open.host)/test/alpine:3.20"], env: ["REGISTRY_AUTH_FILE": file])
+            #expect(res.status == 0, "\(mode): \(res)")
+            #expect(!(res.stdout + res.stderr).contains(secret), "\(mode): \(res)")
+            #expect(try s.record("\(open.host)/test/alpine:3.20")?["digest"] as? String == shared.single.manifestDigest)
+        }
+        let log = RegistryFixture.requests(open)
+        #expect(log.contains { $0.isToken && $0.status == 200 })
+        #expect(log.allSatisfy { $0.auth != "basic" }, "the identity token is no password: \(log.map { "\($0.path) \($0.auth)" })")
+        // A token service that issues tokens only for the OAuth2 refresh-token POST: whatever the
+        // outcome, the token is not in what azl-shell prints.
+        let oauth = try fixture.startProxy(upstream: shared.registry, .init(bearer: true, refreshToken: secret))
+        defer { fixture.stop(oauth) }
+        let file2 = try fixture.writeIdentityTokenAuthFile([oauth.host: secret])
+        let s = try store()
+        let res = s.azl(["pull", "\(oauth.host)/test/alpine:3.20"], env: ["REGISTRY_AUTH_FILE": file2])
+        #expect(!(res.stdout + res.stderr).contains(secret), "\(res)")
+        #expect(RegistryFixture.requests(oauth).allSatisfy { $0.auth != "basic" })
+    }
+
     // MARK: shared storage with import
 
     @Test func pulledTarballAndImportedTarballShareStorage() throws {
