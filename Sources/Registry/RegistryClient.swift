@@ -417,25 +417,54 @@ final class Session: @unchecked Sendable {
         }
         var req = HTTPClientRequest(url: url)
         req.headers.add(name: "User-Agent", value: "azl-shell")
+        let anonymous = req
         let realmHost = comps.host?.lowercased() ?? ""
         let realmIsSafe = rs == "https" || realmHost == "localhost" || realmHost == "::1" || realmHost.hasPrefix("127.")
-        if let c = credentials, realmIsSafe, !(c.identityToken != nil && c.password.isEmpty) {
+        if let c = credentials, let refresh = c.identityToken, realmIsSafe {
+            // Docker's identitytoken is an OAuth2 refresh token: the token service takes it in a
+            // form POST (the distribution token spec's "OAuth2 token" flow), not as a password.
+            var form = URLComponents()
+            form.queryItems = [URLQueryItem(name: "grant_type", value: "refresh_token"),
+                               URLQueryItem(name: "refresh_token", value: refresh),
+                               URLQueryItem(name: "client_id", value: "azl-shell")]
+                + (ch.parameters["service"].map { [URLQueryItem(name: "service", value: $0)] } ?? [])
+                + [URLQueryItem(name: "scope", value: scopes.sorted().joined(separator: " "))]
+            var post = comps
+            post.queryItems = (comps.queryItems ?? []).filter { $0.name != "service" && $0.name != "scope" }
+            if post.queryItems?.isEmpty == true { post.queryItems = nil }
+            req = HTTPClientRequest(url: post.url?.absoluteString ?? url)
+            req.method = .POST
+            req.headers.add(name: "User-Agent", value: "azl-shell")
+            req.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            let body = (form.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
+            req.body = .bytes(ByteBuffer(string: body))
+        } else if let c = credentials, realmIsSafe, !(c.identityToken != nil && c.password.isEmpty) {
             req.headers.add(name: "Authorization", value: c.basicHeader)
         }
-        let resp = try await withRetries("getting a token from \(realmHost)") { () async throws -> HTTPClientResponse in
-            let r = try await self.http.execute(req, timeout: .seconds(60))
-            if r.status.code >= 500 || r.status.code == 429 {
-                let e = await self.statusError(r, what: "token")
-                throw e
+        func ask(_ req: HTTPClientRequest) async throws -> HTTPClientResponse {
+            try await withRetries("getting a token from \(realmHost)") { () async throws -> HTTPClientResponse in
+                let r = try await self.http.execute(req, timeout: .seconds(60))
+                if r.status.code >= 500 || r.status.code == 429 {
+                    let e = await self.statusError(r, what: "token")
+                    throw e
+                }
+                return r
             }
-            return r
+        }
+        var resp = try await ask(req)
+        // A token service without the OAuth2 POST (404/405, as some registries answer): the
+        // plain GET, as docker falls back to; the identity token is no password to send there.
+        if req.method == .POST, resp.status.code == 404 || resp.status.code == 405 {
+            _ = try? await resp.body.collect(upTo: 1 << 20)
+            resp = try await ask(anonymous)
         }
         let code = resp.status.code
         guard code == 200 else {
             let detail = await Session.registryErrorText(resp)
-            let who = credentials.map { " for user \($0.username) (credentials from \($0.source))" } ?? " anonymously"
+            let who = credentials.map { $0.identityToken != nil ? " the identity token from \($0.source)" : " for user \($0.username) (credentials from \($0.source))" } ?? " anonymously"
             throw AZLError(.registry, "access to \(ref) denied: the token service \(realmHost) refused\(who) (HTTP \(code)\(detail.isEmpty ? "" : " " + detail))",
-                           hint: credentials == nil ? "the image may be private: add credentials to $REGISTRY_AUTH_FILE or ~/.docker/config.json" : "check the user name and password")
+                           hint: credentials == nil ? "the image may be private: add credentials to $REGISTRY_AUTH_FILE or ~/.docker/config.json"
+                               : credentials?.identityToken != nil ? "log in again: the identity token may have expired" : "check the user name and password")
         }
         let body = try await resp.body.collect(upTo: 1 << 20)
         struct TokenJSON: Decodable { var token: String?; var access_token: String? }

@@ -352,6 +352,29 @@ struct RegistryPullTests {
         #expect(RegistryFixture.requests(proxy).contains { $0.isToken && $0.status == 200 && $0.auth == "basic" })
     }
 
+    /// Docker's `identitytoken` (an OAuth2 refresh token) is exchanged at the token realm with
+    /// `POST grant_type=refresh_token` (the Docker token spec); the token endpoint issues no
+    /// token to a GET. The refresh token itself is never sent to the registry.
+    @Test func identityTokenIsExchangedWithARefreshTokenPOST() async throws {
+        let refresh = "azl-refresh-\(UUID().uuidString)"
+        let proxy = try fixture.startProxy(upstream: shared.registry, .init(bearer: true, refreshToken: refresh))
+        defer { fixture.stop(proxy) }
+        // The endpoint works as the spec says (curl): the POST gets a token, a GET does not.
+        let post = try fixture.sh(["/usr/bin/curl", "-sS", "-w", " %{http_code}", "-X", "POST",
+                                   "--data-urlencode", "grant_type=refresh_token", "--data-urlencode", "refresh_token=\(refresh)",
+                                   "--data-urlencode", "service=azl-test", "--data-urlencode", "client_id=curl",
+                                   "--data-urlencode", "scope=repository:test/alpine:pull", "http://\(proxy.host)/token"])
+        #expect(post.contains("access_token") && post.hasSuffix(" 200"), "\(post)")
+        let sink = try DirectoryBlobSink(directory: tempDir("identitytoken"))
+        let file = try fixture.writeIdentityTokenAuthFile([proxy.host: refresh])
+        let img = try await client(authFile: file).pull(ref("\(proxy.host)/test/alpine:3.20"), options: fastOptions(), blobStore: sink)
+        #expect(img.manifestDigest.description == shared.single.manifestDigest)
+        let log = RegistryFixture.requests(proxy)
+        #expect(log.contains { $0.isToken && $0.method == "POST" && $0.grantType == "refresh_token" && $0.status == 200 },
+                "\(log.map { "\($0.method) \($0.path) \($0.status)" })")
+        #expect(log.filter { !$0.isToken }.allSatisfy { $0.auth != "basic" })
+    }
+
     @Test func followsRedirectsWithoutLeakingAuthorization() async throws {
         let proxy = try fixture.startProxy(upstream: shared.registry, .init(bearer: true, redirectBlobs: true))
         defer { fixture.stop(proxy) }
