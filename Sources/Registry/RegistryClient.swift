@@ -533,8 +533,25 @@ final class Session: @unchecked Sendable {
             if e == .deadlineExceeded { return "the transfer took too long" }
             return "\(e)"
         }
-        if error is NIOSSLError || error is BoringSSLError { return "TLS failure: \(error)" }
+        if error is NIOSSLError || error is BoringSSLError { return describeTLS(error) }
         return "\(error)"
+    }
+
+    /// A TLS failure in words: BoringSSL's text names the source file each error came from,
+    /// which is of no use to a user; the two usual causes get a sentence of their own.
+    static func describeTLS(_ error: Error) -> String {
+        var text = "\(error)"
+        while let at = text.range(of: " at /") {
+            let end = text[at.upperBound...].firstIndex { $0 == "]" || $0 == ")" || $0 == "," } ?? text.endIndex
+            text.removeSubrange(at.lowerBound..<end)
+        }
+        if text.contains("WRONG_VERSION_NUMBER") {
+            return "the TLS handshake failed: the server does not speak TLS on that port (plain HTTP?)"
+        }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "the server's TLS certificate could not be verified"
+        }
+        return "TLS failure: " + text
     }
 
     /// Every error leaving `pull` is an AZLError naming the reference.

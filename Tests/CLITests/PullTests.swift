@@ -510,6 +510,8 @@ struct PullTests {
         let lines = strict.stderr.split(separator: "\n")
         #expect(lines.count == 1 && lines[0].hasPrefix("azl-shell: ") && lines[0].contains(ref), "\(strict.stderr)")
         #expect(strict.stderr.contains("TLS") && strict.stderr.contains("--tls-verify=false"), "names TLS and the option: \(strict.stderr)")
+        #expect(strict.stderr.contains("does not speak TLS") && !strict.stderr.contains(".build/"),
+                "says why in words, without BoringSSL's source paths: \(strict.stderr)")
         #expect(Date().timeIntervalSince(started) < 60, "reported promptly")
         #expect(try s.blobs.isEmpty && s.trees.isEmpty && s.records().isEmpty, "nothing stored")
         let loose = s.azl(["pull", "-q", "--tls-verify=false", ref])
