@@ -198,6 +198,16 @@ static void do_symlink(const struct mount_op *m) {
     close(pfd);
 }
 
+/* All of DATA to FD, or die(WHAT, DST). */
+static void write_data(int fd, const char *data, const char *what, const char *dst) {
+    size_t len = strlen(data), off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0) { if (errno == EINTR) continue; die(what, dst); }
+        off += (size_t)n;
+    }
+}
+
 static void do_file(const struct mount_op *m) {
     char name[NAME_MAX + 1];
     int pfd = parent_of(m->dst, name);
@@ -207,12 +217,7 @@ static void do_file(const struct mount_op *m) {
     if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) unlinkat(pfd, name, 0);
     int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, m->mode);
     if (fd < 0) die("cannot write %s", m->dst);
-    size_t len = strlen(m->data), off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, m->data + off, len - off);
-        if (n < 0) { if (errno == EINTR) continue; die("cannot write %s", m->dst); }
-        off += (size_t)n;
-    }
+    write_data(fd, m->data, "cannot write %s", m->dst);
     close(fd);
     close(pfd);
 }
@@ -226,12 +231,7 @@ static void do_rofile(const struct mount_op *m) {
     snprintf(path, sizeof path, "/rofile-%u", serial++);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) die("cannot create the contents of %s", m->dst);
-    size_t len = strlen(m->data), off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, m->data + off, len - off);
-        if (n < 0) { if (errno == EINTR) continue; die("cannot write the contents of %s", m->dst); }
-        off += (size_t)n;
-    }
+    write_data(fd, m->data, "cannot write the contents of %s", m->dst);
     if (fchmod(fd, m->mode) < 0) die("cannot chmod the contents of %s", m->dst);
     close(fd);
     int tree = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);

@@ -851,8 +851,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if grant != "refresh_token" or f.get("refresh_token", [""])[0] != args.refresh_token:
             self.entry(401)
             return self.send_simple(401, b'{"error":"invalid_grant"}', [("Content-Type", "application/json")])
+        tok = self.issue_token(f)
+        self.send_simple(200, json.dumps({"access_token": tok, "expires_in": 300, "scope": " ".join(f.get("scope", []))}).encode(),
+                         [("Content-Type", "application/json")])
+
+    def issue_token(self, form):
+        """A token for the repositories whose pull the request's scopes ask, logged."""
         repos = set()
-        for s in f.get("scope", []):
+        for s in form.get("scope", []):
             for one in s.split(" "):
                 parts = one.split(":")
                 if len(parts) == 3 and parts[0] == "repository" and "pull" in parts[2].split(","):
@@ -860,9 +866,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         tok = secrets.token_hex(16)
         with lock:
             tokens[tok] = repos
-        self.entry(200, service=f.get("service", [""])[0], scopes=sorted(repos))
-        self.send_simple(200, json.dumps({"access_token": tok, "expires_in": 300, "scope": " ".join(f.get("scope", []))}).encode(),
-                         [("Content-Type", "application/json")])
+        self.entry(200, service=form.get("service", [""])[0], scopes=sorted(repos))
+        return tok
 
     def do_GET(self):
         self.extra = {}
@@ -930,16 +935,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_simple(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}',
                                         [("Content-Type", "application/json")])
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-        repos = set()
-        for s in q.get("scope", []):
-            for one in s.split(" "):
-                parts = one.split(":")
-                if len(parts) == 3 and parts[0] == "repository" and "pull" in parts[2].split(","):
-                    repos.add(parts[1])
-        tok = secrets.token_hex(16)
-        with lock:
-            tokens[tok] = repos
-        self.entry(200, service=q.get("service", [""])[0], scopes=sorted(repos))
+        tok = self.issue_token(q)
         self.send_simple(200, json.dumps({"token": tok, "expires_in": 300}).encode(), [("Content-Type", "application/json")])
 
     def tampered_manifest(self, path):
