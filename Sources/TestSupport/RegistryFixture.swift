@@ -257,19 +257,18 @@ public final class RegistryFixture: @unchecked Sendable {
     /// Write an auth file with only Docker `identitytoken`s (`{"auths": {KEY: {"identitytoken": T}}}`),
     /// as `docker login` leaves for registries that issue OAuth2 refresh tokens; returns its path.
     public func writeIdentityTokenAuthFile(_ entries: [String: String], name: String = "config.json") throws -> String {
-        let auths = entries.mapValues { ["identitytoken": $0] }
-        let data = try JSONSerialization.data(withJSONObject: ["auths": auths], options: [.sortedKeys])
-        let dir = base + "/auth-\(nextID())"
-        try FS.mkdirs(dir)
-        let path = dir + "/" + name
-        try data.write(to: URL(fileURLWithPath: path))
-        return path
+        try writeAuths(entries.mapValues { ["identitytoken": $0] }, name: name)
     }
 
     /// Write an auth file (`{"auths": {KEY: {"auth": base64(user:password)}}}`); returns its path.
     public func writeAuthFile(_ entries: [String: RegistryAuth], name: String = "auth.json") throws -> String {
         var auths: [String: [String: String]] = [:]
         for (k, a) in entries { auths[k] = ["auth": Data("\(a.user):\(a.password)".utf8).base64EncodedString()] }
+        return try writeAuths(auths, name: name)
+    }
+
+    /// `{"auths": AUTHS}` in a fresh folder of its own; returns the file's path.
+    func writeAuths(_ auths: [String: [String: String]], name: String) throws -> String {
         let data = try JSONSerialization.data(withJSONObject: ["auths": auths], options: [.sortedKeys])
         let dir = base + "/auth-\(nextID())"
         try FS.mkdirs(dir)
