@@ -148,8 +148,9 @@ struct RunCommand: ParsableCommand {
         }
 
         var builder = PlanBuilder(request: request, host: HostFacts.current())
-        let plan = try builder.build()
+        var plan = try builder.build()
         for n in builder.notes { global.note(n) }
+        plan.keeper = try userNamespaceKeeper(for: plan)
         if dryRun {
             print(plan.description)
             return
@@ -165,6 +166,37 @@ struct RunCommand: ParsableCommand {
         }
         // The store's lock stays held until the helper has taken its own (inherited) one.
         try withExtendedLifetime(opened) { try plan.exec(keepLocked: keepLocked, cache: cache, dependencies: dependencies) }
+    }
+
+    /// Seconds a kept user namespace waits for the next run (AZL_SHELL_USERNS_IDLE; 0: keep none).
+    static let defaultKeeperIdle: UInt32 = 300
+
+    /// The keeper of this plan's user namespace (Sources/SandboxRuntime/keeper.c): only for a
+    /// map the setuid helpers write (a one-line map costs nothing to write), one per map, its
+    /// state in the cache folder. nil where that folder is not this user's alone.
+    func userNamespaceKeeper(for plan: SandboxPlan) throws -> SandboxPlan.UserNamespaceKeeper? {
+        guard plan.uidMap.helper != nil, plan.gidMap.helper != nil else { return nil }
+        var idle = RunCommand.defaultKeeperIdle
+        if let v = ProcessInfo.processInfo.environment["AZL_SHELL_USERNS_IDLE"] {
+            guard let n = UInt32(v) else {
+                throw AZLError(.usage, "AZL_SHELL_USERNS_IDLE=\(v): not a number of seconds", hint: "0 keeps no user namespace between runs")
+            }
+            idle = n
+        }
+        guard idle > 0, let program = try? Launcher.helperPath() else { return nil }
+        let dir = global.paths.cache + "/userns"
+        guard (try? FS.mkdirs(dir, mode: 0o700)) != nil else { return nil }
+        var st = stat()
+        guard stat(dir, &st) == 0, st.st_uid == getuid(), st.st_mode & 0o022 == 0 else { return nil }
+        // One keeper per map: keep-id and the default map, or a changed /etc/subuid, never share one.
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for m in [plan.uidMap, plan.gidMap] {
+            for r in m.ranges { for b in "\(r.inside):\(r.outside):\(r.count);".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 } }
+            h = (h ^ 0x2f) &* 0x100_0000_01b3
+        }
+        let hex = String(h, radix: 16)
+        return .init(program: program, stateFile: dir + "/map-" + String(repeating: "0", count: 16 - hex.count) + hex,
+                     idleSeconds: idle)
     }
 
     /// Every file a plan was computed from, besides the command line, environment, working
@@ -194,6 +226,8 @@ struct RunCommand: ParsableCommand {
         var presence = [image.rootfs, global.paths.root, global.paths.cache, HostFacts.current().cwd]
         presence += volume.map { String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "") }
         for case .bind(let source, _, _) in plan.mounts { presence.append(source) }
+        // Without its folder, a replayed plan could never start a keeper again.
+        if plan.keeper != nil { presence.append(global.paths.cache + "/userns") }
         return content.map { .content($0) } + presence.filter { !$0.isEmpty }.map { .presence($0) }
     }
 }

@@ -6,7 +6,8 @@
 /// `SandboxPlan.version` with them).
 public struct SandboxPlan: Equatable, Sendable {
     /// 2: the kernel policy records (seccomp, caps, uname, nnp) and the `rofile` mount kind.
-    public static let version = "2"
+    /// 3: the `keeper` record.
+    public static let version = "3"
 
     public enum Namespace: String, Sendable, CaseIterable { case user, mount, pid, uts, ipc, net }
 
@@ -177,6 +178,21 @@ public struct SandboxPlan: Equatable, Sendable {
     /// The kernel profile and security policy; nil: none (the command gets root's full namespaced set).
     public var kernel: KernelSettings?
 
+    /// Keep the user namespace of a helper-written (full-range) map for the next runs, so they
+    /// skip newuidmap/newgidmap (Sources/SandboxRuntime/keeper.c, docs/sandbox.md).
+    public struct UserNamespaceKeeper: Equatable, Sendable {
+        /// azl-shell-sandbox: what the keeper runs.
+        public var program: String
+        /// The keeper's state file (in the cache folder, which no sandbox can write).
+        public var stateFile: String
+        /// Seconds without a run before the keeper leaves.
+        public var idleSeconds: UInt32
+        public init(program: String, stateFile: String, idleSeconds: UInt32) {
+            self.program = program; self.stateFile = stateFile; self.idleSeconds = idleSeconds
+        }
+    }
+    public var keeper: UserNamespaceKeeper?
+
     public init(namespaces: [Namespace], verbose: Bool = false, pty: Bool = true, uidMap: IDMap, gidMap: IDMap,
                 rootfs: String, readOnlyRoot: Bool = false, mounts: [Mount], hostname: String,
                 uid: UInt32 = 0, gid: UInt32 = 0, workingDirectory: String, environment: [String], argv: [String],
@@ -229,6 +245,7 @@ public struct SandboxPlan: Equatable, Sendable {
         record(["env"] + environment)
         record(["argv"] + argv)
         for r in kernel?.records ?? [] { record(r) }
+        if let k = keeper { record(["keeper", k.program, k.stateFile, String(k.idleSeconds)]) }
         return out
     }
 }
@@ -267,6 +284,7 @@ extension SandboxPlan: CustomStringConvertible {
             }
             if k.noNewPrivs { lines.append("no_new_privs") }
         }
+        if let k = keeper { lines.append("user namespace kept in \(k.stateFile) (idle \(k.idleSeconds) s)") }
         return lines.joined(separator: "\n")
     }
 }

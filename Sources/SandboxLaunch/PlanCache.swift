@@ -75,6 +75,7 @@ public struct PlanCache {
     /// (Timing tools such as hyperfine add a variable of their own to every run.)
     public static let environmentRead: Set<String> = [
         "HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "AZL_SHELL_ROOT", "TERM", "LANG", "CFFIXED_USER_HOME",
+        "AZL_SHELL_USERNS_IDLE",
     ]
 
     /// Everything a plan is computed from that is not a file: the arguments after the program

@@ -197,6 +197,11 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
         } else if (strcmp(name, "nnp") == 0) {
             if (na != 0) return fail(err, errlen, "bad nnp record");
             p->nnp = 1;
+        } else if (strcmp(name, "keeper") == 0) {
+            if (na != 3 || a[0][0] != '/' || a[1][0] != '/' || parse_uint(a[2], 10, &p->keeper_idle) || !p->keeper_idle)
+                return fail(err, errlen, "bad keeper record");
+            p->keeper_program = a[0];
+            p->keeper_state = a[1];
         } else if (strcmp(name, "argv") == 0) {
             if (na < 1) return fail(err, errlen, "empty command");
             if (!(p->argv = vec(a, na))) return fail(err, errlen, "out of memory");
@@ -212,6 +217,8 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
     if (!p->uidmap.nfields || !p->gidmap.nfields) return fail(err, errlen, "plan has no id maps");
     if (p->notify_uname != (p->uts_release != NULL))
         return fail(err, errlen, "plan notifies uname without a uname record, or the reverse");
+    if (p->keeper_state && (!p->uidmap.helper || !*p->uidmap.helper || !p->gidmap.helper || !*p->gidmap.helper))
+        return fail(err, errlen, "plan keeps a user namespace whose maps no helper writes");
     if (!p->env) {
         static char *none[] = { NULL };
         p->env = none;

@@ -30,8 +30,11 @@
  *   caps BND EFF PRM INH AMB    capability masks, 16 hex digits each
  *   uname RELEASE VERSION       what the supervisor answers for uname (with notify-uname)
  *   nnp                         set no_new_privs on the command
+ *   keeper PROGRAM STATE IDLE   keep the user namespace for these (helper-written) maps:
+ *                               PROGRAM is azl-shell-sandbox, STATE the keeper's file, IDLE
+ *                               its seconds without a run before it leaves (keeper.c)
  *
- * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5).
+ * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper.
  */
 #ifndef AZL_PLAN_H
 #define AZL_PLAN_H
@@ -39,7 +42,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PLAN_VERSION "2"
+#define PLAN_VERSION "3"
 #define PLAN_MAX_BYTES (16u << 20)
 #define PLAN_MAX_MOUNTS 256
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
@@ -107,6 +110,9 @@ struct plan {
     unsigned long long caps[5];   /* bounding, effective, permitted, inheritable, ambient */
     const char *uts_release, *uts_version;   /* with notify_uname */
     int nnp;
+
+    const char *keeper_program, *keeper_state;   /* NULL: no kept user namespace */
+    unsigned keeper_idle;
 };
 
 /* Parse BUF (LEN bytes; the plan keeps pointers into it). On error returns -1

@@ -20,6 +20,16 @@ __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...);
  * and put in SET, to be read from a signalfd (supervisor and pid 1 alike). */
 void block_forwarded_signals(sigset_t *set);
 
+/* supervisor.c: write PID's uid and gid maps as the plan says (the helpers, or one line
+ * each); die()s when a helper fails. */
+void write_id_maps(pid_t pid, const struct plan *p);
+
+/* keeper.c: an fd of the user namespace kept for this plan's maps (joined, or started now),
+ * or -1 when there is none to be had: then the run maps its own. */
+int keeper_userns(const struct plan *p);
+/* keeper.c: the keeper program (azl-shell-sandbox --userns-keeper STATE IDLE, lock on fd 3). */
+int keeper_main(const char *state, const char *idle);
+
 /* mounts.c: in the new namespaces, build the root and pivot into it. */
 void setup_root(const struct plan *p);
 

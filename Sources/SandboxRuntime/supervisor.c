@@ -11,8 +11,9 @@
  * and nothing between fork and exec runs Swift.
  *
  *   supervisor (this pid, host namespaces)
- *     clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET]) ----> pid 1 (sandbox)
- *     write the id maps (newuidmap/newgidmap, or a single line)  waits on a pipe
+ *     [setns into the kept user namespace, keeper.c]
+ *     clone([NEWUSER|]NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET]) --> pid 1 (sandbox)
+ *     write the id maps, unless kept (newuidmap/newgidmap, or a single line)  waits on a pipe
  *     "go" ---------------------------------------------------->  mounts.c: build root, pivot
  *     forward signals; relay the pty, if any                     init.c: fork the command, reap
  *     exit with pid 1's status  <------------------------------  exit with the command's status
@@ -148,7 +149,7 @@ static void wait_map(pid_t h, const char *helper) {
     }
 }
 
-static void write_maps(pid_t pid, const struct plan *p) {
+void write_id_maps(pid_t pid, const struct plan *p) {
     pid_t hu = -1, hg = -1;
     /* The two setuid helpers run side by side: each costs an exec. */
     if (p->uidmap.helper && *p->uidmap.helper) hu = spawn_map(pid, &p->uidmap);
@@ -244,6 +245,7 @@ __attribute__((noreturn)) static void supervise(pid_t child, int sfd, int master
 }
 
 int azl_sandbox_main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--userns-keeper") == 0) return keeper_main(argv[2], argv[3]);
     char *end = NULL;
     long pfd = argc == 3 && strcmp(argv[1], "--plan-fd") == 0 ? strtol(argv[2], &end, 10) : -1;
     if (pfd < 0 || pfd > 1 << 20 || !end || *end) {
@@ -296,6 +298,13 @@ __attribute__((noreturn)) static void carry_out(char *buf, size_t len) {
 }
 
 __attribute__((noreturn)) static void carry_out_parsed(void) {
+    /* A kept user namespace with this plan's maps (keeper.c): joined, no id maps to write. */
+    int joined = 0, userns = keeper_userns(&p);
+    if (userns >= 0) {
+        joined = setns(userns, CLONE_NEWUSER) == 0;
+        close(userns);
+        if (joined && (p.flags & PF_VERBOSE)) say("in the user namespace kept for this id map (%s)", p.keeper_state);
+    }
 
     /* Signals to forward are read from a signalfd; blocked here, so pid 1 inherits them
      * blocked too and reads them with sigwaitinfo. */
@@ -313,7 +322,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     if (want_pty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) die("socketpair");
 
     unsigned long flags = SIGCHLD;
-    if (p.ns & NS_USER) flags |= CLONE_NEWUSER;
+    if ((p.ns & NS_USER) && !joined) flags |= CLONE_NEWUSER;
     if (p.ns & NS_MOUNT) flags |= CLONE_NEWNS;
     if (p.ns & NS_PID) flags |= CLONE_NEWPID;
     if (p.ns & NS_UTS) flags |= CLONE_NEWUTS;
@@ -343,7 +352,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     }
     close(go[0]);
     if (sp[1] >= 0) close(sp[1]);
-    write_maps(child, &p);
+    if (!joined) write_id_maps(child, &p);
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
     if (write(go[1], "g", 1) != 1) die("cannot start the sandbox");
     close(go[1]);

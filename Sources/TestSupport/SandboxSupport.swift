@@ -137,6 +137,9 @@ public final class LiveProcess: @unchecked Sendable {
         }
     }
 
+    /// What stdout gave so far (as far as waitForLine read it).
+    public var output: String { String(decoding: buffer, as: UTF8.self) }
+
     public func signal(_ sig: Int32) { kill(pid, sig) }
 
     /// A guard, not synchronisation: SIGKILL the process if it still runs after `seconds`, so a

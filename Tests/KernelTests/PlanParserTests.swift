@@ -78,6 +78,20 @@ struct PlanParserTests {
         #expect(lines.contains("rofile /proc/sys/kernel/osrelease 444 \("5.15.138.1-1.cm2\n".utf8.count)"))
     }
 
+    @Test func aKeptUserNamespaceAsSwiftWritesIt() throws {
+        var req = RunRequest(rootfs: "/t", imageName: "x")
+        req.kernel = nil
+        var b = PlanBuilder(request: req, host: HostFacts(uid: 1000, gid: 1000, userName: "u", home: "/h", cwd: "/",
+                                                           subuid: (100000, 65536), subgid: (100000, 65536),
+                                                           newuidmap: "/usr/bin/newuidmap", newgidmap: "/usr/bin/newgidmap"),
+                            readImageFile: { _ in nil }, hostPathExists: { _ in true })
+        var plan = try b.build()
+        plan.keeper = .init(program: "/opt/azl/azl-shell-sandbox", stateFile: "/h/.cache/azl-shell/userns/map-1", idleSeconds: 300)
+        let r = try Self.driver.get().parse(plan.encoded())
+        #expect(r.status == 0 && r.stdout.contains("keeper /opt/azl/azl-shell-sandbox /h/.cache/azl-shell/userns/map-1 300\n"), "\(r)")
+        #expect(plan.description.contains("user namespace kept in /h/.cache/azl-shell/userns/map-1 (idle 300 s)"))
+    }
+
     @Test func aPlanWithoutPolicyRecordsStillParses() throws {
         let r = try parse([])
         #expect(r.status == 0 && r.stdout.contains("bpf_len 0\n") && r.stdout.contains("nnp 0\n"), "\(r)")
@@ -102,6 +116,10 @@ struct PlanParserTests {
         ([["nnp", "1"]], "bad nnp record"),
         ([["mount", "rofile", "/proc/version", "", "x", "ro", "10000"]], "bad mode"),
         ([["seccomp-v3", "00"]], "unknown plan record"),
+        ([["keeper", "/bin/azl-shell-sandbox", "/c/userns/map-1"]], "bad keeper record"),
+        ([["keeper", "/bin/azl-shell-sandbox", "/c/userns/map-1", "0"]], "bad keeper record"),
+        ([["keeper", "azl-shell-sandbox", "/c/userns/map-1", "300"]], "bad keeper record"),
+        ([["keeper", "/bin/azl-shell-sandbox", "/c/userns/map-1", "300"]], "whose maps no helper writes"),
     ] as [([[String]], String)])
     func malformedRecordsAreRefused(_ extra: [[String]], _ reason: String) throws {
         let r = try parse(extra)

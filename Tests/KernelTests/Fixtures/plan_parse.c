@@ -33,6 +33,7 @@ int main(int argc, char **argv) {
     if (p.have_caps) printf("caps %llx %llx %llx %llx %llx\n", p.caps[0], p.caps[1], p.caps[2], p.caps[3], p.caps[4]);
     if (p.uts_release) printf("uname %s|%s\n", p.uts_release, p.uts_version);
     printf("nnp %d\n", p.nnp);
+    if (p.keeper_state) printf("keeper %s %s %u\n", p.keeper_program, p.keeper_state, p.keeper_idle);
     for (int i = 0; i < p.nmounts; i++)
         if (p.mounts[i].kind == MK_ROFILE) printf("rofile %s %o %zu\n", p.mounts[i].dst, p.mounts[i].mode, strlen(p.mounts[i].data));
     return 0;

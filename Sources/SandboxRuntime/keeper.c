@@ -1,0 +1,220 @@
+/*
+ * The user-namespace keeper: one full-range user namespace per user and id map, reused by
+ * every run, so a warm run pays for newuidmap and newgidmap once and not every time.
+ *
+ * Why: the two setuid helpers are the dearest part of a run (measured: ~1.3 ms each, 1.4-1.7
+ * ms side by side, a third of a warm run), and only a process inside a user namespace keeps it
+ * alive: an unprivileged user cannot pin one to a file. So the first run with a full map leaves
+ * a small process (azl-shell-sandbox --userns-keeper, ~100 KiB) holding a user namespace with
+ * that map; later runs setns() into it and create their mount, pid, uts, ipc (and net)
+ * namespaces there. rootless podman does the same with its pause process. It is no daemon
+ * in the sense that matters: nothing needs it (every failure below means the run maps its own
+ * namespace as before), it serves nothing, and it leaves by itself after IDLE seconds without
+ * a run (AZL_SHELL_USERNS_IDLE, 0 turns it off), or once its state file is gone (a `rm -rf`
+ * of the cache).
+ *
+ * The state file (in the cache folder, which no sandbox can write) holds
+ * "azl-userns 1 PID NSINODE". The keeper holds an exclusive flock on it for its whole life,
+ * so "locked" means "a keeper lives, and the file names it"; a run that finds it unlocked
+ * starts a keeper, and a run that cannot lock it to start one (another run is starting one
+ * right now) simply maps its own namespace. Before joining, the namespace must be the one the
+ * file names (inode), owned by this user, with exactly the plan's uid and gid maps, and the
+ * lock must still be held after it was opened (the keeper did not die and its pid come back
+ * as another process in between).
+ *
+ * What sharing means: the sandboxes of one user (with the same map) have one user namespace
+ * and each its own mount, pid, ipc and uts namespaces. A process of one sandbox cannot name
+ * one of another (it sees only its own pid namespace and mounts), which is rootless podman's
+ * model too.
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STATE_MAGIC "azl-userns 1"
+
+/* The keeper's state file is ours, a regular file nobody else may write. */
+static int state_ok(int fd) {
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == getuid() && !(st.st_mode & 022);
+}
+
+/* Someone (a keeper) holds the lock: our LOCK_SH|LOCK_NB is refused. */
+static int locked_by_other(int fd) {
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        flock(fd, LOCK_UN);
+        return 0;
+    }
+    return errno == EWOULDBLOCK;
+}
+
+static ssize_t read_small(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n >= 0) buf[n] = '\0';
+    return n;
+}
+
+/* /proc/PID/{uid,gid}_map (as the kernel prints it: numbers in columns) is exactly M. */
+static int map_matches(pid_t pid, const char *file, const struct idmap *m) {
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    if (read_small(path, text, sizeof text) <= 0) return 0;
+    char *s = text;
+    for (int i = 0; i < m->nfields; i++) {
+        char *end;
+        unsigned long v = strtoul(s, &end, 10);
+        if (end == s || v != strtoul(m->fields[i], NULL, 10)) return 0;
+        s = end;
+    }
+    while (*s == ' ' || *s == '\n') s++;
+    return *s == '\0';
+}
+
+/* The state file's content: the keeper's pid and its user namespace's inode. */
+static int read_state(int fd, pid_t *pid, unsigned long long *ino) {
+    char buf[128];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    int p;
+    if (sscanf(buf, STATE_MAGIC " %d %llu", &p, ino) != 2 || p <= 1) return -1;
+    *pid = p;
+    return 0;
+}
+
+/* The live keeper's user namespace for these maps, as an fd, or -1. */
+static int join_existing(const struct plan *p) {
+    int sf = open(p->keeper_state, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (sf < 0) return -1;
+    int ns = -1;
+    pid_t pid, pid2;
+    unsigned long long ino, ino2;
+    if (!state_ok(sf) || !locked_by_other(sf) || read_state(sf, &pid, &ino) < 0) goto out;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+    ns = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns < 0) goto out;
+    struct stat st;
+    uid_t owner;
+    if (fstat(ns, &st) < 0 || (unsigned long long)st.st_ino != ino ||
+        ioctl(ns, NS_GET_OWNER_UID, &owner) < 0 || owner != getuid() ||
+        !map_matches(pid, "uid_map", &p->uidmap) || !map_matches(pid, "gid_map", &p->gidmap) ||
+        /* still held, still naming that keeper: it did not die while we looked */
+        !locked_by_other(sf) || read_state(sf, &pid2, &ino2) < 0 || pid2 != pid || ino2 != ino) {
+        close(ns);
+        ns = -1;
+        goto out;
+    }
+    futimens(sf, NULL);   /* a run: the keeper's idle clock starts again */
+out:
+    close(sf);
+    return ns;
+}
+
+/* Start a keeper for the plan's maps and return its user namespace, or -1 (nothing left
+ * behind: a keeper that never got its maps exits on its own). */
+static int start_keeper(const struct plan *p) {
+    int sf = open(p->keeper_state, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (sf < 0) return -1;
+    if (!state_ok(sf) || flock(sf, LOCK_EX | LOCK_NB) < 0) { close(sf); return -1; }
+    int ready[2], go[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) { close(sf); return -1; }
+    if (pipe2(go, O_CLOEXEC) < 0) { close(ready[0]); close(ready[1]); close(sf); return -1; }
+
+    pid_t mid = fork();
+    if (mid == 0) {
+        /* Forked twice, so the keeper is nobody's child of ours (no zombie, no SIGCHLD for
+         * the supervisor) and in a session of its own (no terminal's signals). */
+        if (fork() != 0) _exit(0);
+        setsid();
+        close(ready[0]);
+        close(go[1]);
+        if (unshare(CLONE_NEWUSER) < 0) _exit(1);
+        pid_t self = getpid();
+        char c;
+        if (write(ready[1], &self, sizeof self) != sizeof self || read(go[0], &c, 1) != 1) _exit(1);
+        /* Only the state file (locked: fd 3) and /dev/null cross into the keeper. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
+        if (sf != 3 && dup2(sf, 3) < 0) _exit(1);
+        fcntl(3, F_SETFD, 0);
+        close_range(4, ~0U, 0);
+        if (chdir("/") < 0) _exit(1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        char idle[24];
+        snprintf(idle, sizeof idle, "%u", p->keeper_idle);
+        char *argv[] = { "azl-shell-sandbox", "--userns-keeper", (char *)p->keeper_state, idle, NULL };
+        char *env[] = { NULL };
+        execve(p->keeper_program, argv, env);
+        _exit(1);
+    }
+    close(ready[1]);
+    close(go[0]);
+    int ns = -1, st;
+    pid_t kpid = 0;
+    if (mid > 0) while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {}
+    if (mid < 0 || read(ready[0], &kpid, sizeof kpid) != sizeof kpid || kpid <= 1) goto out;
+    /* The same helpers a run without keeper runs: they fail (with their own message) the
+     * same way, and then so does this run. */
+    write_id_maps(kpid, p);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)kpid);
+    ns = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat nst;
+    char text[128];
+    int n = snprintf(text, sizeof text, STATE_MAGIC " %d %llu\n", (int)kpid, (unsigned long long)(ns >= 0 && fstat(ns, &nst) == 0 ? nst.st_ino : 0));
+    if (ns < 0 || ftruncate(sf, 0) < 0 || pwrite(sf, text, (size_t)n, 0) != n || write(go[1], "g", 1) != 1) {
+        if (ns >= 0) close(ns);
+        ns = -1;
+    }
+out:
+    close(ready[0]);
+    close(go[1]);   /* EOF: a keeper still waiting for its go gives up */
+    close(sf);      /* the keeper's fd 3 keeps the lock */
+    return ns;
+}
+
+int keeper_userns(const struct plan *p) {
+    if (!p->keeper_state) return -1;
+    int ns = join_existing(p);
+    return ns >= 0 ? ns : start_keeper(p);
+}
+
+int keeper_main(const char *state, const char *idle_text) {
+    char *end;
+    long idle = strtol(idle_text, &end, 10);
+    struct stat mine;
+    if (*end || idle <= 0 || fstat(3, &mine) < 0) return EXIT_OURS;
+    prctl(PR_SET_NAME, "azl-userns", 0, 0, 0);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    for (;;) {
+        /* Gone or replaced (a `rm -rf` of the cache, another keeper's file): leave now. */
+        struct stat now;
+        if (stat(state, &now) < 0 || now.st_ino != mine.st_ino || now.st_dev != mine.st_dev) return 0;
+        if (now.st_mtime + idle <= time(NULL)) return 0;
+        /* Once a second: a removed state file is noticed at once, and a sleeping process
+         * costs nothing; a run never waits for it. */
+        poll(NULL, 0, 1000);
+    }
+}
