@@ -57,8 +57,10 @@ let package = Package(
         // The program users run: a warm `run` replays its cached plan from here; everything
         // else is handed to azl-shell-cli. A static executable of Swift's core library and
         // SandboxLaunch only (no Foundation): it starts in the time of a C program.
-        .executableTarget(name: "azl-shell", dependencies: ["SandboxLaunch"],
+        .executableTarget(name: "azl-shell", dependencies: ["SandboxLaunch", "PlanReplay"],
                           linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // The constructor that replays a cached plan before Swift's runtime starts (C, one file).
+        .target(name: "PlanReplay", dependencies: ["SandboxRuntime"]),
         // Every verb: calls `Commands`.
         .executableTarget(name: "azl-shell-cli", dependencies: ["Commands"]),
         // The only C we write: the single-threaded part that carries out a plan (clone, id

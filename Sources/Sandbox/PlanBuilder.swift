@@ -222,7 +222,7 @@ public struct PlanBuilder {
         }
         set("PATH", PlanBuilder.defaultPath)
         set("HOME", home)
-        // Every variable read here must be in PlanCache.environmentRead (or named by --env).
+        // Every variable read here must be in plan_cache.c's read_vars (or named by --env).
         if let term = host.environment["TERM"], !term.isEmpty { set("TERM", term) }
         set("LANG", host.environment["LANG"].flatMap { $0.isEmpty ? nil : $0 } ?? "C.UTF-8")
         // Which userland a shell is in, for prompts and tools (shell-profiles/README.md).

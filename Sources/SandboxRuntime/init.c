@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,7 +168,73 @@ static void serve_uname(struct uname_server *u, short sock_ev, short l_ev) {
     u->listener = -1;
 }
 
-void run_init(const struct plan *p, int pty_sock, const void *winsize) {
+/* What the command's child needs of pid 1's state. */
+struct command_child {
+    const struct plan *p;
+    int uname_sock;    /* pid 1's end: closed here */
+    int slave;         /* the pty, or -1 */
+    int stderr_tty;
+    int seccomp_sock;  /* where the uname listener goes, or -1 */
+};
+
+/* The command: own session (no host controlling terminal), its ids, its dir, the policy, exec.
+ * Runs on its own stack in pid 1's memory (CLONE_VM | CLONE_VFORK), pid 1 suspended: system
+ * calls only, no allocation but exec_sh's, then exec or _exit. */
+static int command_child(void *arg) {
+    const struct command_child *c = arg;
+    const struct plan *p = c->p;
+    int slave = c->slave;
+    if (c->uname_sock >= 0) close(c->uname_sock);
+    setsid();
+    if (slave >= 0) {
+        if (ioctl(slave, TIOCSCTTY, 0) < 0) die("cannot make the pty the controlling terminal");
+        dup2(slave, 0);
+        dup2(slave, 1);
+        if (c->stderr_tty) dup2(slave, 2);
+        if (slave > 2) close(slave);
+    }
+    int switch_ids = p->gid != getgid() || p->uid != getuid();
+    if (switch_ids) {
+        setgroups(0, NULL);   /* EPERM with a single-id map ("deny"): fine */
+        if (setresgid(p->gid, p->gid, p->gid) < 0) die("cannot switch to gid %u", (unsigned)p->gid);
+    }
+    drop_bounding(p);
+    if (switch_ids && setresuid(p->uid, p->uid, p->uid) < 0) die("cannot switch to uid %u", (unsigned)p->uid);
+    apply_caps(p);
+    if (chdir(p->cwd) < 0) die("cannot enter the working directory %s", p->cwd);
+    /* Default dispositions and an empty mask: nothing of ours (or of whoever started
+     * azl-shell: an ignored SIGPIPE, say) reaches the command. */
+    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* No fd but 0-2 crosses exec (cf. runc CVE-2024-21626). Before the filter: a
+     * profile older than 5.9 answers close_range with ENOSYS. The listener is made
+     * close-on-exec by the kernel. */
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        for (int fd = 3; fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    install_filter(p, c->seccomp_sock);
+    exec_command(p->argv, p->env);
+}
+
+/* The command is done: nothing else of the sandbox may outlive it (kill and reap the rest),
+ * then its status goes to the supervisor, which exits with it at once; the unmounting of the
+ * sandbox's tree (expedited RCU grace periods, the overlay's teardown) happens in our exit,
+ * after that, and no longer delays the user's shell. */
+__attribute__((noreturn)) static void finish(int status, int status_fd) {
+    /* Every process of the namespace descends from us (orphans come to us), so no child
+     * left means nobody left: the usual case, and kill(-1) walks every process there is. */
+    if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD) {
+        kill(-1, SIGKILL);
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+    }
+    unsigned char b = (unsigned char)status;
+    if (status_fd >= 0 && write(status_fd, &b, 1) != 1) {}
+    _exit(status);
+}
+
+void run_init(const struct plan *p, int pty_sock, const void *winsize, int status_fd) {
     if ((p->ns & NS_UTS) && p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
         die("cannot set the hostname");
     if (p->ns & NS_NET) bring_up_lo();
@@ -213,43 +280,12 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize) {
         }
     }
 
-    pid_t cmd = fork();
+    struct command_child c = { p, u.sock, slave, stderr_tty, seccomp_sock };
+    /* vfork-like: the child borrows our memory (no page tables copied) and we wait, suspended,
+     * until it has exec'd (or exited): it only makes system calls and execs. */
+    static char child_stack[256 * 1024] __attribute__((aligned(16)));
+    pid_t cmd = clone(command_child, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
     if (cmd < 0) die("cannot fork the command");
-    if (cmd == 0) {
-        /* The command: own session (no host controlling terminal), its ids, its dir. */
-        if (u.sock >= 0) close(u.sock);
-        setsid();
-        if (slave >= 0) {
-            if (ioctl(slave, TIOCSCTTY, 0) < 0) die("cannot make the pty the controlling terminal");
-            dup2(slave, 0);
-            dup2(slave, 1);
-            if (stderr_tty) dup2(slave, 2);
-            if (slave > 2) close(slave);
-        }
-        int switch_ids = p->gid != getgid() || p->uid != getuid();
-        if (switch_ids) {
-            setgroups(0, NULL);   /* EPERM with a single-id map ("deny"): fine */
-            if (setresgid(p->gid, p->gid, p->gid) < 0) die("cannot switch to gid %u", (unsigned)p->gid);
-        }
-        drop_bounding(p);
-        if (switch_ids && setresuid(p->uid, p->uid, p->uid) < 0) die("cannot switch to uid %u", (unsigned)p->uid);
-        apply_caps(p);
-        if (chdir(p->cwd) < 0) die("cannot enter the working directory %s", p->cwd);
-        /* Default dispositions and an empty mask: nothing of ours (or of whoever started
-         * azl-shell: an ignored SIGPIPE, say) reaches the command. */
-        for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        /* No fd but 0-2 crosses exec (cf. runc CVE-2024-21626). Before the filter: a
-         * profile older than 5.9 answers close_range with ENOSYS. The listener is made
-         * close-on-exec by the kernel. */
-        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-            for (int fd = 3; fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
-        }
-        install_filter(p, seccomp_sock);
-        exec_command(p->argv, p->env);
-    }
     if (slave >= 0) close(slave);
     if (seccomp_sock >= 0) close(seccomp_sock);
 
@@ -268,7 +304,7 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize) {
             int st;
             pid_t w;
             while ((w = waitpid(-1, &st, WNOHANG)) > 0)
-                if (w == cmd) _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+                if (w == cmd) finish(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), status_fd);
         } else {
             kill(cmd, sig);
         }

@@ -2,20 +2,27 @@
  * Building the sandbox's root, inside the new user and mount namespaces.
  *
  * 1. Make every mount private, so nothing we do propagates back to the host.
- * 2. Mount a tmpfs ("staging") on /tmp and pivot into it; the host's tree is
- *    then /oldroot (pivoting first, as bubblewrap does, means the staging tmpfs
- *    shadows nothing we still need: /oldroot/tmp is the host's /tmp again).
- * 3. Overlay: lower = the cached image tree (never written), upper + work =
- *    fresh directories on the staging tmpfs, so every write vanishes with the
- *    namespace. `userxattr` is what lets overlayfs run inside a user namespace.
+ * 2. A tmpfs ("staging"), not attached anywhere: it holds the overlay's upper and work
+ *    directories, the contents of the read-only files, and the mountpoint of the new root.
+ * 3. Overlay: lower = the cached image tree (never written), upper + work = fresh
+ *    directories on the staging tmpfs, so every write vanishes with the namespace.
+ *    `userxattr` is what lets overlayfs run inside a user namespace. It is mounted on the
+ *    staging tree, still detached, and the plan's mounts go onto it there: the host's tree
+ *    stays where it is, so host paths (bind sources) are just themselves, and nothing of
+ *    ours shadows one of them.
+ *    Kernels that cannot mount onto a detached tree (before 6.x) get the older way, as
+ *    bubblewrap does it: staging on /tmp, pivot_root into it, the host's tree at /oldroot.
+ *    That costs a pivot_root more (it walks every thread of the machine) and is taken only
+ *    when the first attach onto the detached tree is refused, before anything was done.
  * 4. The plan's mounts, in order. Targets are resolved with
  *    openat2(RESOLVE_IN_ROOT) from the new root, so a symlink in the image
- *    (say /etc/resolv.conf -> /oldroot/...) can never point a mount outside it;
+ *    (say /etc/resolv.conf -> /home/...) can never point a mount outside it;
  *    missing mountpoints are created in the overlay's upper (ephemeral) layer.
  *    Mounts use the fd-based API (fsopen/fsmount/open_tree/move_mount,
  *    mount_setattr for read-only), so no path is ever re-resolved.
- * 5. pivot_root(".", ".") into the new root and detach the old one (runc's trick:
- *    no /oldroot directory is left in the image).
+ * 5. The staging tree is attached (on /tmp: the host's tree is done with), then
+ *    pivot_root(".", ".") into the new root and the old one is detached (runc's trick: no
+ *    /oldroot directory is left in the image), staging and host tree with it.
  */
 #include "sandbox.h"
 
@@ -32,6 +39,8 @@
 #include <unistd.h>
 
 static int rootfd = -1;   /* O_PATH fd of the new root (the overlay) */
+static int stagefd = -1;  /* the staging tmpfs's root */
+static const char *host = "";   /* where the host's "/" is: "" (detached staging) or "/oldroot" */
 
 static int open_in_root(const char *path, int flags) {
     struct open_how how = {
@@ -168,15 +177,16 @@ static void fs_options(int fs, const char *data, const char *what, const char *d
 
 static void do_bind(const struct mount_op *m) {
     char src[PATH_MAX];
-    if (snprintf(src, sizeof src, "/oldroot%s", m->src) >= (int)sizeof src) errno = 0, die("path too long: %s", m->src);
-    struct stat st;
-    if (stat(src, &st) < 0) {
-        if (errno == ENOENT && (m->flags & MF_OPTIONAL)) return;
-        die("cannot bind %s: it does not exist on the host", m->src);
-    }
+    if (snprintf(src, sizeof src, "%s%s", host, m->src) >= (int)sizeof src) errno = 0, die("path too long: %s", m->src);
     unsigned rec = m->flags & MF_REC ? AT_RECURSIVE : 0;
     int tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
-    if (tree < 0) die("cannot bind %s", m->src);
+    if (tree < 0) {
+        if (errno == ENOENT && (m->flags & MF_OPTIONAL)) return;
+        if (errno == ENOENT) die("cannot bind %s: it does not exist on the host", m->src);
+        die("cannot bind %s", m->src);
+    }
+    struct stat st;   /* of the tree itself: the source is looked up once */
+    if (fstat(tree, &st) < 0) die("cannot bind %s", m->src);
     unsigned attrs = attrs_of(m->flags);
     if (attrs) {
         struct mount_attr a = { .attr_set = attrs };
@@ -228,13 +238,13 @@ static void do_file(const struct mount_op *m) {
 static void do_rofile(const struct mount_op *m) {
     static unsigned serial;
     char path[64];
-    snprintf(path, sizeof path, "/rofile-%u", serial++);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    snprintf(path, sizeof path, "rofile-%u", serial++);
+    int fd = openat(stagefd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) die("cannot create the contents of %s", m->dst);
     write_data(fd, m->data, "cannot write the contents of %s", m->dst);
     if (fchmod(fd, m->mode) < 0) die("cannot chmod the contents of %s", m->dst);
     close(fd);
-    int tree = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    int tree = open_tree(stagefd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (tree < 0) die("cannot bind the contents of %s", m->dst);
     struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | attrs_of(m->flags) };
     if (mount_setattr(tree, "", AT_EMPTY_PATH, &a, sizeof a) < 0) die("cannot make %s read-only", m->dst);
@@ -312,44 +322,105 @@ static void escape_lower(const char *in, char *out, size_t size) {
     out[o] = '\0';
 }
 
-void setup_root(const struct plan *p) {
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("cannot make / private");
-
-    /* Staging tmpfs: holds the overlay's upper and work dirs and the mountpoints. */
-    int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
-    if (fs < 0) die("cannot create the staging tmpfs");
-    fs_set(fs, "mode", "0755", "tmpfs", "/tmp");
-    int stage = fs_mount(fs, MF_NODEV | MF_NOSUID, "tmpfs", "/tmp");
-    if (move_mount(stage, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount the staging tmpfs on /tmp");
-    if (fchdir(stage) < 0) die("cannot enter the staging tmpfs");
-    close(stage);
-    if (mkdir("newroot", 0755) || mkdir("oldroot", 0755) || mkdir("upper", 0755) || mkdir("work", 0755))
-        die("cannot make directories in the staging tmpfs");
-    if (syscall(SYS_pivot_root, ".", "oldroot") < 0) die("cannot pivot into the staging tmpfs");
-    if (chdir("/") < 0) die("cannot chdir to /");
-
-    /* The root: overlay of a fresh upper over the cached tree. */
-    char lower[PATH_MAX];
-    if (snprintf(lower, sizeof lower, "/oldroot%s", p->root_lower) >= (int)sizeof lower) errno = 0, die("path too long: %s", p->root_lower);
-    fs = fsopen("overlay", FSOPEN_CLOEXEC);
-    if (fs < 0) die("cannot mount overlay on %s (is the overlay module available?)", p->root_lower);
+/* A detached overlay of a fresh upper (UPPER, WORK) over the image tree LOWER; with SOFT,
+ * -1 instead of dying (the first, detached attempt: the other way is left). */
+static int make_overlay(const char *lower, const char *upper, const char *work, const char *name, int soft) {
+    int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+    if (fs < 0) {
+        if (soft) return -1;
+        die("cannot mount overlay on %s (is the overlay module available?)", name);
+    }
     if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", lower, 0) < 0) {
         /* Kernels before 6.8 lack "lowerdir+": the classic option, with ':' and '\\' escaped. */
         char esc[PATH_MAX * 2], drain[256];
         while (read(fs, drain, sizeof drain) > 0) {}
         escape_lower(lower, esc, sizeof esc);
-        fs_set(fs, "lowerdir", esc, "overlay", p->root_lower);
+        if (soft && fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", esc, 0) < 0) goto soft_fail;
+        if (!soft) fs_set(fs, "lowerdir", esc, "overlay", name);
     }
-    fs_set(fs, "upperdir", "/upper", "overlay", p->root_lower);
-    fs_set(fs, "workdir", "/work", "overlay", p->root_lower);
-    fs_set(fs, "userxattr", NULL, "overlay", p->root_lower);
-    int ovl = fs_mount(fs, 0, "overlay", p->root_lower);
-    if (move_mount(ovl, "", AT_FDCWD, "/newroot", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount overlay on /newroot");
+    if (soft) {
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+            goto soft_fail;
+        int m = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+        close(fs);
+        return m;
+    }
+    fs_set(fs, "upperdir", upper, "overlay", name);
+    fs_set(fs, "workdir", work, "overlay", name);
+    fs_set(fs, "userxattr", NULL, "overlay", name);
+    return fs_mount(fs, 0, "overlay", name);
+soft_fail:
+    close(fs);
+    return -1;
+}
+
+/* The overlay mounted on the detached staging tree's "newroot"; 0 when this kernel will not
+ * have it so (nothing was changed that matters: the caller takes the pivot way). */
+static int overlay_on_detached_stage(const struct plan *p) {
+#ifdef AZL_TEST_PIVOT_STAGING
+    /* Tests/SandboxTests build the helper so, to run the older way on this kernel too. */
+    (void)p;
+    return 0;
+#endif
+    char upper[64], work[64];
+    snprintf(upper, sizeof upper, "/proc/self/fd/%d/upper", stagefd);
+    snprintf(work, sizeof work, "/proc/self/fd/%d/work", stagefd);
+    int ovl = make_overlay(p->root_lower, upper, work, p->root_lower, 1);
+    if (ovl < 0) return 0;
+    int target = openat(stagefd, "newroot", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (target < 0) die("cannot open the staging tmpfs");
+    int ok = move_mount(ovl, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) == 0;
+    close(target);
     close(ovl);
-    rootfd = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return ok;
+}
+
+void setup_root(const struct plan *p) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("cannot make / private");
+
+    /* Staging tmpfs: holds the overlay's upper and work dirs, the read-only files' contents
+     * and the new root's mountpoint. */
+    int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0) die("cannot create the staging tmpfs");
+    fs_set(fs, "mode", "0755", "tmpfs", "/tmp");
+    stagefd = fs_mount(fs, MF_NODEV | MF_NOSUID, "tmpfs", "/tmp");
+    if (mkdirat(stagefd, "newroot", 0755) || mkdirat(stagefd, "oldroot", 0755) ||
+        mkdirat(stagefd, "upper", 0755) || mkdirat(stagefd, "work", 0755))
+        die("cannot make directories in the staging tmpfs");
+
+    int detached = overlay_on_detached_stage(p);
+    if (!detached) {
+        /* The older way: into the staging tmpfs, the host's tree at /oldroot. */
+        if (move_mount(stagefd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount the staging tmpfs on /tmp");
+        if (fchdir(stagefd) < 0) die("cannot enter the staging tmpfs");
+        if (syscall(SYS_pivot_root, ".", "oldroot") < 0) die("cannot pivot into the staging tmpfs");
+        if (chdir("/") < 0) die("cannot chdir to /");
+        host = "/oldroot";
+        char lower[PATH_MAX];
+        if (snprintf(lower, sizeof lower, "/oldroot%s", p->root_lower) >= (int)sizeof lower) errno = 0, die("path too long: %s", p->root_lower);
+        /* Fresh upper and work dirs: a refused detached attempt may still hold the first pair. */
+        if (mkdir("/upper.2", 0755) || mkdir("/work.2", 0755)) die("cannot make directories in the staging tmpfs");
+        int ovl = make_overlay(lower, "/upper.2", "/work.2", p->root_lower, 0);
+        if (move_mount(ovl, "", AT_FDCWD, "/newroot", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount overlay on /newroot");
+        close(ovl);
+    }
+    rootfd = openat(stagefd, "newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) die("cannot open the new root");
 
-    for (int i = 0; i < p->nmounts; i++) do_mount(&p->mounts[i]);
+    /* mount_setattr() changes a mount of a detached tree only at its root: a remount-ro (the
+     * plan's last step, once every mountpoint exists: --read-only) waits for the attach. */
+    for (int i = 0; i < p->nmounts; i++)
+        if (!detached || p->mounts[i].kind != MK_REMOUNT_RO) do_mount(&p->mounts[i]);
+
+    /* The staging tree (the new root on it) into our namespace, where pivot_root wants it:
+     * over the host's /tmp, which is about to go. */
+    if (detached) {
+        if (move_mount(stagefd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount the new root");
+        for (int i = 0; i < p->nmounts; i++)
+            if (p->mounts[i].kind == MK_REMOUNT_RO) do_mount(&p->mounts[i]);
+    }
+    close(stagefd);
 
     /* Into the new root; the old one (staging + host) is stacked on "." and detached. */
     if (fchdir(rootfd) < 0) die("cannot enter the new root");

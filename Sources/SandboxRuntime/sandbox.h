@@ -33,7 +33,8 @@ int keeper_main(const char *state, const char *idle);
 /* mounts.c: in the new namespaces, build the root and pivot into it. */
 void setup_root(const struct plan *p);
 
-/* init.c: pid 1 of the sandbox. PTY_SOCK is -1 or a socket to send the pty master on. */
-__attribute__((noreturn)) void run_init(const struct plan *p, int pty_sock, const void *winsize);
+/* init.c: pid 1 of the sandbox. PTY_SOCK is -1 or a socket to send the pty master on;
+ * STATUS_FD gets the command's status (one byte) once nothing else of the sandbox is left. */
+__attribute__((noreturn)) void run_init(const struct plan *p, int pty_sock, const void *winsize, int status_fd);
 
 #endif

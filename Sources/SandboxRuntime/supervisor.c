@@ -44,6 +44,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -200,14 +201,36 @@ static int status_of(int st) {
 }
 
 /* Wait for pid 1, forwarding signals and (with a pty) relaying the terminal. */
-__attribute__((noreturn)) static void supervise(pid_t child, int sfd, int master) {
+/* Exit with STATUS, after what the command wrote last, still in the pty, is out. */
+__attribute__((noreturn)) static void leave(int status, int master, int out_open) {
+    if (out_open) {
+        char buf[16384];
+        ssize_t n;
+        fcntl(master, F_SETFL, O_NONBLOCK);
+        while ((n = read(master, buf, sizeof buf)) > 0) write_all(1, buf, (size_t)n);
+    }
+    restore_tty();
+    _exit(status);
+}
+
+/* Wait for pid 1, forwarding signals and (with a pty) relaying the terminal. DONE carries the
+ * command's status from pid 1 once the sandbox is empty (init.c: finish); EOF on it without a
+ * status means pid 1 itself failed, and its exit status tells. */
+__attribute__((noreturn)) static void supervise(pid_t child, int sfd, int master, int done) {
     int in_open = master >= 0, out_open = master >= 0;
     char buf[16384];
     for (;;) {
-        struct pollfd fds[3] = { { sfd, POLLIN, 0 }, { in_open ? 0 : -1, POLLIN, 0 }, { out_open ? master : -1, POLLIN, 0 } };
-        if (poll(fds, 3, -1) < 0) {
+        struct pollfd fds[4] = { { sfd, POLLIN, 0 }, { in_open ? 0 : -1, POLLIN, 0 }, { out_open ? master : -1, POLLIN, 0 },
+                                 { done, POLLIN, 0 } };
+        if (poll(fds, 4, -1) < 0) {
             if (errno == EINTR) continue;
             die("poll");
+        }
+        if (fds[3].revents) {
+            unsigned char b;
+            ssize_t n = read(done, &b, 1);
+            if (n == 1) leave(b, master, out_open);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) done = -1;
         }
         if (fds[2].revents) {
             ssize_t n = read(master, buf, sizeof buf);
@@ -227,13 +250,7 @@ __attribute__((noreturn)) static void supervise(pid_t child, int sfd, int master
                 int st;
                 pid_t w = waitpid(child, &st, WNOHANG);
                 if (w != child) continue;
-                if (out_open) {   /* what the command wrote last is still in the pty */
-                    fcntl(master, F_SETFL, O_NONBLOCK);
-                    ssize_t n;
-                    while ((n = read(master, buf, sizeof buf)) > 0) write_all(1, buf, (size_t)n);
-                }
-                restore_tty();
-                _exit(status_of(st));
+                leave(status_of(st), master, out_open);
             } else if (sig == SIGWINCH && master >= 0) {
                 struct winsize ws;
                 if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);   /* the pty signals its group */
@@ -277,7 +294,8 @@ static struct plan p;
 int azl_sandbox_run_in_process(const void *plan, size_t len) {
     /* Only a process with one thread may fork and go on: another thread could hold a lock
      * (malloc's) that the child would then wait on forever. */
-    if (thread_count() != 1 || len == 0 || len > PLAN_MAX_BYTES) return -1;
+    if (!__libc_single_threaded && thread_count() != 1) return -1;   /* glibc's flag: no /proc read when it knows */
+    if (len == 0 || len > PLAN_MAX_BYTES) return -1;
     char *buf = malloc(len + 1);
     if (!buf) return -1;
     memcpy(buf, plan, len);
@@ -317,8 +335,8 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     int want_pty = (p.flags & PF_PTY) && isatty(0) && isatty(1);
     struct winsize ws;
     int have_ws = want_pty && ioctl(0, TIOCGWINSZ, &ws) == 0;
-    int go[2], sp[2] = { -1, -1 };
-    if (pipe2(go, O_CLOEXEC) < 0) die("pipe");
+    int go[2], done[2], sp[2] = { -1, -1 };
+    if (pipe2(go, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) die("pipe");
     if (want_pty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) die("socketpair");
 
     unsigned long flags = SIGCHLD;
@@ -338,6 +356,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     }
     if (child == 0) {
         close(go[1]);
+        close(done[0]);
         if (sp[0] >= 0) close(sp[0]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
         char c;
@@ -348,9 +367,10 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
          * kept the supervisor from writing our id maps. */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
         setup_root(&p);
-        run_init(&p, sp[1], have_ws ? &ws : NULL);
+        run_init(&p, sp[1], have_ws ? &ws : NULL, done[1]);
     }
     close(go[0]);
+    close(done[1]);
     if (sp[1] >= 0) close(sp[1]);
     if (!joined) write_id_maps(child, &p);
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
@@ -367,7 +387,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
             if (tcsetattr(0, TCSADRAIN, &raw) == 0) tty_raw = 1;
         }
     }
-    supervise(child, sfd, master);
+    supervise(child, sfd, master, done[0]);
 }
 
 void block_forwarded_signals(sigset_t *set) {

@@ -14,4 +14,24 @@ int azl_sandbox_main(int argc, char **argv);
  * does not parse (damaged, or from another build: compute a fresh one). */
 int azl_sandbox_run_in_process(const void *plan, size_t len);
 
+/* The plan cache (plan_cache.c): one implementation for the lookup here and the store in
+ * PlanCache.swift. */
+
+/* In a process whose argv is `azl-shell run ...`: when the plan cache holds a current plan for
+ * exactly this input, carry it out (never returns); otherwise return, having done nothing. */
+void azl_plan_cache_replay(int argc, char **argv, char **envp);
+/* This process's cache input for ARGV and ENVP: the plans folder and the key (both malloc'd);
+ * -1 when no plan may be cached or replayed (no HOME, a read variable set twice). */
+int azl_plan_cache_input(char *const argv[], char *const envp[], char **dir, unsigned char **key, long *keylen);
+/* The plans folder (malloc'd) for ARGV, ENVP and CWD, or NULL. */
+char *azl_plan_cache_directory(char *const argv[], char *const envp[], const char *cwd);
+/* The key (malloc'd into *OUT) of that input; its length, or -1. */
+long azl_plan_cache_key(char *const argv[], char *const envp[], const char *cwd, unsigned uid, unsigned gid,
+                        unsigned char **out);
+/* The entry's file name for KEY: 16 hex digits of its FNV-1a and ".plan". */
+void azl_plan_cache_file_name(const unsigned char *key, long keylen, char out[32]);
+/* What identifies PATH now, into OUT; returns how many values (1 for a missing file, 4 without
+ * CONTENT_TOO, else 9). */
+int azl_plan_cache_identity(const char *path, int content_too, unsigned long long out[9]);
+
 #endif

@@ -1,0 +1,1 @@
+/* PlanReplay has no interface: its constructor runs before main (replay.c). */

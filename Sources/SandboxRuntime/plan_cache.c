@@ -1,0 +1,298 @@
+/*
+ * The plan cache's input, entries and replay (docs/sandbox.md, "A warm run: the plan cache").
+ *
+ * In C, and run from a constructor of the lean `azl-shell` (Sources/PlanReplay) before Swift's
+ * runtime starts, because a warm run is timed in milliseconds and Swift's first use of each
+ * generic type (arrays, sets, strings) instantiates its metadata from mangled names: measured,
+ * that alone was ~0.25 ms of a 3 ms run. One implementation serves both sides: azl-shell-cli
+ * (PlanCache.swift) computes the key, the folder and the file identities it stores through
+ * these same functions, so a stored entry and a lookup can never disagree.
+ *
+ * Entry (written by PlanCache.store): the magic, then chunks (u32 little-endian length + bytes):
+ * key, lock path; u32 dependency count; per dependency: path chunk, kind byte (0 content, 1
+ * presence), u32 count, count u64 values (its identity when stored); the plan chunk.
+ */
+#include "azl_sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "azl-plan-cache 2\n"
+#define ENTRY_MAX (1u << 20)
+
+/* The variables `run` reads (state folders, and what PlanBuilder copies into the command's
+ * environment); a variable the command line names counts too. Nothing else of the environment
+ * may change a plan: keep this list with PlanBuilder. */
+static const char *const read_vars[] = {
+    "HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "AZL_SHELL_ROOT", "TERM", "LANG",
+    "CFFIXED_USER_HOME", "AZL_SHELL_USERNS_IDLE", NULL,
+};
+
+struct buf { unsigned char *p; size_t len, cap; int failed; };
+
+static void put(struct buf *b, const void *data, size_t n) {
+    if (b->failed) return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n) cap *= 2;
+        unsigned char *q = realloc(b->p, cap);
+        if (!q) { b->failed = 1; return; }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void field(struct buf *b, const char *s) { put(b, s, strlen(s) + 1); }
+
+static size_t name_len(const char *kv) { const char *eq = strchr(kv, '='); return eq ? (size_t)(eq - kv) : strlen(kv); }
+
+static int is_read_var(const char *name, size_t n) {
+    for (const char *const *v = read_vars; *v; v++)
+        if (strlen(*v) == n && !memcmp(*v, name, n)) return 1;
+    return 0;
+}
+
+/* The value of NAME in ENVP (first occurrence), NULL when unset or empty. */
+static const char *value(char *const envp[], const char *name) {
+    size_t n = strlen(name);
+    for (; *envp; envp++)
+        if (!strncmp(*envp, name, n) && (*envp)[n] == '=') return (*envp)[n + 1] ? *envp + n + 1 : NULL;
+    return NULL;
+}
+
+char *azl_plan_cache_directory(char *const argv[], char *const envp[], const char *cwd) {
+    /* As Paths resolves the cache folder: --root DIR (ours: before "--") -> DIR/cache,
+     * AZL_SHELL_ROOT, $XDG_CACHE_HOME/azl-shell, ~/.cache/azl-shell; plus /plans. */
+    const char *root = NULL;
+    for (int i = 1; argv[i] && strcmp(argv[i], "--"); i++) {
+        if (!strcmp(argv[i], "--root")) root = argv[i + 1] && strcmp(argv[i + 1], "--") ? argv[++i] : NULL;
+        else if (!strncmp(argv[i], "--root=", 7)) root = argv[i] + 7;
+    }
+    const char *base, *suffix;
+    if (!root) root = value(envp, "AZL_SHELL_ROOT");
+    if (root && *root) { base = root; suffix = "/cache/plans"; }
+    else if ((base = value(envp, "XDG_CACHE_HOME"))) suffix = "/azl-shell/plans";
+    else if ((base = value(envp, "HOME"))) suffix = "/.cache/azl-shell/plans";
+    else return NULL;
+    size_t n = strlen(cwd) + strlen(base) + strlen(suffix) + 2;
+    char *out = malloc(n);
+    if (!out) return NULL;
+    if (base[0] == '/') snprintf(out, n, "%s%s", base, suffix);
+    else snprintf(out, n, "%s/%s%s", cwd, base, suffix);
+    return out;
+}
+
+static int by_bytes(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Does the command line name this variable (as a word, --env=NAME, -eNAME, -e=NAME)? */
+static int named(char *const argv[], const char *name, size_t n) {
+    for (int i = 1; argv[i]; i++) {
+        const char *a = argv[i];
+        if (strlen(a) == n && !memcmp(a, name, n)) return 1;
+        const char *rest = !strncmp(a, "--env=", 6) ? a + 6 : !strncmp(a, "-e=", 3) ? a + 3 : !strncmp(a, "-e", 2) ? a + 2 : NULL;
+        if (rest && strlen(rest) == n && !memcmp(rest, name, n)) return 1;
+    }
+    return 0;
+}
+
+long azl_plan_cache_key(char *const argv[], char *const envp[], const char *cwd, unsigned uid, unsigned gid,
+                        unsigned char **out) {
+    struct buf b = { 0 };
+    char num[64];
+    put(&b, MAGIC, strlen(MAGIC));
+    snprintf(num, sizeof num, "uid=%u", uid); field(&b, num);
+    snprintf(num, sizeof num, "gid=%u", gid); field(&b, num);
+    put(&b, "cwd=", 4); field(&b, cwd);
+    int argc = 0;
+    while (argv[argc]) argc++;
+    snprintf(num, sizeof num, "argc=%d", argc - 1); field(&b, num);
+    for (int i = 1; i < argc; i++) field(&b, argv[i]);
+    /* The read variables, sorted: the order of environ is no input (strace, env(1) reorder it). */
+    size_t ne = 0, k = 0;
+    while (envp[ne]) ne++;
+    const char **pick = malloc((ne + 1) * sizeof *pick);
+    if (!pick) { free(b.p); return -1; }
+    for (size_t i = 0; i < ne; i++) {
+        size_t n = name_len(envp[i]);
+        if (is_read_var(envp[i], n) || named(argv, envp[i], n)) pick[k++] = envp[i];
+    }
+    qsort(pick, k, sizeof *pick, by_bytes);
+    for (size_t i = 0; i < k; i++) field(&b, pick[i]);
+    free(pick);
+    if (b.failed) { free(b.p); return -1; }
+    *out = b.p;
+    return (long)b.len;
+}
+
+int azl_plan_cache_identity(const char *path, int content_too, unsigned long long out[9]) {
+    /* Device, inode, type and, for content, mode, size, mtime and ctime: a rename over it, an
+     * edit and a chmod all change one. [0] for a missing file. Symlinks are followed. */
+    struct stat st;
+    if (stat(path, &st) < 0) { out[0] = 0; return 1; }
+    out[0] = 1;
+    out[1] = (unsigned long long)st.st_dev;
+    out[2] = (unsigned long long)st.st_ino;
+    if (!content_too) { out[3] = st.st_mode & S_IFMT; return 4; }
+    out[3] = st.st_mode;
+    out[4] = (unsigned long long)(long long)st.st_size;
+    out[5] = (unsigned long long)(long long)st.st_mtim.tv_sec;
+    out[6] = (unsigned long long)st.st_mtim.tv_nsec;
+    out[7] = (unsigned long long)(long long)st.st_ctim.tv_sec;
+    out[8] = (unsigned long long)st.st_ctim.tv_nsec;
+    return 9;
+}
+
+int azl_plan_cache_input(char *const argv[], char *const envp[], char **dir, unsigned char **key, long *keylen) {
+    /* No cache without HOME (the state folders then come from elsewhere: the passwd entry,
+     * CFFIXED_USER_HOME), nor when a variable run reads is set twice (which one wins is the
+     * order of environ, which the key does not keep). */
+    int home = 0;
+    for (char *const *e = envp; *e; e++) {
+        size_t n = name_len(*e);
+        if (!strncmp(*e, "HOME=/", 6)) home = 1;
+        if (!is_read_var(*e, n)) continue;
+        for (char *const *f = e + 1; *f; f++)
+            if (name_len(*f) == n && !memcmp(*f, *e, n)) return -1;
+    }
+    if (!home) return -1;
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) cwd[0] = '\0';
+    if (!(*dir = azl_plan_cache_directory(argv, envp, cwd))) return -1;
+    if ((*keylen = azl_plan_cache_key(argv, envp, cwd, (unsigned)getuid(), (unsigned)getgid(), key)) < 0) {
+        free(*dir);
+        return -1;
+    }
+    return 0;
+}
+
+void azl_plan_cache_file_name(const unsigned char *key, long keylen, char out[32]) {
+    /* FNV-1a of the key: only names the file; the key itself is compared in full. */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (long i = 0; i < keylen; i++) h = (h ^ key[i]) * 0x100000001b3ULL;
+    snprintf(out, 32, "%016llx.plan", (unsigned long long)h);
+}
+
+/* An entry only this user wrote, in a folder only this user can write: a plan is carried out
+ * with the user's own rights, so nobody else may plant one (a shared --root). */
+static unsigned char *read_entry(const char *dir, const char *name, size_t *len) {
+    struct stat st;
+    if (stat(dir, &st) < 0 || st.st_uid != getuid() || (st.st_mode & 022)) return NULL;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return NULL;
+    /* O_NONBLOCK: a fifo planted at the path must not hang us before the type check. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) return NULL;
+    unsigned char *b = NULL;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 022) ||
+        st.st_size <= 0 || st.st_size > ENTRY_MAX || !(b = malloc((size_t)st.st_size))) goto fail;
+    size_t off = 0;
+    while (off < (size_t)st.st_size) {
+        ssize_t n = read(fd, b + off, (size_t)st.st_size - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) goto fail;
+        off += (size_t)n;
+    }
+    close(fd);
+    *len = off;
+    return b;
+fail:
+    free(b);
+    close(fd);
+    return NULL;
+}
+
+struct reader { const unsigned char *p; size_t len, pos; };
+
+static int take(struct reader *r, size_t n, const unsigned char **out) {
+    if (r->len - r->pos < n) return -1;
+    *out = r->p + r->pos;
+    r->pos += n;
+    return 0;
+}
+
+static int u32(struct reader *r, uint32_t *v) {
+    const unsigned char *b;
+    if (take(r, 4, &b)) return -1;
+    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return 0;
+}
+
+static int chunk(struct reader *r, const unsigned char **p, uint32_t *n) {
+    return u32(r, n) || take(r, *n, p) ? -1 : 0;
+}
+
+/* A C string of a chunk (dependency and lock paths), in PATH. */
+static int chunk_path(struct reader *r, char path[PATH_MAX]) {
+    const unsigned char *p;
+    uint32_t n;
+    if (chunk(r, &p, &n) || n >= PATH_MAX || memchr(p, 0, n)) return -1;
+    memcpy(path, p, n);
+    path[n] = '\0';
+    return 0;
+}
+
+/* Every dependency still is the file it was. */
+static int current(struct reader *r) {
+    uint32_t n;
+    if (u32(r, &n) || n >= 1024) return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        const unsigned char *kind, *v;
+        uint32_t c;
+        if (chunk_path(r, path) || take(r, 1, &kind) || u32(r, &c) || c > 16 || take(r, (size_t)c * 8, &v)) return 0;
+        unsigned long long now[9];
+        int k = azl_plan_cache_identity(path, kind[0] == 0, now);
+        if ((uint32_t)k != c) return 0;
+        for (int j = 0; j < k; j++) {
+            unsigned long long was = 0;
+            for (int b = 7; b >= 0; b--) was = was << 8 | v[j * 8 + b];
+            if (was != now[j]) return 0;
+        }
+    }
+    return 1;
+}
+
+void azl_plan_cache_replay(int argc, char **argv, char **envp) {
+    if (argc < 3 || !argv || strcmp(argv[1], "run") != 0 || !envp) return;
+    char *dir;
+    unsigned char *key, *entry = NULL;
+    long keylen;
+    if (azl_plan_cache_input(argv, envp, &dir, &key, &keylen) < 0) return;
+    char name[32];
+    azl_plan_cache_file_name(key, keylen, name);
+    size_t len = 0;
+    int lock = -1;
+    if (!(entry = read_entry(dir, name, &len))) goto miss;
+    struct reader r = { entry, len, 0 };
+    const unsigned char *p, *plan;
+    uint32_t n, plen;
+    char lockpath[PATH_MAX];
+    if (take(&r, strlen(MAGIC), &p) || memcmp(p, MAGIC, strlen(MAGIC)) ||
+        chunk(&r, &p, &n) || n != (uint32_t)keylen || memcmp(p, key, n) || chunk_path(&r, lockpath)) goto miss;
+    /* The image's tree lock, held shared while the sandbox runs (not close-on-exec: it is the
+     * supervisor's), taken before the dependencies are checked: no `rmi` + `prune` can come in
+     * between any more. No lock file any more means the image is gone: a miss. */
+    if (*lockpath) {
+        if ((lock = open(lockpath, O_RDONLY)) < 0) goto miss;
+        while (flock(lock, LOCK_SH) < 0)
+            if (errno != EINTR) goto miss;
+    }
+    if (!current(&r) || chunk(&r, &plan, &plen) || r.pos != r.len) goto miss;
+    /* Returns only when the plan cannot be carried out here (another build's): a miss. */
+    azl_sandbox_run_in_process(plan, plen);
+miss:
+    if (lock >= 0) close(lock);
+    free(entry);
+    free(key);
+    free(dir);
+}

@@ -1,0 +1,89 @@
+import Core
+import Foundation
+import Testing
+import TestSupport
+
+/// The older way of building the root (mounts.c: staging tmpfs on /tmp, pivot_root into it,
+/// the host's tree at /oldroot), which kernels that cannot mount onto a detached tree take.
+/// This kernel can, so the helper is built here from its sources with AZL_TEST_PIVOT_STAGING,
+/// which makes it take that way, and given the very plans azl-shell stored for these command
+/// lines in its plan cache (`azl-shell-sandbox --plan-fd N`, as azl-shell-cli runs it).
+@Suite(.serialized) struct PivotStagingTests {
+    static let repo: String = {
+        var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
+    }()
+
+    /// The plan of a plan-cache entry (PlanCache.store's layout).
+    static func plan(ofEntry bytes: [UInt8]) -> [UInt8]? {
+        var pos = "azl-plan-cache 2\n".utf8.count
+        func u32() -> Int? {
+            guard bytes.count - pos >= 4 else { return nil }
+            defer { pos += 4 }
+            return (0..<4).reduce(0) { $0 | Int(bytes[pos + $1]) << (8 * $1) }
+        }
+        func skip(_ n: Int) -> Bool { guard n >= 0, bytes.count - pos >= n else { return false }; pos += n; return true }
+        guard let k = u32(), skip(k), let l = u32(), skip(l), let n = u32() else { return nil }
+        for _ in 0..<n {
+            guard let p = u32(), skip(p + 1), let c = u32(), skip(c * 8) else { return nil }
+        }
+        guard let len = u32(), bytes.count - pos == len else { return nil }
+        return Array(bytes[pos...])
+    }
+
+    @Test func theOlderWayBuildsTheSameSandbox() throws {
+        if let reason = SandboxFixture.unavailableReason(.alpineX86) {
+            unavailable("PivotStagingTests: \(reason)")
+            return
+        }
+        let f = try StoredImageFixture()
+        let bin = try f.r.makeDirectory("bin-pivot")
+        let rt = Self.repo + "/Sources/SandboxRuntime"
+        let sources = try FileManager.default.contentsOfDirectory(atPath: rt).filter { $0.hasSuffix(".c") }.map { rt + "/" + $0 }
+        let cc = Subprocess.run(["/usr/bin/env", "cc", "-O1", "-Wall", "-Werror", "-D_GNU_SOURCE", "-DAZL_TEST_PIVOT_STAGING",
+                                 "-I", rt, "-I", rt + "/include", "-o", bin + "/azl-shell-sandbox"]
+                                + sources + [Self.repo + "/Sources/azl-shell-sandbox/main.c"])
+        #expect(cc.status == 0, "\(cc)")
+        f.r.chownTree(bin)
+        let work = try f.r.makeDirectory("work")
+        let plans = f.state + "/cache/plans"
+        func entries() -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: plans)) ?? []) }
+        /// The command line run as usual (which stores its plan), then its plan through the built helper.
+        func run(_ args: [String]) throws -> (usual: RunResult, older: RunResult) {
+            let before = entries()
+            let usual = f.r.run([f.r.azlShell, "run", "--image", "alp:3.20"] + args, env: ["AZL_SHELL_ROOT": f.state], cwd: work)
+            let new = entries().subtracting(before)
+            let name = try #require(new.count == 1 ? new.first : nil, "no plan stored for \(args): \(usual)")
+            let entry = try [UInt8](Data(contentsOf: URL(fileURLWithPath: plans + "/" + name)))
+            let plan = try #require(Self.plan(ofEntry: entry), "an entry this test cannot read")
+            let file = work + "/plan-" + name
+            try Data(plan).write(to: URL(fileURLWithPath: file))
+            chown(file, f.r.uid, f.r.gid)
+            let older = f.r.run(["/bin/sh", "-c", "exec 3<\"$0\" && exec \"$1\" --plan-fd 3", file, bin + "/azl-shell-sandbox"],
+                                env: ["AZL_SHELL_ROOT": f.state], cwd: work)
+            return (usual, older)
+        }
+        let script = """
+            head -1 /etc/os-release; echo x > /etc/marker && cat /etc/marker; echo out > here
+            awk '$5 ~ /^\\/oldroot/' /proc/self/mountinfo | wc -l; ls /dev | tr '\\n' ' '; echo; cat /proc/sys/kernel/osrelease
+            grep -c 'upperdir=/upper.2,' /proc/self/mountinfo
+            """
+        let (usual, res) = try run(["--", "sh", "-c", script])
+        #expect(res.status == 0, "\(res)")
+        let lines = res.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.last == "1", "not the older way (its overlay's upper is /upper.2): \(res)")
+        #expect(Array(lines.dropLast()) == Array(usual.stdout.split(separator: "\n").map(String.init).dropLast()),
+                "the two ways differ: \(res) vs \(usual)")
+        #expect(lines.count == 6 && lines[0] == "NAME=\"Alpine Linux\"" && lines[1] == "x" && lines[2] == "0", "\(res)")
+        #expect(lines.count == 6 && lines[3].hasPrefix("fd full null ptmx pts random shm stderr stdin stdout tty urandom zero"), "\(res)")
+        #expect(lines.count == 6 && lines[4].hasPrefix("6.6."), "the kernel profile's release: \(res)")
+        #expect((try? String(contentsOfFile: work + "/here", encoding: .utf8)) == "out\n", "the working directory is bound")
+        let again = try run(["--", "cat", "/etc/marker"])
+        #expect(again.older.status != 0 && again.usual.status != 0, "a write survived into the next run: \(again)")
+        let ro = try run(["--read-only", "--", "sh", "-c", "touch /usr/x"])
+        #expect(ro.older.status != 0 && ro.older.stderr.contains("Read-only"), "\(ro)")
+        let tmp = try run(["--read-only", "--", "sh", "-c", "touch /tmp/x /run/x && echo ok"])
+        #expect(tmp.older.status == 0 && tmp.older.stdout == "ok\n", "\(tmp)")
+    }
+}
