@@ -258,7 +258,9 @@ public struct PlanBuilder {
             .tmpfs(target: "/dev", mode: 0o755, options: "", flags: [.nosuid, .noexec]),
         ]
         for d in ["null", "zero", "full", "random", "urandom", "tty"] {
-            mounts.append(.bind(source: "/dev/" + d, target: "/dev/" + d, flags: [.nosuid, .noexec]))
+            // No nosuid/noexec: they mean nothing on a device node (only a regular file is
+            // executed), and each costs a mount_setattr() on every run.
+            mounts.append(.bind(source: "/dev/" + d, target: "/dev/" + d, flags: []))
         }
         mounts += [
             .devpts(target: "/dev/pts"),
@@ -277,8 +279,8 @@ public struct PlanBuilder {
             // `unshare -rpf --mount-proc`, bubblewrap's --proc, rootless podman). A spare procfs
             // without anything on it keeps those working; it is covered by an empty read-only
             // tmpfs, so no path reaches it (and mounts copied into a nested namespace are locked).
+            // Its mountpoint is a directory of /dev's tmpfs.
             mounts += [
-                .tmpfs(target: PlanBuilder.spareProc, mode: 0o700, options: "size=4k", flags: [.nosuid, .nodev, .noexec]),
                 .proc(target: PlanBuilder.spareProc + "/proc"),
                 .tmpfs(target: PlanBuilder.spareProc, mode: 0o500, options: "size=4k", flags: [.readOnly, .nosuid, .nodev, .noexec]),
             ]
