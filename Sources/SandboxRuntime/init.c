@@ -126,7 +126,7 @@ static void drop_bounding(const struct plan *p) {
 static void apply_caps(const struct plan *p) {
     if (!p->have_caps) return;
     struct azl_seccomp_caps c = { p->caps[0], p->caps[1], p->caps[2], p->caps[3], p->caps[4] };
-    if (azl_seccomp_apply_caps(&c) < 0) die("cannot set the command's capabilities");
+    if (azl_seccomp_set_caps(&c) < 0) die("cannot set the command's capabilities");   /* bounding: drop_bounding */
 }
 
 static void install_filter(const struct plan *p, int seccomp_sock) {

@@ -242,6 +242,10 @@ int azl_seccomp_drop_bounding(uint64_t keep) {
 int azl_seccomp_apply_caps(const struct azl_seccomp_caps *caps) {
     /* 1. Bounding set first: dropping needs CAP_SETPCAP in the effective set, which step 2 may remove. */
     if (azl_seccomp_drop_bounding(caps->bounding) < 0) return -1;
+    return azl_seccomp_set_caps(caps);
+}
+
+int azl_seccomp_set_caps(const struct azl_seccomp_caps *caps) {
     /* 2. permitted/effective/inheritable, never raising what the process does not have. */
     struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct d[2];

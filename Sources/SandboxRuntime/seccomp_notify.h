@@ -91,6 +91,9 @@ int azl_seccomp_apply_caps(const struct azl_seccomp_caps *caps);
  * KEEP (needs CAP_SETPCAP). The sandbox calls it before switching to a non-root uid (which
  * needs CAP_SETUID/SETGID in the effective set), then azl_seccomp_apply_caps after. */
 int azl_seccomp_drop_bounding(uint64_t keep);
+/* Steps 2 and 3 of azl_seccomp_apply_caps, for a caller that did step 1 itself (its ~40
+ * prctl() calls are not worth making twice). */
+int azl_seccomp_set_caps(const struct azl_seccomp_caps *caps);
 
 /* Decode lowercase/uppercase hex TEXT into OUT (capacity CAP bytes). Returns the byte count or
  * -1 (odd length, bad digit, too long). For a plan that carries the BPF as hex. */

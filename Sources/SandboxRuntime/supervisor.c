@@ -15,8 +15,9 @@
  *     clone([NEWUSER|]NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET]) --> pid 1 (sandbox)
  *     write the id maps, unless kept (newuidmap/newgidmap, or a single line)  waits on a pipe
  *     "go" ---------------------------------------------------->  mounts.c: build root, pivot
- *     forward signals; relay the pty, if any                     init.c: fork the command, reap
- *     exit with pid 1's status  <------------------------------  exit with the command's status
+ *     forward signals; relay the pty, if any                     init.c: vfork the command, reap
+ *     exit with that status  <---------------------------------  the command's status, once the
+ *                                                                sandbox is empty; then exit
  *
  * Pid 1 has PR_SET_PDEATHSIG(SIGKILL): if the supervisor is killed, pid 1 dies
  * and the kernel kills everything else in the pid namespace.
@@ -200,14 +201,19 @@ static int status_of(int st) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Wait for pid 1, forwarding signals and (with a pty) relaying the terminal. */
-/* Exit with STATUS, after what the command wrote last, still in the pty, is out. */
+/* Exit with STATUS, after what the command wrote last, still in the pty, is out. Nothing of
+ * the sandbox is left by now, so every slave is closed and the master ends with EIO once the
+ * tty layer has passed everything on (it does so asynchronously: EAGAIN is not the end). The
+ * wait for more is bounded all the same: a slave fd sent out of the sandbox stays open. */
 __attribute__((noreturn)) static void leave(int status, int master, int out_open) {
     if (out_open) {
         char buf[16384];
-        ssize_t n;
-        fcntl(master, F_SETFL, O_NONBLOCK);
-        while ((n = read(master, buf, sizeof buf)) > 0) write_all(1, buf, (size_t)n);
+        struct pollfd r = { master, POLLIN, 0 };
+        while (poll(&r, 1, 200) > 0) {
+            ssize_t n = read(master, buf, sizeof buf);
+            if (n > 0) write_all(1, buf, (size_t)n);
+            else if (n == 0 || (errno != EINTR && errno != EAGAIN)) break;
+        }
     }
     restore_tty();
     _exit(status);
