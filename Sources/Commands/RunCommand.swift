@@ -4,6 +4,7 @@ import Foundation
 import Kernel
 import Sandbox
 import SandboxLaunch
+import SandboxRuntime
 import Store
 
 /// `azl-shell run --image NAME [options] [--] CMD [ARGS...]`: the command in a rootless sandbox
@@ -189,12 +190,8 @@ struct RunCommand: ParsableCommand {
         var st = stat()
         guard stat(dir, &st) == 0, st.st_uid == getuid(), st.st_mode & 0o022 == 0 else { return nil }
         // One keeper per map: keep-id and the default map, or a changed /etc/subuid, never share one.
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for m in [plan.uidMap, plan.gidMap] {
-            for r in m.ranges { for b in "\(r.inside):\(r.outside):\(r.count);".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 } }
-            h = (h ^ 0x2f) &* 0x100_0000_01b3
-        }
-        let hex = String(h, radix: 16)
+        let maps = [plan.uidMap, plan.gidMap].map { $0.ranges.map { "\($0.inside):\($0.outside):\($0.count);" }.joined() + "/" }
+        let hex = String(Array(maps.joined().utf8).withUnsafeBytes { azl_fnv1a($0.baseAddress, $0.count) }, radix: 16)
         return .init(program: program, stateFile: dir + "/map-" + String(repeating: "0", count: 16 - hex.count) + hex,
                      idleSeconds: idle)
     }

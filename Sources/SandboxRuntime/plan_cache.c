@@ -175,11 +175,15 @@ int azl_plan_cache_input(char *const argv[], char *const envp[], char **dir, uns
     return 0;
 }
 
+unsigned long long azl_fnv1a(const void *data, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) h = (h ^ ((const unsigned char *)data)[i]) * 0x100000001b3ULL;
+    return h;
+}
+
 void azl_plan_cache_file_name(const unsigned char *key, long keylen, char out[32]) {
     /* FNV-1a of the key: only names the file; the key itself is compared in full. */
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (long i = 0; i < keylen; i++) h = (h ^ key[i]) * 0x100000001b3ULL;
-    snprintf(out, 32, "%016llx.plan", (unsigned long long)h);
+    snprintf(out, 32, "%016llx.plan", azl_fnv1a(key, (size_t)keylen));
 }
 
 /* An entry only this user wrote, in a folder only this user can write: a plan is carried out

@@ -209,10 +209,14 @@ public enum RealRootfs: String, CaseIterable, Sendable {
 
     public static var directory: String {
         if let d = ProcessInfo.processInfo.environment["AZL_SHARED_ROOTFS"] { return d }
-        // Sources/TestSupport/X.swift → package root → ../shared/rootfs
+        return (packageRoot as NSString).deletingLastPathComponent + "/shared/rootfs"
+    }
+
+    /// The package's root folder (Sources/TestSupport/X.swift, two levels up).
+    public static var packageRoot: String {
         var dir = (#filePath as NSString).deletingLastPathComponent
         for _ in 0..<2 { dir = (dir as NSString).deletingLastPathComponent }
-        return (dir as NSString).deletingLastPathComponent + "/shared/rootfs"
+        return dir
     }
 
     public var path: String { RealRootfs.directory + "/" + rawValue }

@@ -9,11 +9,7 @@ import TestSupport
 /// which makes it take that way, and given the very plans azl-shell stored for these command
 /// lines in its plan cache (`azl-shell-sandbox --plan-fd N`, as azl-shell-cli runs it).
 @Suite(.serialized) struct PivotStagingTests {
-    static let repo: String = {
-        var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
-        parts.removeLast(3)
-        return parts.joined(separator: "/")
-    }()
+    static let repo = RealRootfs.packageRoot
 
     /// The plan of a plan-cache entry (PlanCache.store's layout).
     static func plan(ofEntry bytes: [UInt8]) -> [UInt8]? {

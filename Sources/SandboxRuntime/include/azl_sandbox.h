@@ -28,6 +28,8 @@ char *azl_plan_cache_directory(char *const argv[], char *const envp[], const cha
 /* The key (malloc'd into *OUT) of that input; its length, or -1. */
 long azl_plan_cache_key(char *const argv[], char *const envp[], const char *cwd, unsigned uid, unsigned gid,
                         unsigned char **out);
+/* FNV-1a (64 bits) of LEN bytes: names files after their input (plan entries, keepers). */
+unsigned long long azl_fnv1a(const void *data, size_t len);
 /* The entry's file name for KEY: 16 hex digits of its FNV-1a and ".plan". */
 void azl_plan_cache_file_name(const unsigned char *key, long keylen, char out[32]);
 /* What identifies PATH now, into OUT; returns how many values (1 for a missing file, 4 without
