@@ -306,7 +306,7 @@ _azl-shell_images() {
 
 _azl-shell_rmi() {
     repeating_flags=()
-    non_repeating_flags=(--verbose -v --quiet -q --version -h --help)
+    non_repeating_flags=(--verbose -v --quiet -q --force --version -h --help)
     repeating_options=()
     non_repeating_options=(--root)
     __azl-shell_offer_flags_options -1

@@ -63,11 +63,13 @@ struct RmiCommand: ParsableCommand {
     @Argument(help: "NAME[:TAG] or image id.", completion: .custom { words, _, _ in Completion.imageNames(words) })
     var images: [String]
 
+    @Flag(name: .long, help: "Given an image id with several names, remove them all.")
+    var force = false
+
     func run() throws {
         let store = try ImageStore(paths: global.paths)
         for i in images {
-            let r = try store.remove(i)
-            global.say("removed \(r.reference) \(r.digest)")
+            for r in try store.remove(i, allNames: force) { global.say("removed \(r.reference) \(r.digest)") }
         }
     }
 }

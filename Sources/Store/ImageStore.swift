@@ -172,15 +172,27 @@ public final class ImageStore {
 
     // MARK: removal
 
-    /// Remove a name; then free what nothing references any more.
+    /// Remove a name (or, for an image id, its names: with `allNames` every one, else it must
+    /// have only one, as docker and podman ask); then free what nothing references any more.
     @discardableResult
-    public func remove(_ reference: String) throws -> ImageRecord {
+    public func remove(_ reference: String, allNames: Bool = false) throws -> [ImageRecord] {
         let r = try lookup(reference)
-        let p = recordPath(name: r.name, tag: r.tag)
-        if unlink(p) != 0 && errno != ENOENT { throw AZLError.errno(errno, "cannot remove", path: p) }
+        var names = [r]
+        let byName = (try? ImageName.parse(reference)).map { FS.exists(recordPath(name: $0.0, tag: $0.1)) } ?? false
+        if !byName {
+            names = try records().filter { $0.digest == r.digest }.sorted { $0.reference < $1.reference }
+            if names.count > 1 && !allNames {
+                throw AZLError(.usage, "image id \(reference) has \(names.count) names: \(names.map(\.reference).joined(separator: ", "))",
+                               hint: "remove one by its name, or all of them with --force")
+            }
+        }
+        for n in names {
+            let p = recordPath(name: n.name, tag: n.tag)
+            if unlink(p) != 0 && errno != ENOENT { throw AZLError.errno(errno, "cannot remove", path: p) }
+        }
         FS.fsyncDirectory(paths.images)
         _ = try prune()
-        return r
+        return names
     }
 
     public struct PruneReport: Codable, Sendable {

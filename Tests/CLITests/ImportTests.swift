@@ -263,10 +263,19 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").count == 1)
         // The tarball is not copied in: the tree is what is kept.
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/blobs/sha256").isEmpty)
+        // An image id with three names: refused, naming them (docker and podman ask the same).
+        let id = try #require(recs.first?["digest"] as? String)
+        let ambiguous = f.azl("rmi", id)
+        #expect(ambiguous.status == 125 && ambiguous.stderr.contains("has 3 names: one:1, three:3, two:2")
+                && ambiguous.stderr.contains("--force"), "\(ambiguous)")
+        #expect(try f.records().count == 3, "a refused rmi removed something")
         // rmi of one name keeps the shared data; of the last, frees it.
         #expect(f.azl("rmi", "one:1", "two:2").status == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").count == 1)
-        #expect(f.azl("rmi", "three:3").status == 0)
+        #expect(f.azl("import", RealRootfs.alpineX86.path, "--name", "four:4").status == 0)
+        let all = f.azl("rmi", "--force", String(id.dropFirst(7).prefix(12)))
+        #expect(all.status == 0 && all.stderr.contains("removed four:4") && all.stderr.contains("removed three:3"), "\(all)")
+        #expect(try f.records().isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/trees").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/blobs/sha256").isEmpty)
     }
