@@ -13,6 +13,7 @@
  * presence), u32 count, count u64 values (its identity when stored); the plan chunk.
  */
 #include "azl_sandbox.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -293,6 +294,7 @@ void azl_plan_cache_replay(int argc, char **argv, char **envp) {
     }
     if (!current(&r) || chunk(&r, &plan, &plen) || r.pos != r.len) goto miss;
     /* Returns only when the plan cannot be carried out here (another build's): a miss. */
+    remember_args(argc, argv);
     azl_sandbox_run_in_process(plan, plen);
 miss:
     if (lock >= 0) close(lock);

@@ -20,6 +20,10 @@ __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...);
  * and put in SET, to be read from a signalfd (supervisor and pid 1 alike). */
 void block_forwarded_signals(sigset_t *set);
 
+/* supervisor.c: the program's arguments (argc, argv as main got them), so pid 1 can put its
+ * own name there. */
+void remember_args(int argc, char **argv);
+
 /* supervisor.c: write PID's uid and gid maps as the plan says (the helpers, or one line
  * each); die()s when a helper fails. */
 void write_id_maps(pid_t pid, const struct plan *p);

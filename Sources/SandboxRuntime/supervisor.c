@@ -267,7 +267,45 @@ __attribute__((noreturn)) static void supervise(pid_t child, int sfd, int master
     }
 }
 
+/* This process's argument strings (contiguous, argv[0] first), for pid 1 to write its own
+ * name over: a copy of ours would show the user's command line and our install path. */
+static char *args_start, *args_end;
+
+void remember_args(int argc, char **argv) {
+    if (argc < 1 || !argv || !argv[0]) return;
+    args_start = argv[0];
+    args_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
+}
+
+/* Where the arguments are when nobody told us (azl-shell-cli carrying a plan out itself):
+ * /proc/self/stat fields 48 and 49, arg_start and arg_end. */
+static void find_args(void) {
+    char b[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, b, sizeof b - 1) : -1;
+    if (fd >= 0) close(fd);
+    if (n <= 0) return;
+    b[n] = '\0';
+    char *p = strrchr(b, ')');   /* the command name may hold spaces and parentheses */
+    for (int field = 2; p && field < 48; field++) p = strchr(p + 1, ' ');
+    unsigned long start, end;
+    if (p && sscanf(p + 1, "%lu %lu", &start, &end) == 2 && start && end > start) {
+        args_start = (char *)start;
+        args_end = (char *)end;
+    }
+}
+
+static void name_pid1(void) {
+    static const char name[] = "azl-shell-init";
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+    if (!args_start) find_args();
+    if (!args_start || args_end - args_start < (long)sizeof name) return;
+    memset(args_start, 0, (size_t)(args_end - args_start));
+    memcpy(args_start, name, sizeof name);
+}
+
 int azl_sandbox_main(int argc, char **argv) {
+    remember_args(argc, argv);
     if (argc == 4 && strcmp(argv[1], "--userns-keeper") == 0) return keeper_main(argv[2], argv[3]);
     char *end = NULL;
     long pfd = argc == 3 && strcmp(argv[1], "--plan-fd") == 0 ? strtol(argv[2], &end, 10) : -1;
@@ -365,6 +403,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
         close(done[0]);
         if (sp[0] >= 0) close(sp[0]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
+        name_pid1();
         char c;
         /* Wait for the id maps; EOF means the supervisor died or gave up. */
         if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);

@@ -369,7 +369,7 @@ import TestSupport
         guard let f = try fixture() else { return }
         // The realistic case: the user's own binaries, in a folder of theirs (root inside owns them).
         // Pid 1 runs one of them: the lean azl-shell when it replays a cached plan in process,
-        // azl-shell-sandbox when azl-shell-cli execs it.
+        // azl-shell-sandbox when azl-shell-cli execs it (named azl-shell-init either way).
         let helpers = [f.rootless.binDir + "/azl-shell-sandbox", f.rootless.binDir + "/azl-shell"]
         var st = stat()
         for helper in helpers {
@@ -381,7 +381,7 @@ import TestSupport
         for p in /proc/[0-9]*; do
           n=${p#/proc/}
           first=$(tr '\\0' '\\n' < $p/cmdline 2>/dev/null | head -n1)
-          case "${first##*/}" in azl-shell|azl-shell-sandbox) echo "helper-pid $n";; esac
+          case "${first##*/}" in azl-shell|azl-shell-sandbox|azl-shell-init) echo "helper-pid $n";; esac
         done
         readlink /proc/1/exe && echo readlink-ok
         (exec 3>>/proc/1/exe) 2>/dev/null && echo write-open-ok

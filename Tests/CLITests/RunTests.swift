@@ -113,9 +113,12 @@ import TestSupport
         let lines = res.stdout.split(separator: "\n")
         let pids = lines.first.map { $0.split(separator: " ").compactMap { Int($0) } } ?? []
         #expect(pids == [1, 2, 3], "\(res)")
-        // Pid 1 runs our supervisor: the lean azl-shell (a cached plan) or azl-shell-sandbox.
-        let pid1 = lines.count == 2 ? (lines[1].split(separator: " ").first.map(String.init) ?? "") : ""
-        #expect(["azl-shell", "azl-shell-sandbox"].contains(pid1.split(separator: "/").last.map(String.init) ?? ""), "\(res)")
+        // Pid 1 is our init, by a name of its own (neither the user's command line nor where
+        // azl-shell is installed), whether the plan came from the cache or not.
+        let pid1 = lines.count == 2 ? lines[1].trimmingCharacters(in: .whitespaces) : ""
+        #expect(pid1 == "azl-shell-init", "\(res)")
+        let again = try f.run(r, ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /proc/1/comm"])
+        #expect(again.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["azl-shell-init", "azl-shell-init"], "\(again)")
     }
 
     @Test(arguments: distros) func orphansAreReaped(_ r: RealRootfs) throws {
