@@ -72,7 +72,7 @@ public enum Launcher {
     /// Take a shared flock on `path` on an fd that is *not* close-on-exec: the helper inherits
     /// it and holds it while the sandbox runs, so `rmi`/`prune` leave the tree alone until then.
     public static func holdShared(_ path: String) throws -> Int32 {
-        let l = open(path, O_RDONLY)
+        let l = open(path, O_RDONLY | O_NONBLOCK)   // a fifo planted there must not hang us
         if l < 0 { throw LaunchError.errno("cannot lock", path) }
         while flock(l, LOCK_SH) != 0 {
             if errno == EINTR { continue }

@@ -229,6 +229,10 @@ __attribute__((noreturn)) static void finish(int status, int status_fd) {
         kill(-1, SIGKILL);
         while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
     }
+    /* Nothing of ours is needed any more: the image's tree lock among them goes now, not after
+     * the unmounting, so an `rmi`/`prune` right after the run finds the tree free. */
+    if (status_fd > 3) close_range(3, (unsigned)status_fd - 1, 0);
+    close_range(status_fd >= 3 ? (unsigned)status_fd + 1 : 3, ~0U, 0);
     unsigned char b = (unsigned char)status;
     if (status_fd >= 0 && write(status_fd, &b, 1) != 1) {}
     _exit(status);
@@ -286,6 +290,9 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize, int statu
     static char child_stack[256 * 1024] __attribute__((aligned(16)));
     pid_t cmd = clone(command_child, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
     if (cmd < 0) die("cannot fork the command");
+    /* The child shares our memory map, and an id switch of its (--user) set the map's dumpable
+     * flag to fs.suid_dumpable: ours again, before anything of the command can run. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
     if (slave >= 0) close(slave);
     if (seccomp_sock >= 0) close(seccomp_sock);
 

@@ -6,15 +6,17 @@
  * ms side by side, a third of a warm run), and only a process inside a user namespace keeps it
  * alive: an unprivileged user cannot pin one to a file. So the first run with a full map leaves
  * a small process (azl-shell-sandbox --userns-keeper, ~100 KiB) holding a user namespace with
- * that map; later runs setns() into it and create their mount, pid, uts, ipc (and net)
- * namespaces there. rootless podman does the same with its pause process. It is no daemon
+ * that map; later runs setns() into it and create their own user namespace there (the same
+ * ranges mapped onto themselves, which the supervisor may write itself: no helper), with their
+ * mount, pid, uts, ipc (and net) namespaces. rootless podman does the same with its pause
+ * process. It is no daemon
  * in the sense that matters: nothing needs it (every failure below means the run maps its own
  * namespace as before), it serves nothing, and it leaves by itself after IDLE seconds without
  * a run (AZL_SHELL_USERNS_IDLE, 0 turns it off), or once its state file is gone (a `rm -rf`
  * of the cache).
  *
  * The state file (in the cache folder, which no sandbox can write) holds
- * "azl-userns 1 PID NSINODE". The keeper holds an exclusive flock on it for its whole life,
+ * "azl-userns 2 PID NSINODE" and the keeper's limits (below). The keeper holds an exclusive flock on it for its whole life,
  * so "locked" means "a keeper lives, and the file names it"; a run that finds it unlocked
  * starts a keeper, and a run that cannot lock it to start one (another run is starting one
  * right now) simply maps its own namespace. Before joining, the namespace must be the one the
@@ -22,10 +24,10 @@
  * lock must still be held after it was opened (the keeper did not die and its pid come back
  * as another process in between).
  *
- * What sharing means: the sandboxes of one user (with the same map) have one user namespace
- * and each its own mount, pid, ipc and uts namespaces. A process of one sandbox cannot name
- * one of another (it sees only its own pid namespace and mounts), which is rootless podman's
- * model too.
+ * What sharing means: the sandboxes of one user (with the same map) have one parent user
+ * namespace, and each its own user, mount, pid, ipc and uts namespaces: what a run sets in its
+ * user namespace (its /proc/sys/user limits, a binfmt_misc) stays its own, and a process of one
+ * sandbox cannot name one of another (it sees only its own pid namespace and mounts).
  */
 #include "sandbox.h"
 
@@ -41,12 +43,20 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define STATE_MAGIC "azl-userns 1"
+#define STATE_MAGIC "azl-userns 2"
+
+/* A user namespace keeps its creator's limits of these (the kernel checks every namespace up to
+ * the initial one): the keeper raises them to the hard limits before it creates its namespace,
+ * and a run joins only a keeper whose limits are no lower than its own (a run's own namespace,
+ * nested in it, keeps the run's). */
+static const int kept_limits[] = { RLIMIT_NPROC, RLIMIT_SIGPENDING, RLIMIT_MSGQUEUE, RLIMIT_MEMLOCK };
+#define NLIMITS 4
 
 /* The keeper's state file is ours, a regular file nobody else may write. */
 static int state_ok(int fd) {
@@ -88,15 +98,23 @@ static int map_matches(pid_t pid, const char *file, const struct idmap *m) {
     return *s == '\0';
 }
 
-/* The state file's content: the keeper's pid and its user namespace's inode. */
-static int read_state(int fd, pid_t *pid, unsigned long long *ino) {
-    char buf[128];
+/* The state file's content: the keeper's pid, its user namespace's inode, and whether its
+ * limits are no lower than this process's. */
+static int read_state(int fd, pid_t *pid, unsigned long long *ino, int *limits_ok) {
+    char buf[256];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     if (n <= 0) return -1;
     buf[n] = '\0';
     int p;
-    if (sscanf(buf, STATE_MAGIC " %d %llu", &p, ino) != 2 || p <= 1) return -1;
+    unsigned long long l[NLIMITS];
+    if (sscanf(buf, STATE_MAGIC " %d %llu %llu %llu %llu %llu", &p, ino, &l[0], &l[1], &l[2], &l[3]) != 2 + NLIMITS || p <= 1)
+        return -1;
     *pid = p;
+    *limits_ok = 1;
+    for (int i = 0; i < NLIMITS; i++) {
+        struct rlimit r;
+        if (getrlimit(kept_limits[i], &r) < 0 || (unsigned long long)r.rlim_cur > l[i]) *limits_ok = 0;
+    }
     return 0;
 }
 
@@ -104,10 +122,10 @@ static int read_state(int fd, pid_t *pid, unsigned long long *ino) {
 static int join_existing(const struct plan *p) {
     int sf = open(p->keeper_state, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (sf < 0) return -1;
-    int ns = -1;
+    int ns = -1, limits_ok;
     pid_t pid, pid2;
     unsigned long long ino, ino2;
-    if (!state_ok(sf) || !locked_by_other(sf) || read_state(sf, &pid, &ino) < 0) goto out;
+    if (!state_ok(sf) || !locked_by_other(sf) || read_state(sf, &pid, &ino, &limits_ok) < 0 || !limits_ok) goto out;
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
     ns = open(path, O_RDONLY | O_CLOEXEC);
@@ -118,7 +136,7 @@ static int join_existing(const struct plan *p) {
         ioctl(ns, NS_GET_OWNER_UID, &owner) < 0 || owner != getuid() ||
         !map_matches(pid, "uid_map", &p->uidmap) || !map_matches(pid, "gid_map", &p->gidmap) ||
         /* still held, still naming that keeper: it did not die while we looked */
-        !locked_by_other(sf) || read_state(sf, &pid2, &ino2) < 0 || pid2 != pid || ino2 != ino) {
+        !locked_by_other(sf) || read_state(sf, &pid2, &ino2, &limits_ok) < 0 || pid2 != pid || ino2 != ino) {
         close(ns);
         ns = -1;
         goto out;
@@ -147,6 +165,13 @@ static int start_keeper(const struct plan *p) {
         setsid();
         close(ready[0]);
         close(go[1]);
+        for (int i = 0; i < NLIMITS; i++) {
+            struct rlimit r;
+            if (getrlimit(kept_limits[i], &r) == 0 && r.rlim_cur != r.rlim_max) {
+                r.rlim_cur = r.rlim_max;
+                setrlimit(kept_limits[i], &r);
+            }
+        }
         if (unshare(CLONE_NEWUSER) < 0) _exit(1);
         pid_t self = getpid();
         char c;
@@ -181,8 +206,14 @@ static int start_keeper(const struct plan *p) {
     snprintf(path, sizeof path, "/proc/%d/ns/user", (int)kpid);
     ns = open(path, O_RDONLY | O_CLOEXEC);
     struct stat nst;
-    char text[128];
-    int n = snprintf(text, sizeof text, STATE_MAGIC " %d %llu\n", (int)kpid, (unsigned long long)(ns >= 0 && fstat(ns, &nst) == 0 ? nst.st_ino : 0));
+    char text[256];
+    unsigned long long hard[NLIMITS];   /* what the keeper raised its limits to */
+    for (int i = 0; i < NLIMITS; i++) {
+        struct rlimit r;
+        hard[i] = getrlimit(kept_limits[i], &r) == 0 ? (unsigned long long)r.rlim_max : 0;
+    }
+    int n = snprintf(text, sizeof text, STATE_MAGIC " %d %llu %llu %llu %llu %llu\n", (int)kpid,
+                     (unsigned long long)(ns >= 0 && fstat(ns, &nst) == 0 ? nst.st_ino : 0), hard[0], hard[1], hard[2], hard[3]);
     if (ns < 0 || ftruncate(sf, 0) < 0 || pwrite(sf, text, (size_t)n, 0) != n || write(go[1], "g", 1) != 1) {
         if (ns >= 0) close(ns);
         ns = -1;

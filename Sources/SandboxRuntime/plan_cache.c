@@ -155,13 +155,13 @@ int azl_plan_cache_identity(const char *path, int content_too, unsigned long lon
 
 int azl_plan_cache_input(char *const argv[], char *const envp[], char **dir, unsigned char **key, long *keylen) {
     /* No cache without HOME (the state folders then come from elsewhere: the passwd entry,
-     * CFFIXED_USER_HOME), nor when a variable run reads is set twice (which one wins is the
-     * order of environ, which the key does not keep). */
+     * CFFIXED_USER_HOME), nor when a variable run reads (or the command line names, -e NAME)
+     * is set twice (which one wins is the order of environ, which the key does not keep). */
     int home = 0;
     for (char *const *e = envp; *e; e++) {
         size_t n = name_len(*e);
         if (!strncmp(*e, "HOME=/", 6)) home = 1;
-        if (!is_read_var(*e, n)) continue;
+        if (!is_read_var(*e, n) && !named(argv, *e, n)) continue;
         for (char *const *f = e + 1; *f; f++)
             if (name_len(*f) == n && !memcmp(*f, *e, n)) return -1;
     }
@@ -288,7 +288,10 @@ void azl_plan_cache_replay(int argc, char **argv, char **envp) {
      * supervisor's), taken before the dependencies are checked: no `rmi` + `prune` can come in
      * between any more. No lock file any more means the image is gone: a miss. */
     if (*lockpath) {
-        if ((lock = open(lockpath, O_RDONLY)) < 0) goto miss;
+        /* O_NONBLOCK: a fifo there must not hang us; the lock is the store's regular file. */
+        struct stat lst;
+        if ((lock = open(lockpath, O_RDONLY | O_NONBLOCK | O_NOFOLLOW)) < 0 || fstat(lock, &lst) < 0 ||
+            !S_ISREG(lst.st_mode) || lst.st_uid != getuid()) goto miss;
         while (flock(lock, LOCK_SH) < 0)
             if (errno != EINTR) goto miss;
     }

@@ -113,16 +113,20 @@ static void write_proc(pid_t pid, const char *file, const char *text) {
     close(fd);
 }
 
-static void write_map(pid_t pid, const struct idmap *m, const char *file) {
+/* M as map text; with NESTED, each range mapped onto itself ("inside inside count"): the map of
+ * a run's own user namespace inside the kept one, which already maps those ids to the host. */
+static void write_map_as(pid_t pid, const struct idmap *m, const char *file, int nested) {
     char text[1024];
     size_t o = 0;
     for (int i = 0; i + 2 < m->nfields; i += 3) {
-        int n = snprintf(text + o, sizeof text - o, "%s %s %s\n", m->fields[i], m->fields[i + 1], m->fields[i + 2]);
+        int n = snprintf(text + o, sizeof text - o, "%s %s %s\n", m->fields[i], m->fields[i + (nested ? 0 : 1)], m->fields[i + 2]);
         if (n < 0 || (size_t)n >= sizeof text - o) { errno = 0; die("id map too long"); }
         o += (size_t)n;
     }
     write_proc(pid, file, text);
 }
+
+static void write_map(pid_t pid, const struct idmap *m, const char *file) { write_map_as(pid, m, file, 0); }
 
 /* Start newuidmap/newgidmap PID IN OUT COUNT...; returns its pid. */
 static pid_t spawn_map(pid_t pid, const struct idmap *m) {
@@ -375,6 +379,9 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0) die("signalfd");
     signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill the relay; the command resets it */
+    /* An ignored SIGCHLD (`trap '' CHLD` before us) would make the kernel reap our children
+     * itself: pid 1 would never learn the command's status. */
+    signal(SIGCHLD, SIG_DFL);
 
     int want_pty = (p.flags & PF_PTY) && isatty(0) && isatty(1);
     struct winsize ws;
@@ -384,7 +391,9 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     if (want_pty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) die("socketpair");
 
     unsigned long flags = SIGCHLD;
-    if ((p.ns & NS_USER) && !joined) flags |= CLONE_NEWUSER;
+    /* Joined or not, the run gets a user namespace of its own: a kept one only parents it, so
+     * what one run sets there (its /proc/sys/user limits, a binfmt_misc of its own) stays its. */
+    if (p.ns & NS_USER) flags |= CLONE_NEWUSER;
     if (p.ns & NS_MOUNT) flags |= CLONE_NEWNS;
     if (p.ns & NS_PID) flags |= CLONE_NEWPID;
     if (p.ns & NS_UTS) flags |= CLONE_NEWUTS;
@@ -418,6 +427,11 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     close(done[1]);
     if (sp[1] >= 0) close(sp[1]);
     if (!joined) write_id_maps(child, &p);
+    else {
+        /* In the kept namespace we hold CAP_SETUID/SETGID: the same ranges, written directly. */
+        write_map_as(child, &p.uidmap, "uid_map", 1);
+        write_map_as(child, &p.gidmap, "gid_map", 1);
+    }
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
     if (write(go[1], "g", 1) != 1) die("cannot start the sandbox");
     close(go[1]);

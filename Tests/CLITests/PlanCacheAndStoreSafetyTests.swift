@@ -48,6 +48,25 @@ import TestSupport
         #expect(gone.status == 125 && gone.stderr.contains("alp:3.20"), "a removed image still ran: \(gone)")
     }
 
+    @Test func anIgnoredSigchldOrAFifoLockDoesNotHangARun() throws {
+        guard let f = try fixture() else { return }
+        // A shell that ignores SIGCHLD hands that on through exec; pid 1 must still see the command end.
+        for _ in 0..<2 {   // a first run, then its cached plan
+            let r = f.r.run(["/usr/bin/timeout", "60", "/bin/sh", "-c", "trap '' CHLD; exec \"$0\" \"$@\"", f.r.azlShell,
+                             "run", "--image", "alp:3.20", "--", "sh", "-c", "sleep 0 & wait; exit 3"], env: ["AZL_SHELL_ROOT": f.state])
+            #expect(r.status == 3, "\(r)")
+        }
+        // A fifo in place of the image's tree lock: a miss (and then an error), never a hang.
+        let locks = f.state + "/locks"
+        let lock = try #require(try FileManager.default.contentsOfDirectory(atPath: locks).first { $0.hasPrefix("tree-") })
+        unlink(locks + "/" + lock)
+        #expect(mkfifo(locks + "/" + lock, 0o600) == 0)
+        chown(locks + "/" + lock, f.r.uid, f.r.gid)
+        let r = f.r.run(["/usr/bin/timeout", "60", f.r.azlShell, "run", "--image", "alp:3.20", "--", "sh", "-c", "exit 3"],
+                        env: ["AZL_SHELL_ROOT": f.state])
+        #expect(r.status != 124, "a fifo at the lock hung the run: \(r)")
+    }
+
     @Test func anEmptyCommandNameIsNotFound() throws {
         guard let f = try fixture() else { return }
         let res = f.azl(["run", "--image", "alp:3.20", "--", ""])

@@ -4,8 +4,8 @@ import Testing
 import TestSupport
 
 /// The user-namespace keeper (Sources/SandboxRuntime/keeper.c): a full-range map is written
-/// once and its user namespace reused by later runs; nothing depends on the keeper, which
-/// leaves on its own.
+/// once and its user namespace parents the namespaces of later runs (each run still has one of
+/// its own); nothing depends on the keeper, which leaves on its own.
 @Suite(.serialized) struct UserNamespaceKeeperTests {
     func fixture() throws -> StoredImageFixture? {
         if let reason = SandboxFixture.unavailableReason(.alpineX86) {
@@ -21,9 +21,43 @@ import TestSupport
         return f
     }
 
-    /// What a run sees of its user namespace: its inode, the map, and whether chown works.
+    /// What a run sees of its user namespace: its inode, the map's lines, and whether chown works.
     static let probe = ["run", "--image", "alp:3.20", "--", "sh", "-c",
                         "readlink /proc/self/ns/user; wc -l < /proc/self/uid_map; touch /tmp/f && chown 123:456 /tmp/f && stat -c %u:%g /tmp/f"]
+
+    /// The inode of the user namespace that parents `pid`'s (NS_GET_PARENT), or nil.
+    func parentUserNamespace(of pid: pid_t) -> UInt64? {
+        let fd = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let parent = ioctl(fd, UInt(0xb702))   // NS_GET_PARENT = _IO(0xb7, 0x2)
+        guard parent >= 0 else { return nil }
+        defer { close(parent) }
+        var st = stat()
+        return fstat(parent, &st) == 0 ? UInt64(st.st_ino) : nil
+    }
+
+    /// The inode the keeper's state file records.
+    func keptInode(_ file: String) -> UInt64? {
+        let w = ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: " ")
+        return w.count >= 4 ? UInt64(w[3].trimmingCharacters(in: .whitespacesAndNewlines)) : nil
+    }
+
+    /// A sandbox left running (`sleep 600` inside) and the host pid of that sleep.
+    func liveSandbox(_ f: StoredImageFixture, _ extra: [String] = [], env: [String: String] = [:]) throws -> (LiveProcess, pid_t) {
+        let marker = String(UInt32.random(in: 100000...999999))
+        let live = try LiveProcess(rootless: f.r, [f.r.azlShell, "run"] + extra + ["--image", "alp:3.20", "--", "sh", "-c",
+                                                   "echo ready; exec sleep \(marker)"],
+                                   env: env.merging(["AZL_SHELL_ROOT": f.state]) { a, _ in a })
+        _ = live.waitForLine("ready")
+        let deadline = Date().addingTimeInterval(20)
+        var pids: [pid_t] = []
+        while pids.isEmpty && Date() < deadline {
+            pids = hostPids(withCommandLine: ["sleep", marker])
+            if pids.isEmpty { usleep(10_000) }
+        }
+        return (live, try #require(pids.first, "the sandbox's sleep"))
+    }
 
     func lines(_ r: RunResult) -> [String] { r.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } }
 
@@ -33,7 +67,7 @@ import TestSupport
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted().compactMap { name in
             guard let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8) else { return nil }
             let w = text.split(separator: " ")
-            guard w.count == 4, w[0] == "azl-userns", let pid = pid_t(w[2]) else { return nil }
+            guard w.count == 8, w[0] == "azl-userns", let pid = pid_t(w[2]) else { return nil }
             return (dir + "/" + name, pid)
         }
     }
@@ -61,21 +95,59 @@ import TestSupport
         let cmdline = (try? String(contentsOfFile: "/proc/\(k.pid)/cmdline", encoding: .utf8)) ?? ""
         #expect(cmdline.hasPrefix("azl-shell-sandbox\0--userns-keeper\0"), "\(cmdline)")
 
-        // Warm (a plan-cache hit) and cold (--verbose is never cached): both join it.
+        // The keeper's limits are its hard ones (a run's own namespace keeps the run's).
+        let limits = (try? String(contentsOfFile: "/proc/\(k.pid)/limits", encoding: .utf8)) ?? ""
+        let nproc = limits.split(separator: "\n").first { $0.hasPrefix("Max processes") }?.split(separator: " ").filter { !$0.isEmpty }
+        #expect(nproc.map { $0.count >= 4 && $0[2] == $0[3] } == true, "\(limits)")
+
+        // Warm (a plan-cache hit) and cold (--verbose is never cached): both run in it, each in a
+        // user namespace of its own whose parent is the kept one; the map and chown as before.
         for extra in [[], ["--verbose"]] {
             let args = [Self.probe[0]] + extra + Array(Self.probe.dropFirst())
             let again = f.azl(args)
-            #expect(again.status == 0, "\(again)")
-            #expect(lines(again) == lines(first), "the same user namespace, the same map, chown works: \(again) vs \(first)")
+            #expect(again.status == 0 && Array(lines(again).dropFirst()) == ["2", "123:456"], "\(again)")
+            #expect(lines(again).first != lines(first).first, "two runs shared one user namespace: \(again) vs \(first)")
             if !extra.isEmpty { #expect(again.stderr.contains("in the user namespace kept for this id map"), "\(again)") }
         }
+        let (live, sleeper) = try liveSandbox(f)
+        defer { live.signal(SIGKILL); _ = live.wait() }
+        #expect(parentUserNamespace(of: sleeper) == keptInode(k.file), "a warm run's namespace is not the keeper's child")
         #expect(keepers(f).map(\.pid) == [k.pid], "one keeper for one map")
 
-        // keep-id is another map: another keeper, never the default map's namespace.
-        let keep = f.azl(["run", "--image", "alp:3.20", "--user", "keep-id", "--", "sh", "-c", "readlink /proc/self/ns/user; id -u"])
-        #expect(keep.status == 0 && lines(keep).count == 2 && lines(keep)[1] == String(f.r.uid), "\(keep)")
-        #expect(lines(keep).first != lines(first).first, "keep-id joined the default map's namespace: \(keep)")
+        // keep-id is another map: another keeper.
+        let keep = f.azl(["run", "--image", "alp:3.20", "--user", "keep-id", "--", "id", "-u"])
+        #expect(keep.status == 0 && lines(keep) == [String(f.r.uid)], "\(keep)")
         #expect(keepers(f).count == 2, "\(keepers(f))")
+    }
+
+    @Test func whatOneRunSetsInItsUserNamespaceStaysItsOwn() throws {
+        guard let f = try fixture() else { return }
+        #expect(f.azl(Self.probe).status == 0)
+        try #require(keepers(f).count == 1)
+        // With CAP_SYS_RESOURCE a run may set its namespace's limits: no later run may inherit them.
+        let set = f.azl(["run", "--cap-add", "sys_resource", "--image", "alp:3.20", "--", "sh", "-c",
+                         "echo 0 > /proc/sys/user/max_mnt_namespaces && echo 0 > /proc/sys/user/max_user_namespaces && echo set"])
+        #expect(set.status == 0 && set.stdout == "set\n", "\(set)")
+        for _ in 0..<2 {
+            let later = f.azl(["run", "--verbose", "--image", "alp:3.20", "--", "cat", "/proc/sys/user/max_mnt_namespaces"])
+            #expect(later.status == 0 && later.stdout != "0\n" && later.stderr.contains("kept for this id map"), "\(later)")
+        }
+    }
+
+    @Test func aKeeperWithLowerLimitsThanTheRunIsNotJoined() throws {
+        guard let f = try fixture() else { return }
+        // The first run (and so the keeper) under a hard process limit lower than the next run's soft one.
+        let low = f.r.run(["/bin/bash", "-c", "ulimit -S -u 4000 && ulimit -H -u 4000 && exec \"$0\" \"$@\"", f.r.azlShell] + Self.probe,
+                          env: ["AZL_SHELL_ROOT": f.state])
+        #expect(low.status == 0, "\(low)")
+        try #require(keepers(f).count == 1)
+        let high = f.r.run(["/bin/bash", "-c", "ulimit -S -u 5000 && exec \"$0\" \"$@\"", f.r.azlShell, "run", "--verbose"]
+                           + Array(Self.probe.dropFirst()), env: ["AZL_SHELL_ROOT": f.state])
+        #expect(high.status == 0 && Array(lines(high).dropFirst()) == ["2", "123:456"], "\(high)")
+        #expect(!high.stderr.contains("kept for this id map"), "a run joined a keeper whose limits are lower than its own: \(high)")
+        let same = f.r.run(["/bin/bash", "-c", "ulimit -S -u 3000 && exec \"$0\" \"$@\"", f.r.azlShell, "run", "--verbose"]
+                           + Array(Self.probe.dropFirst()), env: ["AZL_SHELL_ROOT": f.state])
+        #expect(same.status == 0 && same.stderr.contains("kept for this id map"), "\(same)")
     }
 
     @Test func theKeeperLeavesWhenIdleOrWhenItsFileIsGone() throws {
@@ -144,10 +216,11 @@ import TestSupport
         let shPid = try #require(holders.first, "the foreign holder")
         let ns = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(shPid)/ns/user")
         let ino = ns.filter(\.isNumber)
-        try "azl-userns 1 \(shPid) \(ino)\n".write(toFile: k2.file, atomically: false, encoding: .utf8)
+        let big = String(UInt64.max)
+        try "azl-userns 2 \(shPid) \(ino) \(big) \(big) \(big) \(big)\n".write(toFile: k2.file, atomically: false, encoding: .utf8)
         chown(k2.file, f.r.uid, f.r.gid)
-        let forged = f.azl(Self.probe)
+        let forged = f.azl([Self.probe[0], "--verbose"] + Array(Self.probe.dropFirst()))
         #expect(forged.status == 0 && Array(lines(forged).dropFirst()) == ["2", "123:456"], "\(forged)")
-        #expect(lines(forged).first != "user:[\(ino)]", "a run joined a namespace with another map")
+        #expect(!forged.stderr.contains("kept for this id map"), "a run joined a namespace with another map: \(forged)")
     }
 }
