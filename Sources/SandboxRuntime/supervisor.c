@@ -364,6 +364,9 @@ __attribute__((noreturn)) static void carry_out(char *buf, size_t len) {
 }
 
 __attribute__((noreturn)) static void carry_out_parsed(void) {
+    /* An ignored SIGCHLD (inherited through exec from whoever started us) makes the kernel reap
+     * our children itself: no status for the id-map helpers, none of the command for pid 1. */
+    signal(SIGCHLD, SIG_DFL);
     /* A kept user namespace with this plan's maps (keeper.c): joined, no id maps to write. */
     int joined = 0, userns = keeper_userns(&p);
     if (userns >= 0) {
@@ -379,9 +382,6 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0) die("signalfd");
     signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill the relay; the command resets it */
-    /* An ignored SIGCHLD (`trap '' CHLD` before us) would make the kernel reap our children
-     * itself: pid 1 would never learn the command's status. */
-    signal(SIGCHLD, SIG_DFL);
 
     int want_pty = (p.flags & PF_PTY) && isatty(0) && isatty(1);
     struct winsize ws;
