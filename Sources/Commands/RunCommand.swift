@@ -94,6 +94,7 @@ struct RunCommand: ParsableCommand {
 
         var request: RunRequest
         var keepLocked: [String] = []
+        var seenBeforePlanning: [String: [UInt64]] = [:]
         var opened: RunnableImage?   // holds the shared lock until exec
         if let rootfs {
             let abs = rootfs.hasPrefix("/") ? rootfs : (HostFacts.current().cwd + "/" + rootfs)
@@ -104,6 +105,9 @@ struct RunCommand: ParsableCommand {
                 throw AZLError(.usage, "no image given", hint: "use --image NAME; azl-shell images lists them")
             }
             let store = try ImageStore(paths: global.paths)
+            // Before the record is read (PlanCache.seenBeforePlanning): records are written by a
+            // rename into this folder, so a pull or retag from now on changes it.
+            seenBeforePlanning[store.paths.images] = PlanCache.identity(of: store.paths.images, contentToo: true)
             let img: RunnableImage
             do {
                 img = try store.openForRun(image)
@@ -160,8 +164,9 @@ struct RunCommand: ParsableCommand {
         // would (--verbose) or runs a tree outside the store (--rootfs: it may change).
         var cache: PlanCache?
         var dependencies: [PlanCache.Dependency] = []
-        if let opened, !global.verbose, let c = PlanCache.forThisProcess(arguments: CommandLine.arguments),
+        if let opened, !global.verbose, var c = PlanCache.forThisProcess(arguments: CommandLine.arguments),
            c.directory == global.paths.cache + "/plans" {
+            c.seenBeforePlanning = seenBeforePlanning
             cache = c
             dependencies = planDependencies(plan, image: opened, store: try ImageStore(paths: global.paths))
         }

@@ -20,6 +20,10 @@ import Glibc
 public struct PlanCache {
     public let directory: String
     public let key: [UInt8]
+    /// Identities of content dependencies taken before the plan's inputs were read (the image
+    /// record, the folder of records): one that changed meanwhile (a pull or a retag while this
+    /// run planned) means the plan may be of the old content, so it is not kept.
+    public var seenBeforePlanning: [String: [UInt64]] = [:]
 
     /// plan_cache.c's MAGIC.
     static let magic = Array("azl-plan-cache 2\n".utf8)
@@ -117,6 +121,7 @@ public struct PlanCache {
             chunk(Array(d.path.utf8))
             out.append(d.kind)
             let id = d.identity
+            if let seen = seenBeforePlanning[d.path], seen != id { return }
             u32(UInt32(id.count))
             for v in id { for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
         }
@@ -167,7 +172,7 @@ public struct PlanCache {
 
     /// What identifies a file now (plan_cache.c, which compares it on a hit): device, inode,
     /// type and, with `contentToo`, mode, size, mtime and ctime. `[0]` for a missing file.
-    static func identity(of path: String, contentToo: Bool) -> [UInt64] {
+    public static func identity(of path: String, contentToo: Bool) -> [UInt64] {
         var v = [UInt64](repeating: 0, count: 9)
         let n = v.withUnsafeMutableBufferPointer { azl_plan_cache_identity(path, contentToo ? 1 : 0, $0.baseAddress) }
         return Array(v.prefix(Int(n)))

@@ -1,3 +1,4 @@
+import Foundation
 import Core
 import Testing
 @testable import Sandbox
@@ -114,6 +115,23 @@ struct PlanSafetyTests {
         #expect(key(base, args: ["/usr/bin/azl-shell"] + args.dropFirst()) == key(base), "the program's own path is not")
         #expect(key(["BAR=1"], args: ["azl-shell", "run", "--env=BAR", "--", "true"])
                 != key(["BAR=2"], args: ["azl-shell", "run", "--env=BAR", "--", "true"]))
+    }
+
+    @Test func aPlanWhoseRecordChangedWhilePlanningIsNotKept() throws {
+        var template = Array("/tmp/azl-plancache-XXXXXX".utf8CString)
+        let dir = String(cString: try #require(mkdtemp(&template)))
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        let record = dir + "/record.json"
+        try Data("a".utf8).write(to: URL(fileURLWithPath: record))
+        var cache = PlanCache(directory: dir + "/plans", key: Array("k".utf8))
+        cache.seenBeforePlanning[record] = PlanCache.identity(of: record, contentToo: true)
+        cache.store(plan: [1, 2, 3], lockPath: "", dependencies: [.content(record)])
+        #expect(FileManager.default.fileExists(atPath: cache.path), "an unchanged record: stored")
+        unlink(cache.path)
+        // A retag lands between the lookup and the store: the plan may be of the old record.
+        try Data("bb".utf8).write(to: URL(fileURLWithPath: record))
+        cache.store(plan: [1, 2, 3], lockPath: "", dependencies: [.content(record)])
+        #expect(!FileManager.default.fileExists(atPath: cache.path), "a plan of a record that changed while planning was kept")
     }
 
     @Test func cacheFoldersFollowTheStateFolders() {
