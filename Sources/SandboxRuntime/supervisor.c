@@ -281,19 +281,25 @@ void remember_args(int argc, char **argv) {
     args_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
 }
 
+/* Field FIELD (1-based, as proc(5) counts) of /proc/self/stat, read into BUF; NULL if none. */
+static const char *self_stat_field(char *buf, size_t size, int field) {
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+    if (fd >= 0) close(fd);
+    if (n <= 0) return NULL;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');   /* the command name may hold spaces and parentheses */
+    for (int f = 2; p && f < field; f++) p = strchr(p + 1, ' ');
+    return p ? p + 1 : NULL;
+}
+
 /* Where the arguments are when nobody told us (azl-shell-cli carrying a plan out itself):
  * /proc/self/stat fields 48 and 49, arg_start and arg_end. */
 static void find_args(void) {
     char b[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, b, sizeof b - 1) : -1;
-    if (fd >= 0) close(fd);
-    if (n <= 0) return;
-    b[n] = '\0';
-    char *p = strrchr(b, ')');   /* the command name may hold spaces and parentheses */
-    for (int field = 2; p && field < 48; field++) p = strchr(p + 1, ' ');
+    const char *f = self_stat_field(b, sizeof b, 48);
     unsigned long start, end;
-    if (p && sscanf(p + 1, "%lu %lu", &start, &end) == 2 && start && end > start) {
+    if (f && sscanf(f, "%lu %lu", &start, &end) == 2 && start && end > start) {
         args_start = (char *)start;
         args_end = (char *)end;
     }
@@ -326,15 +332,8 @@ int azl_sandbox_main(int argc, char **argv) {
 /* The threads of this process, from /proc/self/stat (field 20), or -1. */
 static int thread_count(void) {
     char b[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, b, sizeof b - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    b[n] = '\0';
-    char *p = strrchr(b, ')');   /* the command name may hold spaces and parentheses */
-    for (int field = 2; p && field < 20; field++) p = strchr(p + 1, ' ');
-    return p ? atoi(p + 1) : -1;
+    const char *f = self_stat_field(b, sizeof b, 20);
+    return f ? atoi(f) : -1;
 }
 
 static struct plan p;
