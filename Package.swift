@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "SandboxLaunch", dependencies: ["CLinux", "SandboxRuntime"]),
         // Kernel profiles, the per-arch syscall tables (generated Swift, see kernel-data/gen-swift.py),
         // the seccomp program (libseccomp) and the capability sets.
-        .target(name: "Kernel", dependencies: ["Core", "CSeccomp"]),
+        .target(name: "Kernel", dependencies: ["Core", "CSeccomp", "SandboxRuntime"]),
         // CLI verbs.
         .target(name: "Commands", dependencies: [
             "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "Registry", "Manifests", "Kernel",
@@ -66,7 +66,9 @@ let package = Package(
         // The only C we write: the single-threaded part that carries out a plan (clone, id
         // maps, mounts, pivot_root, pid 1, seccomp, exec). The lean azl-shell calls it in
         // process; azl-shell-cli, which has threads, execs azl-shell-sandbox.
-        .target(name: "SandboxRuntime", cSettings: [.define("_GNU_SOURCE")]),
+        // nettle (HMAC-SHA256 of state files, state_mac.c) comes with libarchive.
+        .target(name: "SandboxRuntime", cSettings: [.define("_GNU_SOURCE")],
+                linkerSettings: [.linkedLibrary("nettle")]),
         // SandboxRuntime as a program: static, and without the Swift runtime (see
         // no_swift_runtime.c), so it starts in the time of a C no-op.
         .executableTarget(name: "azl-shell-sandbox", dependencies: ["SandboxRuntime"],

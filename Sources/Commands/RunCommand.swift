@@ -140,7 +140,9 @@ struct RunCommand: ParsableCommand {
         request.readOnly = readOnly
         request.idMapping = mapping
         request.verbose = global.verbose
-        request.protectedPaths = [global.paths.root, global.paths.cache]
+        request.stateFolders = RunCommand.stateFolders(root: global.root, shown: [HostFacts.current().cwd] + request.volumes.map {
+            String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "")
+        })
 
         // The kernel profile and the security policy (docs/kernel.md). A warm run reads the
         // seccomp program from the cache instead of compiling it with libseccomp.
@@ -201,6 +203,31 @@ struct RunCommand: ParsableCommand {
                      idleSeconds: idle)
     }
 
+    /// The user's state folders (`Paths.stateFolders`). One that does not exist yet cannot be
+    /// hidden, and a command could create it (a store of its own making, for a later run to
+    /// use): those that a bind of this run would show are made now, empty, so they are hidden.
+    static func stateFolders(root: String?, shown: [String]) -> [(path: String, hide: Bool)] {
+        let folders = Paths.stateFolders(rootOption: root)
+        let sources = shown.filter { !$0.isEmpty }.map { realPathOfExistingPart(Paths.absolute($0)) }
+        for f in folders where !FS.exists(f.path) {
+            let p = realPathOfExistingPart(f.path)
+            if sources.contains(where: { $0 == "/" || p.hasPrefix($0 + "/") }) { try? FS.mkdirs(p, mode: 0o700) }
+        }
+        return folders
+    }
+
+    /// PATH with its longest existing ancestor resolved (realpath), the rest as it is.
+    static func realPathOfExistingPart(_ path: String) -> String {
+        var head = path, tail = ""
+        while !head.isEmpty && head != "/" {
+            if let r = realpath(head, nil) { defer { free(r) }; return String(cString: r) + tail }
+            let ns = head as NSString
+            tail = "/" + ns.lastPathComponent + tail
+            head = ns.deletingLastPathComponent
+        }
+        return tail.isEmpty ? "/" : tail
+    }
+
     /// Every file a plan was computed from, besides the command line, environment, working
     /// directory and ids (the cache key): a replay needs each to be the same file still.
     func planDependencies(_ plan: SandboxPlan, image: RunnableImage, store: ImageStore) -> [PlanCache.Dependency] {
@@ -225,11 +252,17 @@ struct RunCommand: ParsableCommand {
         for n in (try? FileManager.default.contentsOfDirectory(atPath: manifests)) ?? [] { content.append(manifests + "/" + n) }
         // Host paths bound into the sandbox, as given and as resolved, and the protected state
         // folders: which file each is decided the plan, not what is in it (bound live).
+        // The state folders as named (one created since must be guarded: a miss) and resolved.
         var presence = [image.rootfs, global.paths.root, global.paths.cache, HostFacts.current().cwd]
+            + Paths.stateFolders(rootOption: global.root).map(\.path)
         presence += volume.map { String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "") }
-        for case .bind(let source, _, _) in plan.mounts { presence.append(source) }
         // Without its folder, a replayed plan could never start a keeper again.
         if plan.keeper != nil { presence.append(global.paths.cache + "/userns") }
-        return content.map { .content($0) } + presence.filter { !$0.isEmpty }.map { .presence($0) }
+        // What the runtime opens without following symlinks: bind sources as the plan names them,
+        // and every state folder (one created since, or moved, must be planned for anew).
+        var resolved: [String] = []
+        for case .bind(let source, _, _) in plan.mounts { resolved.append(source) }
+        resolved += plan.guards.map(\.path)
+        return content.map { .content($0) } + presence.filter { !$0.isEmpty }.map { .presence($0) } + resolved.map { .resolved($0) }
     }
 }

@@ -33,23 +33,42 @@ public enum FS {
         defer {
             if !ok { unlink(tmp) }
         }
-        try data.withUnsafeBytes { buf in
-            var off = 0
-            while off < buf.count {
-                let n = write(fd, buf.baseAddress! + off, buf.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    let e = errno; close(fd)
-                    throw AZLError.errno(e, "cannot write", path: path)
-                }
-                off += n
-            }
-        }
+        do { try writeAll(fd: fd, data, path: path) } catch { close(fd); throw error }
         if fsync(fd) != 0 { let e = errno; close(fd); throw AZLError.errno(e, "cannot sync", path: path) }
         close(fd)
         if rename(tmp, path) != 0 { throw AZLError.errno(errno, "cannot rename into", path: path) }
         ok = true
         fsyncDirectory(dir)
+    }
+
+    /// All of `bytes` to `fd` (retrying short writes and EINTR).
+    public static func writeAll<B: ContiguousBytes>(fd: Int32, _ bytes: B, path: String = "") throws {
+        try bytes.withUnsafeBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw AZLError.errno(errno, "cannot write", path: path)
+                }
+                if n == 0 { throw AZLError.errno(EIO, "cannot write", path: path) }
+                off += n
+            }
+        }
+    }
+
+    /// `fd` to its end, failing past `limit` bytes.
+    public static func readAll(fd: Int32, limit: Int, path: String = "") throws -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw AZLError.errno(errno, "cannot read", path: path) }
+            if n == 0 { return out }
+            out += buf[0..<n]
+            if out.count > limit { throw AZLError.errno(EFBIG, "cannot read", path: path) }
+        }
     }
 
     public static func fsyncDirectory(_ dir: String) {

@@ -27,7 +27,31 @@ public struct Paths: Sendable {
         return config + "/azl-shell"
     }
 
-    static func absolute(_ p: String) -> String {
+    /// Every folder of this user's that azl-shell keeps state in, whichever run uses it: the
+    /// stores and caches of `--root`, `AZL_SHELL_ROOT` and the XDG defaults (with and without
+    /// the XDG variables: another shell of the user's may not set them), hidden from every
+    /// sandbox (`hide`); the config folders (rootfs-manifests), read-only. A sandbox must not
+    /// write what a later run trusts, whichever store that run picks.
+    public static func stateFolders(rootOption: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [(path: String, hide: Bool)] {
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        var out: [(String, Bool)] = []
+        for r in [rootOption, env["AZL_SHELL_ROOT"]].compactMap({ $0 }) where !r.isEmpty {
+            let p = Paths(root: r)
+            out += [(p.root, true), (p.cache, true)]
+        }
+        for data in [env["XDG_DATA_HOME"], home + "/.local/share"].compactMap({ $0 }) where !data.isEmpty {
+            out.append((absolute(data) + "/azl-shell", true))
+        }
+        for cache in [env["XDG_CACHE_HOME"], home + "/.cache"].compactMap({ $0 }) where !cache.isEmpty {
+            out.append((absolute(cache) + "/azl-shell", true))
+        }
+        for config in [env["XDG_CONFIG_HOME"], home + "/.config"].compactMap({ $0 }) where !config.isEmpty {
+            out.append((absolute(config) + "/azl-shell", false))
+        }
+        return out
+    }
+
+    public static func absolute(_ p: String) -> String {
         if p.hasPrefix("/") { return p }
         return FileManager.default.currentDirectoryPath + "/" + p
     }

@@ -35,10 +35,11 @@ public struct RunRequest: Sendable {
     public var readOnly = false
     public var idMapping: IDMapping = .auto
     public var verbose = false
-    /// Host folders no bind may make writable: azl-shell's own state (the store with its cached
-    /// trees, the plan and seccomp caches). A working directory or volume that contains one gets
-    /// a read-only bind of it on top; one inside one is bound read-only.
-    public var protectedPaths: [String] = []
+    /// azl-shell's state folders of this user (`Paths.stateFolders`: every store, cache and
+    /// config folder a run of theirs may use, not only this run's): hidden (or, the config
+    /// folder, read-only) wherever the working directory or a volume shows one; a bind from
+    /// inside a hidden one is refused. The runtime decides by device and inode.
+    public var stateFolders: [(path: String, hide: Bool)] = []
     /// The kernel profile and security policy the command runs under (computed by the
     /// Kernel module); nil: none.
     public var kernel: SandboxPlan.KernelSettings?
@@ -186,10 +187,16 @@ public struct PlanBuilder {
     public mutating func build() throws -> SandboxPlan {
         var r = request
         r.rootfs = resolveHostPath(r.rootfs)
-        // Outermost only: a folder inside another is covered by it (and its own ancestors'
-        // self-binds, below, must never land on top of the outer read-only bind).
-        let resolved = Set(r.protectedPaths.map { resolveHostPath(normalize($0)) }.filter { hostPathExists($0) })
-        let protected = resolved.filter { p in !resolved.contains { $0 != p && (p.hasPrefix($0 + "/") || $0 == "/") } }.sorted()
+        // Resolved, existing ones (one that appears later makes a replayed plan miss: the plan
+        // cache depends on each path), each once.
+        var guards: [SandboxPlan.StateGuard] = []
+        for f in r.stateFolders {
+            let path = resolveHostPath(normalize(f.path))
+            guard hostPathExists(path) else { continue }
+            if let i = guards.firstIndex(where: { $0.path == path }) { guards[i].hide = guards[i].hide || f.hide } else {
+                guards.append(.init(path: path, hide: f.hide))
+            }
+        }
         if let h = r.hostname {
             guard !h.isEmpty, h.utf8.count <= 64 else {
                 throw AZLError(.usage, "--hostname \(h.prefix(80)): must be 1 to 64 characters")
@@ -300,53 +307,34 @@ public struct PlanBuilder {
         if keepID { mounts.append(.mkdir(target: home, mode: 0o755)) }
 
         let cwd = normalize(host.cwd)
-        let bindCwd = PlanBuilder.canBindWorkingDirectory(resolveHostPath(cwd), rootfs: r.rootfs)
-        var binds: [(target: String, source: String, readOnly: Bool)] = []
-        if bindCwd {
-            binds.append((cwd, resolveHostPath(cwd), false))
-        } else {
+        let resolvedCwd = resolveHostPath(cwd)
+        var bindCwd = PlanBuilder.canBindWorkingDirectory(resolvedCwd, rootfs: r.rootfs)
+        if bindCwd, let g = guards.first(where: { $0.hide && (resolvedCwd == $0.path || resolvedCwd.hasPrefix($0.path + "/")) }) {
+            bindCwd = false
+            notes.append("not binding the current directory \(cwd): it is inside azl-shell's own state (\(g.path))")
+        } else if !bindCwd {
             notes.append("not binding the current directory \(cwd) (a system directory or the image itself)")
         }
+        var binds: [(target: String, source: String, readOnly: Bool)] = []
+        if bindCwd { binds.append((cwd, resolvedCwd, false)) }
         for v in r.volumes {
             let (src, dst, ro) = try parseVolume(v)
-            binds.append((dst, resolveHostPath(src), ro))
+            let source = resolveHostPath(src)
+            if let g = guards.first(where: { $0.hide && (source == $0.path || source.hasPrefix($0.path + "/")) }) {
+                throw AZLError(.usage, "--volume \(v): \(source) is inside azl-shell's own state (\(g.path))",
+                               hint: "bind another folder; the store and caches are never shown to a sandbox")
+            }
+            binds.append((dst, source, ro))
         }
         // Parents before children: a volume inside the working directory lands on top of it.
         binds = binds.enumerated().sorted { a, b in
             let da = depth(a.element.target), db = depth(b.element.target)
             return da != db ? da < db : a.offset < b.offset
         }.map(\.element)
-        // azl-shell's own state stays read-only whatever is bound: root inside is the store's
-        // owner, and a writable cached tree would poison every later run of the image. Each bind
-        // is followed by what protects the state folders it shows (before any deeper bind, so a
-        // volume inside it is not hidden by them).
-        for i in binds.indices {
-            let src = binds[i].source
-            var selfBinds: [SandboxPlan.Mount] = [], readOnly: [SandboxPlan.Mount] = []
-            for p in protected {
-                if src == p || src.hasPrefix(p + "/") {
-                    binds[i].readOnly = true
-                    notes.append("binding \(src) read-only: it is azl-shell's own state")
-                } else if src == "/" || p.hasPrefix(src + "/") {
-                    func inside(_ host: String) -> String { binds[i].target + (src == "/" ? host : String(host.dropFirst(src.count))) }
-                    // Every folder between the bound one and the state folder becomes a mountpoint
-                    // (bound onto itself): a mountpoint cannot be renamed, so the command cannot
-                    // move `~/.cache` aside and build a writable `~/.cache/azl-shell` in its place.
-                    var ancestor = src == "/" ? "" : src
-                    for c in p.dropFirst(ancestor.count).split(separator: "/").dropLast() {
-                        ancestor += "/" + c
-                        let m = SandboxPlan.Mount.bind(source: ancestor, target: inside(ancestor), flags: [.recursive])
-                        if !selfBinds.contains(m) { selfBinds.append(m) }
-                    }
-                    readOnly.append(.bind(source: p, target: inside(p), flags: [.recursive, .readOnly, .nosuid, .nodev]))
-                }
-            }
-            mounts.append(.bind(source: src, target: binds[i].target, flags: binds[i].readOnly ? [.recursive, .readOnly] : [.recursive]))
-            // Shallow first (none may hide a deeper one), then the read-only binds on top of them all.
-            mounts += selfBinds.enumerated().sorted { a, b in
-                let da = depth(a.element.target), db = depth(b.element.target)
-                return da != db ? da < db : a.offset < b.offset
-            }.map(\.element) + readOnly
+        // Each is guarded: the runtime hides the state folders it shows right after binding it
+        // (before any deeper bind, so a volume inside it is not hidden by them).
+        for b in binds {
+            mounts.append(.bind(source: b.source, target: b.target, flags: b.readOnly ? [.recursive, .readOnly, .guarded] : [.recursive, .guarded]))
         }
 
         let workdir: String
@@ -369,12 +357,14 @@ public struct PlanBuilder {
         var argv = (r.entrypoint ?? []) + (r.command.isEmpty ? (r.imageCmd ?? []) : r.command)
         if argv.isEmpty { argv = ["/bin/sh"] }
 
-        return SandboxPlan(
+        var plan = SandboxPlan(
             namespaces: namespaces, verbose: r.verbose, pty: true, uidMap: uidMap, gidMap: gidMap,
             rootfs: r.rootfs, readOnlyRoot: r.readOnly, mounts: mounts,
             hostname: r.hostname ?? PlanBuilder.hostname(forImage: r.imageName),
             uid: uid, gid: gid, workingDirectory: workdir,
             environment: env.map { $0.0 + "=" + $0.1 }, argv: argv, kernel: r.kernel)
+        plan.guards = guards
+        return plan
     }
 
     // MARK: pieces

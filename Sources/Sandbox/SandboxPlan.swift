@@ -6,8 +6,8 @@
 /// `SandboxPlan.version` with them).
 public struct SandboxPlan: Equatable, Sendable {
     /// 2: the kernel policy records (seccomp, caps, uname, nnp) and the `rofile` mount kind.
-    /// 3: the `keeper` record.
-    public static let version = "3"
+    /// 3: the `keeper` record. 4: `guard` records and the `guard` mount flag.
+    public static let version = "4"
 
     public enum Namespace: String, Sendable, CaseIterable { case user, mount, pid, uts, ipc, net }
 
@@ -39,10 +39,13 @@ public struct SandboxPlan: Equatable, Sendable {
         public static let nosuid = MountFlags(rawValue: 8)
         public static let nodev = MountFlags(rawValue: 16)
         public static let noexec = MountFlags(rawValue: 32)
+        /// A bind the user chose (working directory, volume): the runtime checks what it opened
+        /// against `guards` (device and inode), so an alias or a rename changes nothing.
+        public static let guarded = MountFlags(rawValue: 64)
 
         static let names: [(MountFlags, String)] = [
             (.readOnly, "ro"), (.recursive, "rec"), (.optional, "optional"),
-            (.nosuid, "nosuid"), (.nodev, "nodev"), (.noexec, "noexec"),
+            (.nosuid, "nosuid"), (.nodev, "nodev"), (.noexec, "noexec"), (.guarded, "guard"),
         ]
         var wire: String { MountFlags.names.filter { contains($0.0) }.map(\.1).joined(separator: ",") }
     }
@@ -193,6 +196,18 @@ public struct SandboxPlan: Equatable, Sendable {
     }
     public var keeper: UserNamespaceKeeper?
 
+    /// azl-shell's state folders of this user (stores, caches, the config folder), as resolved
+    /// host paths: a guarded bind that shows one hides it (`hide`: stores and caches, whose
+    /// lock files a command must not even open) or makes it read-only; a guarded bind from
+    /// inside a hidden one is refused. The runtime decides on device and inode
+    /// (Sources/SandboxRuntime/mounts.c), not on these strings.
+    public struct StateGuard: Equatable, Sendable {
+        public var path: String
+        public var hide: Bool
+        public init(path: String, hide: Bool) { self.path = path; self.hide = hide }
+    }
+    public var guards: [StateGuard] = []
+
     public init(namespaces: [Namespace], verbose: Bool = false, pty: Bool = true, uidMap: IDMap, gidMap: IDMap,
                 rootfs: String, readOnlyRoot: Bool = false, mounts: [Mount], hostname: String,
                 uid: UInt32 = 0, gid: UInt32 = 0, workingDirectory: String, environment: [String], argv: [String],
@@ -246,6 +261,7 @@ public struct SandboxPlan: Equatable, Sendable {
         record(["argv"] + argv)
         for r in kernel?.records ?? [] { record(r) }
         if let k = keeper { record(["keeper", k.program, k.stateFile, String(k.idleSeconds)]) }
+        for g in guards { record(["guard", g.hide ? "hide" : "ro", g.path]) }
         return out
     }
 }
@@ -285,6 +301,7 @@ extension SandboxPlan: CustomStringConvertible {
             if k.noNewPrivs { lines.append("no_new_privs") }
         }
         if let k = keeper { lines.append("user namespace kept in \(k.stateFile) (idle \(k.idleSeconds) s)") }
+        for g in guards { lines.append("state folder \(g.path): \(g.hide ? "hidden" : "read-only") wherever a bind shows it") }
         return lines.joined(separator: "\n")
     }
 }

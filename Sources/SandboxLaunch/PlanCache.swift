@@ -26,7 +26,7 @@ public struct PlanCache {
     public var seenBeforePlanning: [String: [UInt64]] = [:]
 
     /// plan_cache.c's MAGIC.
-    static let magic = Array("azl-plan-cache 2\n".utf8)
+    static let magic = Array("azl-plan-cache 3\n".utf8)
     /// Entries kept at most; the oldest go first when a store finds more.
     public static let capacity = 256
 
@@ -96,18 +96,30 @@ public struct PlanCache {
         /// Only which file it is and its type (a bind source: a build that writes into the
         /// working directory changes nothing the plan says about it).
         case presence(String)
+        /// Which file it is, reached without following a symlink: a path the plan names as
+        /// resolved (bind sources, which the runtime opens so).
+        case resolved(String)
 
-        var path: String { switch self { case .content(let p), .presence(let p): return p } }
-        var kind: UInt8 { if case .content = self { return 0 } else { return 1 } }
-        var identity: [UInt64] { PlanCache.identity(of: path, contentToo: kind == 0) }
+        var path: String { switch self { case .content(let p), .presence(let p), .resolved(let p): return p } }
+        var kind: UInt8 {
+            switch self {
+            case .content: return UInt8(AZL_DEP_CONTENT)
+            case .presence: return UInt8(AZL_DEP_PRESENCE)
+            case .resolved: return UInt8(AZL_DEP_RESOLVED)
+            }
+        }
+        var identity: [UInt64] { PlanCache.identity(of: path, kind: Int32(kind)) }
     }
 
     // MARK: store
 
     /// Keep `plan` for this key. `dependencies` are the files the plan was computed from;
     /// one missing now is recorded as missing (it must still be missing for a hit). Best
-    /// effort: a cache that cannot be written only costs speed.
+    /// effort: a cache that cannot be written only costs speed. Nothing is kept without the
+    /// user's state secret (state_mac.c): an entry is only ever believed for its MAC.
     public func store(plan: [UInt8], lockPath: String, dependencies: [Dependency]) {
+        var secret = [UInt8](repeating: 0, count: Int(AZL_STATE_KEY_LEN))
+        guard azl_state_key(&secret) == 0 else { return }
         // First: creating the folder may touch a dependency (a state folder above it).
         guard PlanCache.mkdirs(directory) else { return }
         var out = PlanCache.magic
@@ -126,6 +138,9 @@ public struct PlanCache {
             for v in id { for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
         }
         chunk(plan)
+        var mac = [UInt8](repeating: 0, count: Int(AZL_STATE_MAC_LEN))
+        out.withUnsafeBytes { azl_state_mac(secret, "plan", $0.baseAddress, $0.count, &mac) }
+        out += mac
 
         evictIfFull()
         let tmp = path + ".tmp-" + String(getpid())
@@ -173,8 +188,12 @@ public struct PlanCache {
     /// What identifies a file now (plan_cache.c, which compares it on a hit): device, inode,
     /// type and, with `contentToo`, mode, size, mtime and ctime. `[0]` for a missing file.
     public static func identity(of path: String, contentToo: Bool) -> [UInt64] {
+        identity(of: path, kind: Int32(contentToo ? AZL_DEP_CONTENT : AZL_DEP_PRESENCE))
+    }
+
+    static func identity(of path: String, kind: Int32) -> [UInt64] {
         var v = [UInt64](repeating: 0, count: 9)
-        let n = v.withUnsafeMutableBufferPointer { azl_plan_cache_identity(path, contentToo ? 1 : 0, $0.baseAddress) }
+        let n = v.withUnsafeMutableBufferPointer { azl_plan_cache_identity(path, kind, $0.baseAddress) }
         return Array(v.prefix(Int(n)))
     }
 

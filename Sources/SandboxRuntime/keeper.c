@@ -15,12 +15,13 @@
  * a run (AZL_SHELL_USERNS_IDLE, 0 turns it off), or once its state file is gone (a `rm -rf`
  * of the cache).
  *
- * The state file (in the cache folder, which no sandbox can write) holds
- * "azl-userns 2 PID NSINODE" and the keeper's limits (below). The keeper holds an exclusive flock on it for its whole life,
+ * The state file (in the cache folder, which no sandbox can reach) holds
+ * "azl-userns 3 PID NSINODE" and the keeper's limits (below), then the line's MAC. The keeper holds an exclusive flock on it for its whole life,
  * so "locked" means "a keeper lives, and the file names it"; a run that finds it unlocked
  * starts a keeper, and a run that cannot lock it to start one (another run is starting one
  * right now) simply maps its own namespace. Before joining, the namespace must be the one the
- * file names (inode), owned by this user, with exactly the plan's uid and gid maps, and the
+ * file names (inode), owned by this user, a child of the run's own user namespace, with exactly
+ * the plan's uid and gid maps, and the
  * lock must still be held after it was opened (the keeper did not die and its pid come back
  * as another process in between).
  *
@@ -29,6 +30,7 @@
  * user namespace (its /proc/sys/user limits, a binfmt_misc) stays its own, and a process of one
  * sandbox cannot name one of another (it sees only its own pid namespace and mounts).
  */
+#include "azl_sandbox.h"
 #include "sandbox.h"
 
 #include <errno.h>
@@ -49,7 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STATE_MAGIC "azl-userns 2"
+#define STATE_MAGIC "azl-userns 3"
 
 /* A user namespace keeps its creator's limits of these (the kernel checks every namespace up to
  * the initial one): the keeper raises them to the hard limits before it creates its namespace,
@@ -98,12 +100,20 @@ static int map_matches(pid_t pid, const char *file, const struct idmap *m) {
 }
 
 /* The state file's content: the keeper's pid, its user namespace's inode, and whether its
- * limits are no lower than this process's. */
+ * limits are no lower than this process's. The line is believed only with its MAC (state_mac.c,
+ * purpose "keeper") after it: whoever can write the cache folder must not choose the namespace a
+ * run joins. */
 static int read_state(int fd, pid_t *pid, unsigned long long *ino, int *limits_ok) {
     char buf[256];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     if (n <= 0) return -1;
     buf[n] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (!nl || strlen(nl + 1) != 2 * AZL_STATE_MAC_LEN + 1 || nl[1 + 2 * AZL_STATE_MAC_LEN] != '\n') return -1;
+    unsigned char mac[AZL_STATE_MAC_LEN];
+    for (int i = 0; i < AZL_STATE_MAC_LEN; i++)
+        if (sscanf(nl + 1 + 2 * i, "%2hhx", &mac[i]) != 1) return -1;
+    if (!azl_state_mac_ok("keeper", buf, (size_t)(nl + 1 - buf), mac)) return -1;
     int p;
     unsigned long long l[NLIMITS];
     if (sscanf(buf, STATE_MAGIC " %d %llu %llu %llu %llu %llu", &p, ino, &l[0], &l[1], &l[2], &l[3]) != 2 + NLIMITS || p <= 1)
@@ -115,6 +125,18 @@ static int read_state(int fd, pid_t *pid, unsigned long long *ino, int *limits_o
         if (getrlimit(kept_limits[i], &r) < 0 || (unsigned long long)r.rlim_cur > l[i]) *limits_ok = 0;
     }
     return 0;
+}
+
+/* NS's parent is this process's own user namespace: a keeper's is, while one made inside a
+ * sandbox (to look like a keeper, maps and all) is a grandchild at least. */
+static int child_of_ours(int ns) {
+    struct stat mine, parent;
+    int pfd = ioctl(ns, NS_GET_PARENT);
+    if (pfd < 0) return 0;
+    int ok = fstat(pfd, &parent) == 0 && stat("/proc/self/ns/user", &mine) == 0 &&
+             parent.st_dev == mine.st_dev && parent.st_ino == mine.st_ino;
+    close(pfd);
+    return ok;
 }
 
 /* The live keeper's user namespace for these maps, as an fd, or -1. */
@@ -133,7 +155,7 @@ static int join_existing(const struct plan *p) {
     struct stat st;
     uid_t owner;
     if (fstat(ns, &st) < 0 || (unsigned long long)st.st_ino != ino ||
-        ioctl(ns, NS_GET_OWNER_UID, &owner) < 0 || owner != getuid() ||
+        ioctl(ns, NS_GET_OWNER_UID, &owner) < 0 || owner != getuid() || !child_of_ours(ns) ||
         !map_matches(pid, "uid_map", &p->uidmap) || !map_matches(pid, "gid_map", &p->gidmap) ||
         /* still held, still naming that keeper: it did not die while we looked */
         !locked_by_other(sf) || read_state(sf, &pid2, &ino2, &limits_ok) < 0 || pid2 != pid || ino2 != ino) {
@@ -153,6 +175,9 @@ out:
 /* Start a keeper for the plan's maps and return its user namespace, or -1 (nothing left
  * behind: a keeper that never got its maps exits on its own). */
 static int start_keeper(const struct plan *p) {
+    /* Without the state secret no run could trust the file: keep nothing. */
+    unsigned char key[AZL_STATE_KEY_LEN], mac[AZL_STATE_MAC_LEN];
+    if (azl_state_key(key) < 0) return -1;
     int sf = open(p->keeper_state, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (sf < 0) return -1;
     struct stat sst;
@@ -218,6 +243,9 @@ static int start_keeper(const struct plan *p) {
     }
     int n = snprintf(text, sizeof text, STATE_MAGIC " %d %llu %llu %llu %llu %llu\n", (int)kpid,
                      (unsigned long long)(ns >= 0 && fstat(ns, &nst) == 0 ? nst.st_ino : 0), hard[0], hard[1], hard[2], hard[3]);
+    azl_state_mac(key, "keeper", text, (size_t)n, mac);
+    for (int i = 0; i < AZL_STATE_MAC_LEN; i++) n += snprintf(text + n, sizeof text - (size_t)n, "%02x", mac[i]);
+    n += snprintf(text + n, sizeof text - (size_t)n, "\n");
     if (ns < 0 || ftruncate(sf, 0) < 0 || pwrite(sf, text, (size_t)n, 0) != n || write(go[1], "g", 1) != 1) {
         if (ns >= 0) close(ns);
         ns = -1;

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -175,19 +176,208 @@ static void fs_options(int fs, const char *data, const char *what, const char *d
     }
 }
 
-static void do_bind(const struct mount_op *m) {
-    char src[PATH_MAX];
-    if (snprintf(src, sizeof src, "%s%s", host, m->src) >= (int)sizeof src) errno = 0, die("path too long: %s", m->src);
-    unsigned rec = m->flags & MF_REC ? AT_RECURSIVE : 0;
-    int tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
-    if (tree < 0) {
-        if (errno == ENOENT && (m->flags & MF_OPTIONAL)) return;
-        if (errno == ENOENT) die("cannot bind %s: it does not exist on the host", m->src);
-        die("cannot bind %s", m->src);
+/* ---- azl-shell's state folders (the plan's guard records; docs/sandbox.md, "Trust") ----
+ *
+ * A command can write whatever its binds expose, as the user, and root inside owns the store:
+ * a store, cache or config folder a bind shows must be hidden or read-only. Decided on what was
+ * opened, never on path strings (issue 10: a rename race on a bind source, or a second mount of
+ * the store's folder used as the working directory, once gave the plan cache read-write). Every
+ * source is opened once, without following symlinks (the plan's paths are resolved ones), and
+ * mounted from that fd; state folders are recognised by device and inode among the folders
+ * above it, which ".." reaches across mounts, so an alias is met as the folder itself. */
+
+#define CHAIN_MAX 128
+struct chain { int n; dev_t dev[CHAIN_MAX]; ino_t ino[CHAIN_MAX]; int fd[CHAIN_MAX]; };
+static struct chain *guard_chain;   /* one per guard record; n == 0: the folder does not exist */
+static int guards_ready;
+
+static int chain_find(const struct chain *c, dev_t dev, ino_t ino) {
+    for (int i = 0; i < c->n; i++)
+        if (c->dev[i] == dev && c->ino[i] == ino) return i;
+    return -1;
+}
+
+/* The folders from FD (a directory, taken) up to the root, FD first, each with an O_PATH fd.
+ * The walk stops early where it meets a folder of an earlier chain (SHARED, NSHARED of them):
+ * the rest is theirs, fds included (never closed twice: guard fds live until setup_root ends). */
+static void walk_up(int fd, struct chain *c, const struct chain *shared, int nshared, const char *what) {
+    c->n = 0;
+    for (;;) {
+        struct stat st;
+        if (fstat(fd, &st) < 0) die("cannot inspect the folders above %s", what);
+        if (c->n && st.st_dev == c->dev[c->n - 1] && st.st_ino == c->ino[c->n - 1]) { close(fd); return; }
+        for (int j = 0; j < nshared; j++) {
+            int k = chain_find(&shared[j], st.st_dev, st.st_ino);
+            if (k < 0) continue;
+            close(fd);
+            for (; k < shared[j].n && c->n < CHAIN_MAX; k++, c->n++) {
+                c->dev[c->n] = shared[j].dev[k];
+                c->ino[c->n] = shared[j].ino[k];
+                c->fd[c->n] = shared[j].fd[k];
+            }
+            return;
+        }
+        if (c->n == CHAIN_MAX) errno = 0, die("%s is more than %d folders deep", what, CHAIN_MAX);
+        c->dev[c->n] = st.st_dev;
+        c->ino[c->n] = st.st_ino;
+        c->fd[c->n++] = fd;
+        if ((fd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) die("cannot open the folders above %s", what);
     }
-    struct stat st;   /* of the tree itself: the source is looked up once */
-    if (fstat(tree, &st) < 0) die("cannot bind %s", m->src);
+}
+
+/* An O_PATH fd of host PATH (as the plan names it: resolved), no symlink followed on the way.
+ * -1 with errno ENOENT when it does not exist; die()s when it cannot be opened so (a symlink
+ * now on the path: someone changed it since the plan was made). */
+static int open_host(const char *path, int flags) {
+    char full[PATH_MAX];
+    if (snprintf(full, sizeof full, "%s%s", host, path) >= (int)sizeof full) errno = 0, die("path too long: %s", path);
+    struct open_how how = { .flags = (unsigned long long)(O_PATH | O_CLOEXEC | flags), .resolve = RESOLVE_NO_SYMLINKS };
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, full, &how, sizeof how);
+    if (fd < 0 && errno != ENOENT) {
+        if (errno == ELOOP) errno = 0, die("%s changed while the sandbox was set up (a symlink is now on its path); run again", path);
+        die("cannot open %s", path);
+    }
+    return fd;
+}
+
+static void open_guards(const struct plan *p) {
+    guards_ready = 1;
+    if (!p->nguards) return;
+    if (!(guard_chain = calloc((size_t)p->nguards, sizeof *guard_chain))) die("out of memory");
+    for (int i = 0; i < p->nguards; i++) {
+        int fd = open_host(p->guards[i].path, O_DIRECTORY);
+        if (fd >= 0) walk_up(fd, &guard_chain[i], guard_chain, i, p->guards[i].path);
+    }
+}
+
+/* The name under which the folder (DEV, INO) is in directory DIR (an O_PATH fd), into NAME. */
+static void child_name(int dir, dev_t dev, ino_t ino, char name[NAME_MAX + 1], const char *what) {
+    int d = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *ds = d < 0 ? NULL : fdopendir(d);
+    if (!ds) die("cannot read the folders above %s", what);
+    /* Two passes: an entry's d_ino is the inode under a mountpoint, not the one mounted there. */
+    for (int pass = 0; pass < 2; pass++) {
+        rewinddir(ds);
+        for (struct dirent *e; (e = readdir(ds));) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
+            if (pass == 0 && e->d_ino != ino) continue;
+            struct stat st;
+            if (fstatat(d, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == ino) {
+                snprintf(name, NAME_MAX + 1, "%s", e->d_name);
+                closedir(ds);
+                return;
+            }
+        }
+    }
+    errno = 0;
+    die("%s moved while the sandbox was set up; run again", what);
+}
+
+/* The folder NAME of directory CUR in the new root, which must be the host folder (DEV, INO). */
+static int open_same(int cur, const char *name, dev_t dev, ino_t ino, const char *what) {
+    int fd = openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != dev || st.st_ino != ino)
+        errno = 0, die("%s moved while the sandbox was set up; run again", what);
+    return fd;
+}
+
+/* Guard G lies K folders below the bind just attached at DST: every folder between the two is
+ * bound onto itself (a mountpoint cannot be renamed, so `mv ~/.cache ~/.c2; mkdir -p
+ * ~/.cache/azl-shell` cannot put a writable folder where a later run looks), then G is hidden
+ * under an empty read-only tmpfs (its lock files cannot even be opened, so no held lock stalls
+ * another run) or bound read-only. */
+static void protect_below(const char *dst, const struct chain *c, int k, int hide, const char *what) {
+    int cur = open_in_root(dst, O_PATH | O_DIRECTORY);
+    if (cur < 0) die("cannot open %s", dst);
+    for (int lvl = k - 1; lvl >= 0; lvl--) {
+        char name[NAME_MAX + 1];
+        child_name(c->fd[lvl + 1], c->dev[lvl], c->ino[lvl], name, what);
+        int next = open_same(cur, name, c->dev[lvl], c->ino[lvl], what);
+        int m;
+        if (lvl > 0) {
+            m = open_tree(c->fd[lvl], "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        } else if (hide) {
+            int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+            if (fs < 0) die("cannot hide %s", what);
+            fs_set(fs, "mode", "0500", "tmpfs", what);
+            fs_set(fs, "size", "4k", "tmpfs", what);
+            m = fs_mount(fs, MF_RO | MF_NOSUID | MF_NODEV | MF_NOEXEC, "tmpfs", what);
+        } else {
+            m = open_tree(c->fd[0], "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+            struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+            if (m >= 0 && mount_setattr(m, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0) die("cannot make %s read-only", what);
+        }
+        if (m < 0 || move_mount(m, "", next, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            die("cannot protect %s", what);
+        close(m);
+        close(next);
+        if (lvl > 0) next = open_same(cur, name, c->dev[lvl], c->ino[lvl], what);   /* into the new mount */
+        else next = -1;
+        close(cur);
+        cur = next;
+    }
+    if (cur >= 0) close(cur);
+}
+
+static void do_bind(const struct mount_op *m, const struct plan *p) {
+    int guarded = (m->flags & MF_GUARD) && p->nguards;
+    int src = open_host(m->src, 0);
+    if (src < 0) {
+        if (m->flags & MF_OPTIONAL) return;
+        die("cannot bind %s: it does not exist on the host", m->src);
+    }
+    struct stat st;
+    if (fstat(src, &st) < 0) die("cannot bind %s", m->src);
+    if (S_ISLNK(st.st_mode)) errno = 0, die("%s changed while the sandbox was set up (it is now a symlink); run again", m->src);
     unsigned attrs = attrs_of(m->flags);
+    int below[PLAN_MAX_GUARDS], nbelow = 0;
+    if (guarded) {
+        if (!guards_ready) open_guards(p);
+        /* The folders above the source: of a directory, from itself; of a file, from the folder
+         * that holds it (opened through the file: no second walk of the path). */
+        struct chain *mine = calloc(1, sizeof *mine);
+        if (!mine) die("out of memory");
+        int from = S_ISDIR(st.st_mode) ? dup(src) : -1;
+        if (!S_ISDIR(st.st_mode)) {
+            char parent[PATH_MAX];
+            split(m->src, parent, sizeof parent);
+            int pfd = open_host(parent, O_DIRECTORY);
+            struct stat again;
+            /* the file must still be in that folder: else it moved between the two opens */
+            if (pfd < 0 || fstatat(pfd, split(m->src, parent, sizeof parent), &again, AT_SYMLINK_NOFOLLOW) < 0 ||
+                again.st_dev != st.st_dev || again.st_ino != st.st_ino)
+                errno = 0, die("%s changed while the sandbox was set up; run again", m->src);
+            from = pfd;
+        }
+        if (from < 0) die("cannot bind %s", m->src);
+        walk_up(from, mine, guard_chain, p->nguards, m->src);
+        for (int g = 0; g < p->nguards; g++) {
+            const struct chain *c = &guard_chain[g];
+            if (!c->n) continue;
+            if (chain_find(mine, c->dev[0], c->ino[0]) >= 0) {
+                /* The source is (inside) a state folder. */
+                if (p->guards[g].hide)
+                    errno = 0, die("cannot bind %s: it is inside azl-shell's own state (%s)", m->src, p->guards[g].path);
+                attrs |= MOUNT_ATTR_RDONLY;
+            } else if (S_ISDIR(st.st_mode)) {
+                int k = chain_find(c, st.st_dev, st.st_ino);
+                if (k > 0) below[nbelow++] = g;
+            }
+        }
+        for (int i = 0; i < mine->n; i++) {   /* its own fds only: shared ones are the guards' */
+            int shared = 0;
+            for (int g = 0; g < p->nguards && !shared; g++)
+                for (int j = 0; j < guard_chain[g].n && !shared; j++) shared = guard_chain[g].fd[j] == mine->fd[i];
+            if (!shared) close(mine->fd[i]);
+        }
+        free(mine);
+    }
+    unsigned rec = m->flags & MF_REC ? AT_RECURSIVE : 0;
+    int tree = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | rec);
+    if (tree < 0) die("cannot bind %s", m->src);
+    close(src);
     if (attrs) {
         struct mount_attr a = { .attr_set = attrs };
         if (mount_setattr(tree, "", AT_EMPTY_PATH | rec, &a, sizeof a) < 0)
@@ -196,6 +386,35 @@ static void do_bind(const struct mount_op *m) {
     int t = S_ISDIR(st.st_mode) ? ensure_dir(m->dst, 0755) : ensure_file(m->dst);
     if (t < 0) die("cannot make mountpoint %s for %s", m->dst, m->src);
     attach(tree, t, m->src, m->dst);
+    /* Shallow guards first: a deeper one inside a hidden one is covered already, and one inside
+     * a read-only one is reached through it. */
+    for (int done = 0; done < nbelow; done++) {
+        int best = -1, bk = 0;
+        for (int i = 0; i < nbelow; i++) {
+            if (below[i] < 0) continue;
+            int k = chain_find(&guard_chain[below[i]], st.st_dev, st.st_ino);
+            if (best < 0 || k < bk) best = i, bk = k;
+        }
+        int g = below[best];
+        below[best] = -1;
+        int covered = 0;
+        for (int h = 0; h < p->nguards && !covered; h++)
+            covered = h != g && p->guards[h].hide && guard_chain[h].n && chain_find(&guard_chain[g], guard_chain[h].dev[0], guard_chain[h].ino[0]) > 0 &&
+                      chain_find(&guard_chain[h], st.st_dev, st.st_ino) > 0;
+        if (!covered) protect_below(m->dst, &guard_chain[g], bk, p->guards[g].hide, p->guards[g].path);
+    }
+}
+
+static void close_guards(const struct plan *p) {
+    if (!guard_chain) return;
+    for (int g = 0; g < p->nguards; g++)
+        for (int i = 0; i < guard_chain[g].n; i++) {
+            int fd = guard_chain[g].fd[i], seen = 0;
+            for (int h = 0; h < g && !seen; h++) seen = chain_find(&guard_chain[h], guard_chain[g].dev[i], guard_chain[g].ino[i]) >= 0;
+            if (!seen && fd >= 0) close(fd);
+        }
+    free(guard_chain);
+    guard_chain = NULL;
 }
 
 static void do_symlink(const struct mount_op *m) {
@@ -253,11 +472,11 @@ static void do_rofile(const struct mount_op *m) {
     attach(tree, t, "a read-only file", m->dst);
 }
 
-static void do_mount(const struct mount_op *m) {
+static void do_mount(const struct mount_op *m, const struct plan *p) {
     int fs, t;
     switch (m->kind) {
     case MK_BIND:
-        do_bind(m);
+        do_bind(m, p);
         break;
     case MK_TMPFS: {
         char mode[16];
@@ -411,16 +630,17 @@ void setup_root(const struct plan *p) {
     /* mount_setattr() changes a mount of a detached tree only at its root: a remount-ro (the
      * plan's last step, once every mountpoint exists: --read-only) waits for the attach. */
     for (int i = 0; i < p->nmounts; i++)
-        if (!detached || p->mounts[i].kind != MK_REMOUNT_RO) do_mount(&p->mounts[i]);
+        if (!detached || p->mounts[i].kind != MK_REMOUNT_RO) do_mount(&p->mounts[i], p);
 
     /* The staging tree (the new root on it) into our namespace, where pivot_root wants it:
      * over the host's /tmp, which is about to go. */
     if (detached) {
         if (move_mount(stagefd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount the new root");
         for (int i = 0; i < p->nmounts; i++)
-            if (p->mounts[i].kind == MK_REMOUNT_RO) do_mount(&p->mounts[i]);
+            if (p->mounts[i].kind == MK_REMOUNT_RO) do_mount(&p->mounts[i], p);
     }
     close(stagefd);
+    close_guards(p);
 
     /* Into the new root; the old one (staging + host) is stacked on "." and detached. */
     if (fchdir(rootfd) < 0) die("cannot enter the new root");

@@ -43,7 +43,7 @@ static int kind_of(const char *s) {
 static int mount_flags_of(const char *s, unsigned *out) {
     static const struct { const char *name; unsigned bit; } words[] = {
         { "ro", MF_RO }, { "rec", MF_REC }, { "optional", MF_OPTIONAL },
-        { "nosuid", MF_NOSUID }, { "nodev", MF_NODEV }, { "noexec", MF_NOEXEC },
+        { "nosuid", MF_NOSUID }, { "nodev", MF_NODEV }, { "noexec", MF_NOEXEC }, { "guard", MF_GUARD },
     };
     *out = 0;
     while (*s) {
@@ -202,6 +202,12 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
                 return fail(err, errlen, "bad keeper record");
             p->keeper_program = a[0];
             p->keeper_state = a[1];
+        } else if (strcmp(name, "guard") == 0) {
+            if (na != 2 || a[1][0] != '/' || (strcmp(a[0], "hide") && strcmp(a[0], "ro")))
+                return fail(err, errlen, "bad guard record");
+            if (p->nguards == PLAN_MAX_GUARDS) return fail(err, errlen, "too many guard records");
+            p->guards[p->nguards].hide = !strcmp(a[0], "hide");
+            p->guards[p->nguards++].path = a[1];
         } else if (strcmp(name, "argv") == 0) {
             if (na < 1) return fail(err, errlen, "empty command");
             if (!(p->argv = vec(a, na))) return fail(err, errlen, "out of memory");

@@ -1,14 +1,14 @@
 /*
  * The sandbox plan: what the Swift side decided, as the C side reads it.
  *
- * Wire format (version 2), written by Sources/Sandbox/SandboxPlan.swift:
+ * Wire format (version 4), written by Sources/Sandbox/SandboxPlan.swift:
  *
  *   plan   := record*
  *   record := u32 length (little endian) | payload[length]
  *   payload:= field*            each field is a NUL-terminated string
  *
  * The first field of a record is its name. The first record must be
- * "azl-plan" "1". Numbers are decimal text (modes octal). A record this
+ * "azl-plan" PLAN_VERSION. Numbers are decimal text (modes octal). A record this
  * helper does not know is an error: a helper and an azl-shell from different
  * builds must fail loudly, not half-apply a plan.
  *
@@ -33,8 +33,12 @@
  *   keeper PROGRAM STATE IDLE   keep the user namespace for these (helper-written) maps:
  *                               PROGRAM is azl-shell-sandbox, STATE the keeper's file, IDLE
  *                               its seconds without a run before it leaves (keeper.c)
+ *   guard hide|ro PATH          an azl-shell state folder of the user's: wherever a bind with
+ *                               the "guard" flag shows it, it is hidden (an empty read-only
+ *                               tmpfs) or read-only; decided by device and inode (mounts.c)
  *
- * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper.
+ * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper;
+ * 4 guard (issue 10).
  */
 #ifndef AZL_PLAN_H
 #define AZL_PLAN_H
@@ -42,12 +46,13 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PLAN_VERSION "3"
+#define PLAN_VERSION "4"
 #define PLAN_MAX_BYTES (16u << 20)
 #define PLAN_MAX_MOUNTS 256
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
 #define PLAN_MAX_BPF_INSNS 4096   /* BPF_MAXINSNS */
 #define PLAN_UTS_MAX 64           /* __NEW_UTS_LEN */
+#define PLAN_MAX_GUARDS 16
 
 enum ns_bits { NS_USER = 1, NS_MOUNT = 2, NS_PID = 4, NS_UTS = 8, NS_IPC = 16, NS_NET = 32 };
 enum plan_flags { PF_VERBOSE = 1, PF_PTY = 2 };
@@ -72,6 +77,8 @@ enum mount_flags {
     MF_NOSUID = 8,
     MF_NODEV = 16,
     MF_NOEXEC = 32,
+    MF_GUARD = 64,    /* a bind the user chose (working directory, volume): checked against the
+                       * guard records, which it may show or lie inside */
 };
 
 struct mount_op {
@@ -113,6 +120,9 @@ struct plan {
 
     const char *keeper_program, *keeper_state;   /* NULL: no kept user namespace */
     unsigned keeper_idle;
+
+    struct { const char *path; int hide; } guards[PLAN_MAX_GUARDS];
+    int nguards;
 };
 
 /* Parse BUF (LEN bytes; the plan keeps pointers into it). On error returns -1

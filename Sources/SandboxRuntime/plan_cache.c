@@ -9,8 +9,12 @@
  * these same functions, so a stored entry and a lookup can never disagree.
  *
  * Entry (written by PlanCache.store): the magic, then chunks (u32 little-endian length + bytes):
- * key, lock path; u32 dependency count; per dependency: path chunk, kind byte (0 content, 1
- * presence), u32 count, count u64 values (its identity when stored); the plan chunk.
+ * key, lock path; u32 dependency count; per dependency: path chunk, kind byte (AZL_DEP_*), u32
+ * count, count u64 values (its identity when stored); the plan chunk; last, the state MAC
+ * (state_mac.c, purpose "plan") of everything before it. Nothing of an entry is believed before
+ * its MAC is: a command in a sandbox may write into any folder its binds expose, this one
+ * included (issue 10: a command's own `--root` once named the folder), and an entry it wrote
+ * is carried out on the host.
  */
 #include "azl_sandbox.h"
 #include "sandbox.h"
@@ -18,15 +22,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#define MAGIC "azl-plan-cache 2\n"
+#define MAGIC "azl-plan-cache 3\n"
 #define ENTRY_MAX (1u << 20)
 
 /* The variables `run` reads (state folders, and what PlanBuilder copies into the command's
@@ -71,15 +77,56 @@ static const char *value(char *const envp[], const char *name) {
     return NULL;
 }
 
-char *azl_plan_cache_directory(char *const argv[], char *const envp[], const char *cwd) {
-    /* As Paths resolves the cache folder: --root DIR (ours: before "--") -> DIR/cache,
-     * AZL_SHELL_ROOT, $XDG_CACHE_HOME/azl-shell, ~/.cache/azl-shell; plus /plans. */
-    const char *root = NULL;
-    for (int i = 1; argv[i] && strcmp(argv[i], "--"); i++) {
-        if (!strcmp(argv[i], "--root")) root = argv[i + 1] && strcmp(argv[i + 1], "--") ? argv[++i] : NULL;
-        else if (!strncmp(argv[i], "--root=", 7)) root = argv[i] + 7;
+/* `run`'s own options (RunCommand, GlobalOptions, PullOptionsGroup in Sources/Commands): 1 takes
+ * a value, 0 is a flag. The test `runOptionTableMatchesTheParser` holds this table against the
+ * option parser's own description of `run`, so the two cannot drift apart. */
+static const struct { const char *name; int value; } run_options[] = {
+    { "--root", 1 }, { "--verbose", 0 }, { "-v", 0 }, { "--quiet", 0 }, { "-q", 0 },
+    { "--platform", 1 }, { "--tls-verify", 1 }, { "--creds", 1 }, { "--json", 0 },
+    { "--image", 1 }, { "--rootfs", 1 }, { "--env", 1 }, { "-e", 1 }, { "--volume", 1 },
+    { "--workdir", 1 }, { "-w", 1 }, { "--user", 1 }, { "-u", 1 }, { "--hostname", 1 },
+    { "--network", 1 }, { "--read-only", 0 }, { "--id-map", 1 }, { "--kernel", 1 },
+    { "--cap-add", 1 }, { "--cap-drop", 1 }, { "--dry-run", 0 }, { "--help", 0 }, { "-h", 0 }, { "--version", 0 },
+    { NULL, 0 },
+};
+
+static int option_kind(const char *word, size_t n) {
+    for (int i = 0; run_options[i].name; i++)
+        if (strlen(run_options[i].name) == n && !memcmp(run_options[i].name, word, n)) return run_options[i].value;
+    return -1;
+}
+
+int azl_run_option_kind(const char *name) { return option_kind(name, strlen(name)); }
+
+/* The --root among azl-shell's own options of `azl-shell run ...`, which end at "--" or at the
+ * first word that is not one of them (the command's: `run --image deb dpkg --root ./sysroot -l`
+ * gives dpkg its own --root). -1 for any word this reader cannot be sure of the way the option
+ * parser reads it (an unknown option, -eVALUE, -vq): then nothing is cached. */
+static int run_root_option(char *const argv[], const char **root) {
+    *root = NULL;
+    if (!argv[0] || !argv[1] || strcmp(argv[1], "run")) return -1;
+    for (int i = 2; argv[i]; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) return 0;
+        if (a[0] != '-') return 0;
+        if (!a[1]) return -1;
+        const char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
+        size_t n = eq ? (size_t)(eq - a) : strlen(a);
+        int kind = option_kind(a, n);
+        if (kind < 0 || (kind == 0 && eq)) return -1;
+        if (kind == 0) continue;
+        const char *v = eq ? eq + 1 : argv[++i];
+        if (!v) return -1;
+        if (n == 6 && !memcmp(a, "--root", 6)) *root = v;
     }
-    const char *base, *suffix;
+    return 0;
+}
+
+char *azl_plan_cache_directory(char *const argv[], char *const envp[], const char *cwd) {
+    /* As Paths resolves the cache folder: --root DIR -> DIR/cache, AZL_SHELL_ROOT,
+     * $XDG_CACHE_HOME/azl-shell, ~/.cache/azl-shell; plus /plans. */
+    const char *root, *base, *suffix;
+    if (run_root_option(argv, &root) < 0) return NULL;
     if (!root) root = value(envp, "AZL_SHELL_ROOT");
     if (root && *root) { base = root; suffix = "/cache/plans"; }
     else if ((base = value(envp, "XDG_CACHE_HOME"))) suffix = "/azl-shell/plans";
@@ -135,15 +182,24 @@ long azl_plan_cache_key(char *const argv[], char *const envp[], const char *cwd,
     return (long)b.len;
 }
 
-int azl_plan_cache_identity(const char *path, int content_too, unsigned long long out[9]) {
+int azl_plan_cache_identity(const char *path, int kind, unsigned long long out[9]) {
     /* Device, inode, type and, for content, mode, size, mtime and ctime: a rename over it, an
-     * edit and a chmod all change one. [0] for a missing file. Symlinks are followed. */
+     * edit and a chmod all change one. [0] for a missing file. Symlinks are followed, except
+     * for a resolved path (a bind source as the plan names it), which must still resolve
+     * without any: the runtime opens it so (mounts.c), and a symlink planted on the way since
+     * is a miss here rather than a refused bind on every later run. */
     struct stat st;
-    if (stat(path, &st) < 0) { out[0] = 0; return 1; }
+    if (kind == AZL_DEP_RESOLVED) {
+        struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
+        int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+        int ok = fd >= 0 && fstat(fd, &st) == 0;
+        if (fd >= 0) close(fd);
+        if (!ok) { out[0] = 0; return 1; }
+    } else if (stat(path, &st) < 0) { out[0] = 0; return 1; }
     out[0] = 1;
     out[1] = (unsigned long long)st.st_dev;
     out[2] = (unsigned long long)st.st_ino;
-    if (!content_too) { out[3] = st.st_mode & S_IFMT; return 4; }
+    if (kind != AZL_DEP_CONTENT) { out[3] = st.st_mode & S_IFMT; return 4; }
     out[3] = st.st_mode;
     out[4] = (unsigned long long)(long long)st.st_size;
     out[5] = (unsigned long long)(long long)st.st_mtim.tv_sec;
@@ -187,8 +243,8 @@ void azl_plan_cache_file_name(const unsigned char *key, long keylen, char out[32
     snprintf(out, 32, "%016llx.plan", azl_fnv1a(key, (size_t)keylen));
 }
 
-/* An entry only this user wrote, in a folder only this user can write: a plan is carried out
- * with the user's own rights, so nobody else may plant one (a shared --root). */
+/* An entry of this user's, in a folder only this user can write (a shared --root): cheap checks
+ * before the MAC, which is what decides. */
 static unsigned char *read_entry(const char *dir, const char *name, size_t *len) {
     struct stat st;
     if (stat(dir, &st) < 0 || st.st_uid != getuid() || (st.st_mode & 022)) return NULL;
@@ -256,7 +312,8 @@ static int current(struct reader *r) {
         uint32_t c;
         if (chunk_path(r, path) || take(r, 1, &kind) || u32(r, &c) || c > 16 || take(r, (size_t)c * 8, &v)) return 0;
         unsigned long long now[9];
-        int k = azl_plan_cache_identity(path, kind[0] == 0, now);
+        if (kind[0] > AZL_DEP_RESOLVED) return 0;
+        int k = azl_plan_cache_identity(path, kind[0], now);
         if ((uint32_t)k != c) return 0;
         for (int j = 0; j < k; j++) {
             unsigned long long was = 0;
@@ -277,7 +334,9 @@ void azl_plan_cache_replay(int argc, char **argv, char **envp) {
     azl_plan_cache_file_name(key, keylen, name);
     size_t len = 0;
     int lock = -1;
-    if (!(entry = read_entry(dir, name, &len))) goto miss;
+    if (!(entry = read_entry(dir, name, &len)) || len < AZL_STATE_MAC_LEN ||
+        !azl_state_mac_ok("plan", entry, len - AZL_STATE_MAC_LEN, entry + len - AZL_STATE_MAC_LEN)) goto miss;
+    len -= AZL_STATE_MAC_LEN;
     struct reader r = { entry, len, 0 };
     const unsigned char *p, *plan;
     uint32_t n, plen;

@@ -24,8 +24,9 @@ import TestSupport
         for _ in 0..<n {
             guard let p = u32(), skip(p + 1), let c = u32(), skip(c * 8) else { return nil }
         }
-        guard let len = u32(), bytes.count - pos == len else { return nil }
-        return Array(bytes[pos...])
+        // The plan, then the entry's MAC (32 bytes).
+        guard let len = u32(), bytes.count - pos == len + 32 else { return nil }
+        return Array(bytes[pos..<(pos + len)])
     }
 
     @Test func theOlderWayBuildsTheSameSandbox() throws {
@@ -39,16 +40,16 @@ import TestSupport
         let sources = try FileManager.default.contentsOfDirectory(atPath: rt).filter { $0.hasSuffix(".c") }.map { rt + "/" + $0 }
         let cc = Subprocess.run(["/usr/bin/env", "cc", "-O1", "-Wall", "-Werror", "-D_GNU_SOURCE", "-DAZL_TEST_PIVOT_STAGING",
                                  "-I", rt, "-I", rt + "/include", "-o", bin + "/azl-shell-sandbox"]
-                                + sources + [Self.repo + "/Sources/azl-shell-sandbox/main.c"])
+                                + sources + [Self.repo + "/Sources/azl-shell-sandbox/main.c", "-lnettle"])
         #expect(cc.status == 0, "\(cc)")
         f.r.chownTree(bin)
         let work = try f.r.makeDirectory("work")
         let plans = f.state + "/cache/plans"
         func entries() -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: plans)) ?? []) }
         /// The command line run as usual (which stores its plan), then its plan through the built helper.
-        func run(_ args: [String]) throws -> (usual: RunResult, older: RunResult) {
+        func run(_ args: [String], cwd: String? = nil) throws -> (usual: RunResult, older: RunResult) {
             let before = entries()
-            let usual = f.r.run([f.r.azlShell, "run", "--image", "alp:3.20"] + args, env: ["AZL_SHELL_ROOT": f.state], cwd: work)
+            let usual = f.r.run([f.r.azlShell, "run", "--image", "alp:3.20"] + args, env: ["AZL_SHELL_ROOT": f.state], cwd: cwd ?? work)
             let new = entries().subtracting(before)
             let name = try #require(new.count == 1 ? new.first : nil, "no plan stored for \(args): \(usual)")
             let entry = try [UInt8](Data(contentsOf: URL(fileURLWithPath: plans + "/" + name)))
@@ -57,7 +58,7 @@ import TestSupport
             try Data(plan).write(to: URL(fileURLWithPath: file))
             chown(file, f.r.uid, f.r.gid)
             let older = f.r.run(["/bin/sh", "-c", "exec 3<\"$0\" && exec \"$1\" --plan-fd 3", file, bin + "/azl-shell-sandbox"],
-                                env: ["AZL_SHELL_ROOT": f.state], cwd: work)
+                                env: ["AZL_SHELL_ROOT": f.state], cwd: cwd ?? work)
             return (usual, older)
         }
         let script = """
@@ -81,5 +82,8 @@ import TestSupport
         #expect(ro.older.status != 0 && ro.older.stderr.contains("Read-only"), "\(ro)")
         let tmp = try run(["--read-only", "--", "sh", "-c", "touch /tmp/x /run/x && echo ok"])
         #expect(tmp.older.status == 0 && tmp.older.stdout == "ok\n", "\(tmp)")
+        // State folders are found the same way with the host at /oldroot: hidden.
+        let hidden = try run(["--", "sh", "-c", "ls -A \(f.state) | wc -l; touch ./ok && echo ok"], cwd: f.r.base)
+        #expect(hidden.older.status == 0 && hidden.older.stdout == "0\nok\n", "\(hidden)")
     }
 }

@@ -217,10 +217,30 @@ import TestSupport
         let ns = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(shPid)/ns/user")
         let ino = ns.filter(\.isNumber)
         let big = String(UInt64.max)
-        try "azl-userns 2 \(shPid) \(ino) \(big) \(big) \(big) \(big)\n".write(toFile: k2.file, atomically: false, encoding: .utf8)
+        try "azl-userns 3 \(shPid) \(ino) \(big) \(big) \(big) \(big)\n".write(toFile: k2.file, atomically: false, encoding: .utf8)
         chown(k2.file, f.r.uid, f.r.gid)
         let forged = f.azl([Self.probe[0], "--verbose"] + Array(Self.probe.dropFirst()))
         #expect(forged.status == 0 && Array(lines(forged).dropFirst()) == ["2", "123:456"], "\(forged)")
         #expect(!forged.stderr.contains("kept for this id map"), "a run joined a namespace with another map: \(forged)")
+    }
+
+    /// Issue 10: the state file decides which namespace a run joins, and the cache folder may be
+    /// written by someone else (a sandboxed command, before it was hidden): without the MAC of
+    /// the user's secret, a line is not believed, however right it looks.
+    @Test func aStateFileWhoseMacIsWrongIsNeverJoined() throws {
+        guard let f = try fixture() else { return }
+        let verbose = [Self.probe[0], "--verbose"] + Array(Self.probe.dropFirst())
+        _ = f.azl(Self.probe)
+        let k = try #require(keepers(f).first, "no keeper started")
+        let joined = f.azl(verbose)
+        #expect(joined.status == 0 && joined.stderr.contains("kept for this id map"), "the live keeper is joined: \(joined)")
+        // The real line, its MAC changed in one digit; the keeper still holds the lock.
+        var text = try String(contentsOfFile: k.file, encoding: .utf8)
+        let last = try #require(text.dropLast().last)
+        text = String(text.dropLast(2)) + (last == "0" ? "1" : "0") + "\n"
+        try text.write(toFile: k.file, atomically: false, encoding: .utf8)
+        let forged = f.azl(verbose)
+        #expect(forged.status == 0 && !forged.stderr.contains("kept for this id map"), "a line without its MAC was believed: \(forged)")
+        #expect(Array(lines(forged).dropFirst()) == ["2", "123:456"], "the run maps its own namespace instead: \(forged)")
     }
 }

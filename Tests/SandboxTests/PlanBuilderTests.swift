@@ -133,9 +133,9 @@ struct PlanBuilderTests {
         let vol = try #require(index(p, "/home/u/project/cache"))
         #expect(cwd < vol)
         #expect(index(p, "/tmp")! < cwd)
-        #expect(p.mounts[cwd] == .bind(source: "/home/u/project", target: "/home/u/project", flags: [.recursive]))
-        #expect(p.mounts[vol] == .bind(source: "/data/cache", target: "/home/u/project/cache", flags: [.recursive, .readOnly]))
-        #expect(p.mounts.contains(.bind(source: "/home/u/project/rel", target: "/srv/x", flags: [.recursive])))
+        #expect(p.mounts[cwd] == .bind(source: "/home/u/project", target: "/home/u/project", flags: [.recursive, .guarded]))
+        #expect(p.mounts[vol] == .bind(source: "/data/cache", target: "/home/u/project/cache", flags: [.recursive, .readOnly, .guarded]))
+        #expect(p.mounts.contains(.bind(source: "/home/u/project/rel", target: "/srv/x", flags: [.recursive, .guarded])))
         #expect(p.workingDirectory == "/home/u/project")
     }
 
@@ -308,7 +308,7 @@ struct PlanEncodingTests {
         let p = try b.build()
         let d = p.description
         #expect(d.contains("root overlay of /t"))
-        #expect(d.contains("mount bind /w <- /w [rec]"))
+        #expect(d.contains("mount bind /w <- /w [rec,guard]"))
         #expect(d.contains("argv /bin/sh"))
     }
 }

@@ -15,7 +15,7 @@ struct PlanSafetyTests {
         var r = RunRequest(rootfs: PlanSafetyTests.rootfs, imageName: "alp")
         r.command = ["true"]
         r.volumes = volumes
-        r.protectedPaths = [PlanSafetyTests.store, "/home/u/.cache/azl-shell"]
+        r.stateFolders = [(PlanSafetyTests.store, true), ("/home/u/.cache/azl-shell", true), ("/home/u/.config/azl-shell", false)]
         edit(&r)
         let host = HostFacts(uid: 1000, gid: 1000, userName: "u", home: "/home/u", cwd: cwd)
         var b = PlanBuilder(request: r, host: host, readImageFile: { _ in nil }, hostPathExists: { _ in true },
@@ -30,55 +30,46 @@ struct PlanSafetyTests {
         }
     }
 
-    @Test func aWorkingDirectoryHoldingTheStoreGetsItReadOnlyOnTop() throws {
-        let b = binds(try plan(cwd: "/home/u"))
-        let cwd = try #require(b.firstIndex { $0.target == "/home/u" })
-        #expect(!b[cwd].ro, "the working directory itself stays writable")
-        let store = try #require(b.firstIndex { $0.source == PlanSafetyTests.store })
-        #expect(b[store].ro && b[store].target == PlanSafetyTests.store && store > cwd, "\(b)")
-        #expect(b.contains { $0.source == "/home/u/.cache/azl-shell" && $0.ro })
+    func guarded(_ p: SandboxPlan) -> [String] {
+        p.mounts.compactMap { if case .bind(_, let t, let f) = $0, f.contains(.guarded) { return t }; return nil }
     }
 
-    @Test func foldersBetweenTheBindAndTheStateAreMountpointsBelowTheReadOnlyBinds() throws {
-        // Default layout, run from ~: ~/.local, ~/.local/share and ~/.cache become mountpoints
-        // (bound onto themselves, writable), shallow first; then the read-only binds on top.
-        let p = try plan(cwd: "/home/u")
-        let b = binds(p)
-        let cwd = try #require(b.firstIndex { $0.target == "/home/u" })
-        let order = b[(cwd + 1)...].map { "\($0.target) \($0.ro ? "ro" : "rw")" }
-        #expect(order == ["/home/u/.cache rw", "/home/u/.local rw", "/home/u/.local/share rw",
-                          "/home/u/.cache/azl-shell ro", "/home/u/.local/share/azl-shell ro"] , "\(order)")
-        // A cache folder inside the store is covered by the store's bind: nothing writable on top.
-        let q = binds(try plan(cwd: "/data") { $0.protectedPaths = ["/data/state", "/data/state/cache"] })
-        let afterStore = q.drop { !($0.source == "/data/state" && $0.ro) }.dropFirst()
-        #expect(q.contains { $0.source == "/data/state" && $0.ro }, "\(q)")
-        #expect(afterStore.isEmpty, "\(q)")
+    @Test func theUsersBindsAreGuardedAndEveryStateFolderIsNamed() throws {
+        // What is hidden where is decided by the runtime on device and inode (mounts.c; the
+        // CLI tests attack it); the plan names the folders and marks the binds to check.
+        let p = try plan(cwd: "/home/u", volumes: ["/data:/d"])
+        #expect(guarded(p) == ["/d", "/home/u"], "\(p.mounts)")
+        #expect(p.guards == [.init(path: PlanSafetyTests.store, hide: true), .init(path: "/home/u/.cache/azl-shell", hide: true),
+                             .init(path: "/home/u/.config/azl-shell", hide: false)], "\(p.guards)")
+        #expect(!binds(p).contains { $0.source.hasPrefix(PlanSafetyTests.store) }, "no state folder is bound by path any more")
+        #expect(!guarded(p).contains("/sys") && !guarded(p).contains("/etc/resolv.conf"), "system binds are not the user's")
     }
 
-    @Test func aVolumeInsideTheWorkingDirectoryStaysOnTopOfTheProtection() throws {
-        let b = binds(try plan(cwd: "/home/u", volumes: ["/data:/home/u/.local/data"]))
-        let vol = try #require(b.firstIndex { $0.target == "/home/u/.local/data" })
-        let local = try #require(b.firstIndex { $0.target == "/home/u/.local" })
-        #expect(local < vol, "the self-bind of ~/.local would hide the volume: \(b)")
+    @Test func aBindFromInsideAHiddenStateFolderIsRefusedOrNotMade() throws {
+        #expect(throws: AZLError.self) { try plan(cwd: "/srv/x", volumes: [PlanSafetyTests.store + "/trees:/t"]) }
+        #expect(throws: AZLError.self) { try plan(cwd: "/srv/x", volumes: ["/home/u/.cache/azl-shell:/c"]) }
+        let p = try plan(cwd: "/home/u/.cache/azl-shell/plans")
+        #expect(!binds(p).contains { $0.target == "/home/u/.cache/azl-shell/plans" }, "\(binds(p))")
+        // The config folder is only read-only: a bind from inside it is made (the runtime makes it read-only).
+        #expect(guarded(try plan(cwd: "/srv/x", volumes: ["/home/u/.config/azl-shell:/cfg"])).contains("/cfg"))
     }
 
-    @Test func aVolumeOfAParentOrOfTheStoreItselfCannotWriteIt() throws {
-        let b = binds(try plan(cwd: "/srv/x", volumes: ["/home:/h", PlanSafetyTests.store + "/trees:/t"]))
-        #expect(b.contains { $0.source == PlanSafetyTests.store && $0.target == "/h/u/.local/share/azl-shell" && $0.ro }, "\(b)")
-        #expect(b.contains { $0.source == PlanSafetyTests.store + "/trees" && $0.target == "/t" && $0.ro }, "\(b)")
-        let whole = binds(try plan(cwd: "/srv/x", volumes: ["/:/host"]))
-        #expect(whole.contains { $0.source == PlanSafetyTests.store && $0.target == "/host" + PlanSafetyTests.store && $0.ro }, "\(whole)")
-    }
-
-    @Test func pathsAreComparedAfterResolvingThem() throws {
+    @Test func stateFoldersAreNamedResolvedAndOnce() throws {
         // AZL_SHELL_ROOT with a trailing slash, or reached through a symlink, is the same store.
         let real = ["/link/state": PlanSafetyTests.store]
-        let p = try plan(cwd: PlanSafetyTests.rootfs + "/etc", resolve: { real[$0] ?? $0 }) {
-            $0.protectedPaths = ["/link/state/"]
+        let p = try plan(cwd: "/home/u", resolve: { real[$0] ?? $0 }) {
+            $0.stateFolders = [("/link/state/", true), (PlanSafetyTests.store, true), ("/link/state/cache", true)]
         }
-        #expect(!binds(p).contains { $0.target == PlanSafetyTests.rootfs + "/etc" }, "the cached tree was bound")
-        let q = try plan(cwd: "/home/u", resolve: { real[$0] ?? $0 }) { $0.protectedPaths = ["/link/state"] }
-        #expect(binds(q).contains { $0.source == PlanSafetyTests.store && $0.ro })
+        #expect(p.guards.map(\.path) == [PlanSafetyTests.store, "/link/state/cache"], "\(p.guards)")
+        let q = try plan(cwd: PlanSafetyTests.rootfs + "/etc", resolve: { real[$0] ?? $0 }) { $0.stateFolders = [("/link/state/", true)] }
+        #expect(!binds(q).contains { $0.target == PlanSafetyTests.rootfs + "/etc" }, "the cached tree was bound")
+    }
+
+    @Test func everyStoreCacheAndConfigOfTheUserIsAStateFolder() {
+        let f = Paths.stateFolders(rootOption: "/r", environment: ["HOME": "/home/u", "AZL_SHELL_ROOT": "/a", "XDG_CACHE_HOME": "/xc"])
+        let hidden = Set(f.filter(\.hide).map(\.path)), ro = Set(f.filter { !$0.hide }.map(\.path))
+        #expect(hidden == ["/r", "/r/cache", "/a", "/a/cache", "/home/u/.local/share/azl-shell", "/xc/azl-shell", "/home/u/.cache/azl-shell"])
+        #expect(ro == ["/home/u/.config/azl-shell"])
     }
 
     @Test func bindSourcesAndTheTreeAreResolvedOnTheHost() throws {
@@ -145,5 +136,24 @@ struct PlanSafetyTests {
         #expect(dir(["--root=/r"], []) == "/r/cache/plans")
         #expect(dir(["--", "cmd", "--root", "/x"], ["HOME=/h"]) == "/h/.cache/azl-shell/plans", "the command's words are not ours")
         #expect(dir([], []) == nil)
+    }
+
+    /// Issue 10, finding 1: `run --image deb dpkg --root ./sysroot -l` once read the command's
+    /// own --root as ours, and replayed plans from a folder the sandbox could write.
+    @Test func theCommandsOwnWordsNeverNameTheCacheFolder() {
+        func dir(_ args: [String]) -> String? {
+            PlanCache.directory(arguments: ["azl-shell", "run"] + args, environment: ["HOME=/h"], cwd: "/w")
+        }
+        let mine = "/h/.cache/azl-shell/plans"
+        #expect(dir(["--image", "deb", "dpkg", "--root", "./sysroot", "-l"]) == mine)
+        #expect(dir(["--image", "deb", "dpkg", "--root=./sysroot"]) == mine)
+        #expect(dir(["--image", "deb", "--", "dpkg", "--root", "/x"]) == mine)
+        #expect(dir(["-e", "--root", "--image", "deb", "true"]) == mine, "--root is -e's value here")
+        #expect(dir(["--read-only", "--root", "/r", "true", "--root", "/x"]) == "/r/cache/plans")
+        #expect(dir(["-v", "-w", "/tmp", "--root=/r", "sh", "-c", "--root=/x"]) == "/r/cache/plans")
+        // What this reader cannot be sure of is no cache at all (the option parser decides).
+        #expect(dir(["--no-such-option", "--root", "/x", "true"]) == nil)
+        #expect(dir(["-eFOO", "--root", "/x", "true"]) == nil)
+        #expect(dir(["--read-only=yes", "true"]) == nil)
     }
 }

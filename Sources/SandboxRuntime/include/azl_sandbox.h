@@ -32,8 +32,26 @@ long azl_plan_cache_key(char *const argv[], char *const envp[], const char *cwd,
 unsigned long long azl_fnv1a(const void *data, size_t len);
 /* The entry's file name for KEY: 16 hex digits of its FNV-1a and ".plan". */
 void azl_plan_cache_file_name(const unsigned char *key, long keylen, char out[32]);
-/* What identifies PATH now, into OUT; returns how many values (1 for a missing file, 4 without
- * CONTENT_TOO, else 9). */
-int azl_plan_cache_identity(const char *path, int content_too, unsigned long long out[9]);
+/* Dependency kinds: its content matters; only which file it is; which file it is, reached
+ * without following any symlink (a bind source as the plan names it). */
+enum { AZL_DEP_CONTENT = 0, AZL_DEP_PRESENCE = 1, AZL_DEP_RESOLVED = 2 };
+/* What identifies PATH now, into OUT; returns how many values (1 for a missing file, 4 for
+ * presence, 9 for content). */
+int azl_plan_cache_identity(const char *path, int kind, unsigned long long out[9]);
+/* `run`'s own option NAME ("--root", "-e"): 1 takes a value, 0 a flag, -1 not one of ours. */
+int azl_run_option_kind(const char *name);
+
+/* The state MAC (state_mac.c): HMAC-SHA256 under a secret kept in the user's kernel keyring,
+ * which no sandbox can read. */
+#define AZL_STATE_KEY_LEN 32
+#define AZL_STATE_MAC_LEN 32
+/* The secret (created on first use); -1 when this machine has no keyring for us (then keep and
+ * trust no state), or AZL_SHELL_STATE_KEY=off. */
+int azl_state_key(unsigned char key[AZL_STATE_KEY_LEN]);
+/* The MAC of DATA for PURPOSE ("plan", "seccomp", "keeper": one never passes for another). */
+void azl_state_mac(const unsigned char key[AZL_STATE_KEY_LEN], const char *purpose, const void *data, size_t len,
+                   unsigned char out[AZL_STATE_MAC_LEN]);
+/* Whether MAC is DATA's for PURPOSE under this user's secret (constant time); 0 without one. */
+int azl_state_mac_ok(const char *purpose, const void *data, size_t len, const unsigned char mac[AZL_STATE_MAC_LEN]);
 
 #endif
