@@ -196,7 +196,9 @@ struct KernelPolicyTests {
         #expect(pfc.contains("& 0xffffffff == 21522"))    // TIOCSTI on the low 32 bits
         #expect(!pfc.contains("$syscall == 452\n    action ERRNO(38)"))  // fchmodat2 exists in 6.6
         #if arch(x86_64)
-        #expect(pfc.contains("filter for arch x86 "))      // the i386 compat ABI is filtered too
+        #expect(pfc.contains("filter for arch i386 (1073741827)"))   // the i386 compat ABI is filtered too, by i386 number
+        #expect(pfc.contains("if ($syscall >= 454 && $syscall <= 470)\n    action ERRNO(38);"))
+        #expect(pfc.contains("if ($syscall == 25)\n    action ERRNO(1);"))      // stime, i386 only
         #expect(pfc.contains("invalid architecture action\naction ERRNO(38)"))
         #endif
     }
