@@ -2,7 +2,8 @@
 """Generate Sources/Kernel/SyscallTable+Generated.swift from the checked-in data.
 
 Inputs (both in this repository):
-  * kernel-data/syscalls-x86_64.tsv, kernel-data/syscalls-aarch64.tsv  (nr<TAB>name<TAB>since)
+  * kernel-data/syscalls-x86_64.tsv, kernel-data/syscalls-aarch64.tsv  (nr<TAB>name<TAB>since),
+    kernel-data/syscalls-i386.tsv (x86_64's 32-bit compat ABI)
   * rootfs-manifests/kernels.toml  ([profile."NAME"] tables: release, version, major, minor, patch, source)
 
 `azl-shell run` then pays no file I/O and no parsing for either: the tables are Swift
@@ -26,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(ROOT, "Sources", "Kernel", "SyscallTable+Generated.swift")
 ARCHES = [("x86_64", "x86_64"), ("aarch64", "aarch64")]
+COMPAT_ABIS = [("i386", "i386")]
 
 
 def vcode(since):
@@ -85,6 +87,14 @@ def render():
         rows = read_table(arch)
         lines.append(f"        .{case}: [")
         for nr, name, since in rows:
+            lines.append(f"            ({nr}, \"{name}\", {vcode(since)}),  // {since}")
+        lines.append("        ],")
+    lines += ["    ]", ""]
+    lines.append("    /// The same for the 32-bit compat ABIs that have a table.")
+    lines.append("    static let generatedCompatRows: [CompatABI: [(nr: Int32, name: String, since: Int)]] = [")
+    for abi, case in COMPAT_ABIS:
+        lines.append(f"        .{case}: [")
+        for nr, name, since in read_table(abi):
             lines.append(f"            ({nr}, \"{name}\", {vcode(since)}),  // {since}")
         lines.append("        ],")
     lines += ["    ]", "}", ""]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate kernel-data/syscalls-x86_64.tsv and kernel-data/syscalls-aarch64.tsv.
+"""Generate kernel-data/syscalls-x86_64.tsv, syscalls-aarch64.tsv and syscalls-i386.tsv.
 
 Output columns: nr<TAB>name<TAB>since   (since = first Linux version in which the
 syscall works on that architecture; a target kernel older than `since` answers
@@ -15,6 +15,8 @@ Inputs (all local, no network):
         /usr/include/x86_64-linux-gnu/asm/unistd_64.h
         /usr/include/asm-generic/unistd.h   (preprocessed with cpp the way
                                              arch/arm64 includes it)
+    i386 (the 32-bit compat ABI of x86_64, `int $0x80`): asm/unistd_32.h, generated
+    from arch/x86/entry/syscalls/syscall_32.tbl.
   * Numbers added after Linux 6.1 (451..470, and x86_64's 335/336) are listed in
     NEWER below; they were read from the kernel's own tables (see SOURCES).
   * VERSIONS for syscalls numbered below 424 come from the "Kernel" column of the
@@ -38,6 +40,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 X86_HEADER = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
+I386_HEADER = "/usr/include/x86_64-linux-gnu/asm/unistd_32.h"
 GENERIC_HEADER = "/usr/include/asm-generic/unistd.h"
 MAN_SYSCALLS = "/usr/share/man/man2/syscalls.2.gz"
 
@@ -51,6 +54,10 @@ SOURCES = """\
 #    of a Linux 6.17 tree (nhatz11/linux-6.17, ends at 469 file_setattr, no 336) and of
 #    a Linux 6.19.9 tree (AlfredoFerreira04/scheduler-linux-6.19.9-env: 335 uretprobe,
 #    336 uprobe, 470 listns)
+#  - i386: asm/unistd_32.h (same package, from syscall_32.tbl) for numbers <= 450;
+#    451..470 from syscall_32.tbl as shown by CachyOS/linux 0cde00e0e249 (451..462, 453
+#    map_shadow_stack included) and the listns hookup patch (linux-fsdevel 2025-10-21: 467..469
+#    present, 470 added); layout checked against torvalds/linux syscall_32.tbl 00198a6eaf66
 #  - versions: man-pages syscalls(2) "Kernel" column (manpages-dev 6.03) for nr < 424,
 #    corrected where the per-call man page or the kernel history disagrees; every
 #    nr >= 424 set explicitly and cross-checked with libseccomp src/syscalls.csv
@@ -177,6 +184,40 @@ AARCH64_OVERRIDES = {
     "finit_module": "3.8",
 }
 
+# i386 (x86_64's IA32 emulation): where the i386 ABI got a call later than the man page's
+# version (which is often the x86_64 or the socketcall/ipc-multiplexed one), or never had it.
+I386_OVERRIDES = {
+    "membarrier": "4.3",
+    "pkey_mprotect": "4.9",
+    "pkey_alloc": "4.9",
+    "pkey_free": "4.9",
+    # Before 4.12 arch_prctl was x86_64 only; 4.12 wired it for 32-bit (ARCH_*_CPUID).
+    "arch_prctl": "4.12",
+}
+# Direct socket syscalls on i386 (before: only through socketcall, 102): Linux 4.3.
+for _n in ("socket", "socketpair", "bind", "connect", "listen", "accept4", "getsockopt",
+           "setsockopt", "getsockname", "getpeername", "sendto", "sendmsg", "recvfrom",
+           "recvmsg", "shutdown"):
+    I386_OVERRIDES[_n] = "4.3"
+# Direct SysV IPC syscalls on i386 (before: only through ipc, 117) and the y2038 *_time64
+# calls: Linux 5.1 (syscall_32.tbl 393..402 and 403..423; libseccomp x86_kver SCMP_KV_5_1
+# for the time64 ones).
+for _n in ("semget", "semctl", "shmget", "shmctl", "shmat", "shmdt", "msgget", "msgsnd",
+           "msgrcv", "msgctl", "clock_gettime64", "clock_settime64", "clock_adjtime64",
+           "clock_getres_time64", "clock_nanosleep_time64", "timer_gettime64",
+           "timer_settime64", "timerfd_gettime64", "timerfd_settime64", "utimensat_time64",
+           "pselect6_time64", "ppoll_time64", "io_pgetevents_time64", "recvmmsg_time64",
+           "mq_timedsend_time64", "mq_timedreceive_time64", "semtimedop_time64",
+           "rt_sigtimedwait_time64", "futex_time64", "sched_rr_get_interval_time64"):
+    I386_OVERRIDES[_n] = "5.1"
+
+# i386 slots in syscall_32.tbl without an entry point (always ENOSYS).
+I386_NEVER_IMPLEMENTED = {
+    "break", "stty", "gtty", "ftime", "prof", "lock", "mpx", "ulimit", "profil", "idle",
+    "create_module", "get_kernel_syms", "query_module", "afs_syscall", "getpmsg", "putpmsg",
+    "nfsservctl", "vserver",
+}
+
 # x86_64 slots present in syscall_64.tbl without an entry point (always ENOSYS).
 X86_NEVER_IMPLEMENTED = {
     "uselib", "create_module", "get_kernel_syms", "query_module", "nfsservctl",
@@ -191,7 +232,7 @@ REMOVED = {
                        "removal believed to be Linux 6.7 -- not verified"),
 }
 
-X86_FLOOR = (2, 6)      # x86_64 ABI as it stood in Linux 2.6.0
+X86_FLOOR = (2, 6)      # x86_64 and i386 ABIs as they stood in Linux 2.6.0
 AARCH64_FLOOR = (3, 7)  # arm64 port merged in Linux 3.7
 
 KEY_FACTS = [  # (arch, nr, name, since) the project's tests depend on
@@ -208,6 +249,15 @@ KEY_FACTS = [  # (arch, nr, name, since) the project's tests depend on
     ("both", 467, "open_tree_attr", "6.15"),
     ("both", 468, "file_getattr", "6.17"),
     ("both", 469, "file_setattr", "6.17"),
+    # i386 only (finding 6 of issue 10): the uname family and the clock setters.
+    ("i386", 59, "oldolduname", "2.6"),
+    ("i386", 109, "olduname", "2.6"),
+    ("i386", 122, "uname", "2.6"),
+    ("i386", 25, "stime", "2.6"),
+    ("i386", 403, "clock_gettime64", "5.1"),
+    ("i386", 404, "clock_settime64", "5.1"),
+    ("i386", 393, "semget", "5.1"),
+    ("i386", 359, "socket", "4.3"),
 ]
 
 
@@ -236,9 +286,9 @@ def man_versions():
     return out
 
 
-def x86_numbers():
+def x86_numbers(header=X86_HEADER):
     nums = {}
-    with open(X86_HEADER) as f:
+    with open(header) as f:
         for line in f:
             m = re.match(r"#define __NR_(\w+)\s+(\d+)\s*$", line)
             if m:
@@ -312,6 +362,10 @@ def build(arch):
             table[nr] = name
         floor, overrides = X86_FLOOR, X86_OVERRIDES
         entries = None
+    elif arch == "i386":
+        table = {nr: name for name, nr in x86_numbers(I386_HEADER).items()}
+        floor, overrides = X86_FLOOR, I386_OVERRIDES
+        entries = None
     else:
         table, entries = aarch64_numbers()
         floor, overrides = AARCH64_FLOOR, AARCH64_OVERRIDES
@@ -324,6 +378,9 @@ def build(arch):
         name = table[nr]
         if arch == "x86_64" and name in X86_NEVER_IMPLEMENTED:
             comments.append(f"# {nr}\t{name}\tnever implemented on x86_64 (no entry point in syscall_64.tbl; always ENOSYS)")
+            continue
+        if arch == "i386" and name in I386_NEVER_IMPLEMENTED:
+            comments.append(f"# {nr}\t{name}\tnever implemented on i386 (no entry point in syscall_32.tbl; always ENOSYS)")
             continue
         if entries is not None and entries.get(nr) == "sys_ni_syscall" and name not in REMOVED:
             comments.append(f"# {nr}\t{name}\tnever implemented on aarch64 (sys_ni_syscall in asm-generic; always ENOSYS)")
@@ -349,11 +406,13 @@ def build(arch):
 
 
 def render(arch, rows, comments):
-    out = [f"# Linux syscalls of the {arch} native 64-bit ABI with the first kernel version"
-           f" that implements each on {arch}.",
+    what = ("i386 ABI (32-bit, `int $0x80`; x86_64's compat ABI)" if arch == "i386"
+            else f"{arch} native 64-bit ABI")
+    out = [f"# Linux syscalls of the {what} with the first kernel version"
+           f" that implements each there.",
            "# Columns: nr<TAB>name<TAB>since.  A kernel older than `since` answers ENOSYS.",
-           "# Floor: " + ("'2.6' = present in Linux 2.6.0 or earlier (x86_64 predates 2.6)."
-                          if arch == "x86_64" else
+           "# Floor: " + (f"'2.6' = present in Linux 2.6.0 or earlier ({arch} predates 2.6)."
+                          if arch in ("x86_64", "i386") else
                           "'3.7' = present when the arm64 port was merged (Linux 3.7)."),
            "# Covers Linux up to 6.19 (last new syscall: 470 listns, 6.19)."]
     out += SOURCES.rstrip("\n").split("\n")
@@ -368,8 +427,8 @@ def render(arch, rows, comments):
 def check(all_rows):
     ok = True
     for arch_sel, nr, name, since in KEY_FACTS:
-        for arch in ("x86_64", "aarch64"):
-            if arch_sel not in ("both", arch):
+        for arch in ("x86_64", "aarch64", "i386"):
+            if arch_sel not in ("both", arch):   # "both": every ABI (shared numbers)
                 continue
             got = [r for r in all_rows[arch] if r[0] == nr]
             if not got or got[0][1] != name or got[0][2] != since:
@@ -380,18 +439,19 @@ def check(all_rows):
         if len(names) != len(set(names)):
             print(f"{arch}: duplicate names", file=sys.stderr)
             ok = False
-    # numbers >= 424 must be identical on both arches, except x86-only extras.
+    # numbers >= 424 must be identical on every ABI, except x86-only extras.
     a = {r[0]: r[1] for r in all_rows["aarch64"] if r[0] >= 424}
-    x = {r[0]: r[1] for r in all_rows["x86_64"] if r[0] >= 424}
-    if a != x:
-        print(f"shared range differs: {set(a.items()) ^ set(x.items())}", file=sys.stderr)
-        ok = False
+    for other in ("x86_64", "i386"):
+        x = {r[0]: r[1] for r in all_rows[other] if r[0] >= 424}
+        if a != x:
+            print(f"shared range differs ({other}): {set(a.items()) ^ set(x.items())}", file=sys.stderr)
+            ok = False
     return ok
 
 
 def main():
     all_rows, texts = {}, {}
-    for arch in ("x86_64", "aarch64"):
+    for arch in ("x86_64", "aarch64", "i386"):
         rows, comments = build(arch)
         all_rows[arch] = rows
         texts[arch] = render(arch, rows, comments)

@@ -75,9 +75,11 @@ public enum SecurityPolicy {
         DeniedCall("reboot", reason: "a build never reboots; in a pid namespace it would kill the sandbox's pid 1"),
         DeniedCall("settimeofday", reason: "the system clock is host-wide (no time namespace for CLOCK_REALTIME)"),
         DeniedCall("clock_settime", reason: "the system clock is host-wide"),
+        DeniedCall("stime", reason: "sets the system clock (i386 ABI only)"),
+        DeniedCall("clock_settime64", reason: "clock_settime with a 64-bit time (i386 ABI only)"),
         DeniedCall("iopl", reason: "raw I/O port access (x86 only)"),
         DeniedCall("ioperm", reason: "raw I/O port access (x86 only)"),
-        DeniedCall("vm86", reason: "virtual-8086 mode, i386 only (32-bit compat filter); a source of kernel bugs"),
-        DeniedCall("vm86old", reason: "virtual-8086 mode, i386 only (32-bit compat filter)"),
+        DeniedCall("vm86", reason: "virtual-8086 mode (i386 ABI only); a source of kernel bugs"),
+        DeniedCall("vm86old", reason: "virtual-8086 mode (i386 ABI only)"),
     ]
 }

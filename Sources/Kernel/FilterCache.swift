@@ -30,8 +30,15 @@ public enum FilterCache {
         for d in rules.denied {
             s += " \(d.name)/\(SyscallTable.lookup(d.name, arch: rules.arch)?.nr ?? -1)/" + d.condition.keyText
         }
-        s += "\ncompat-only"
-        for d in rules.compatOnlyDenied { s += " \(d.name)/" + d.condition.keyText }
+        // The compat branch by its own numbers: a regenerated i386 table makes another key.
+        s += "\ncompat \(rules.compatABI.rawValue) \(rules.compatABI.mirrorsPolicy)\ngated"
+        for g in rules.compatGated { s += " \(g.nr)" }
+        s += "\nnotified"
+        for n in rules.compatNotified { s += " \(n.nr)" }
+        s += "\ndenied"
+        for d in rules.compatDenied {
+            s += " \(d.name)/\(SyscallTable.lookup(d.name, abi: rules.compatABI)?.nr ?? -1)/" + d.condition.keyText
+        }
         return Digest.of(Data(s.utf8)).hex
     }
 

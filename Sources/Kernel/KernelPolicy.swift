@@ -29,18 +29,19 @@ public struct KernelPolicy: Equatable, Sendable {
     public var gated: [Syscall]
     /// Deny-list entries in force on the native ABI: EPERM.
     public var denied: [DeniedCall]
-    /// On x86_64: how the 32-bit compat ABI (i386, `int 0x80`) is filtered, and what could not be.
-    /// nil when the program came from the cache.
-    public var compat: CompatReport?
+    /// How the 32-bit compat ABI (i386 on x86_64, AArch32 on aarch64) is filtered.
+    public var compat: CompatReport
     /// The program was read from the cache (`FilterCache`), libseccomp was not called.
     public var fromCache = false
 
     public struct CompatReport: Equatable, Sendable, Codable {
-        public var abi: String
-        public var gatedCount: Int
-        /// Gated on x86_64 but not on i386: names this libseccomp cannot translate.
-        public var ungated: [String]
-        public var deniedCount: Int
+        public var abi: CompatABI
+        /// false: every call answers ENOSYS (no table for the ABI).
+        public var mirrored: Bool
+        public var gated: [Syscall]
+        public var denied: [DeniedCall]
+        /// The ABI's uname family, answered with the profile's strings.
+        public var notified: [String]
     }
 
     /// Errno values the filter returns.
@@ -54,8 +55,9 @@ public struct KernelPolicy: Equatable, Sendable {
     /// number: Debian 12's libseccomp 2.5.4 lacks names for recent ones); the deny list ->
     /// EPERM (a call both gated and denied is gated: ENOSYS is what the target says); uname ->
     /// USER_NOTIF unless the profile is the host. Other ABIs: on x86_64 the i386 compat ABI gets
-    /// the same rules (translated by libseccomp, by name) and x32 gets ENOSYS for everything
-    /// (as on distro kernels, which ship x32 off); on aarch64, AArch32 gets ENOSYS.
+    /// the same policy from its own table (`CompatBranch`, by i386 number; uname, olduname and
+    /// oldolduname notified) and x32 gets ENOSYS for everything (as on distro kernels, which ship
+    /// x32 off); on aarch64, AArch32 gets ENOSYS.
     ///
     /// With `cacheDirectory`, the exported program is looked up there first and stored there
     /// after compiling (`FilterCache`): a warm `run` does not call libseccomp.
@@ -67,23 +69,20 @@ public struct KernelPolicy: Equatable, Sendable {
         let caps = try CapabilitySets.with(add: capsAdd, drop: capsDrop)
         let rules = try FilterRules(profile: profile, arch: arch, denyList: denyList)
         var bpf: [UInt8]
-        var compat: CompatReport? = nil
         var fromCache = false
         let cachePath = cacheDirectory.map { FilterCache.path($0, rules) }
         if let cachePath, let cached = FilterCache.load(cachePath) {
             bpf = cached
             fromCache = true
         } else {
-            let compiled = try rules.compile()
-            bpf = compiled.bpf
-            compat = compiled.compat
+            bpf = try rules.compile().bpf
             if let cachePath { FilterCache.store(bpf, at: cachePath) }
         }
         var p = KernelPolicy(
             profile: profile, arch: arch, bpf: bpf, notifyUname: rules.notifyUname,
             uts: UTS(release: profile.release, version: profile.version),
             procVersion: profile.procVersion, capabilities: caps, noNewPrivs: true,
-            gated: rules.gated, denied: rules.denied, compat: compat)
+            gated: rules.gated, denied: rules.denied, compat: rules.compatReport)
         p.fromCache = fromCache
         return p
     }
@@ -105,9 +104,12 @@ struct FilterRules {
     let arch: KernelArch
     let gated: [Syscall]
     let denied: [DeniedCall]
-    /// Deny-list entries whose syscall the native ABI lacks (vm86 on x86_64): compat only.
-    let compatOnlyDenied: [DeniedCall]
     let notifyUname: Bool
+    /// The compat ABI's share: its own numbers, from its own table (empty without one).
+    let compatABI: CompatABI
+    let compatGated: [Syscall]
+    let compatDenied: [DeniedCall]
+    let compatNotified: [Syscall]
 
     init(profile: KernelProfile, arch: KernelArch, denyList: [DeniedCall]) throws {
         guard arch == .native else {
@@ -119,14 +121,32 @@ struct FilterRules {
         gated = SyscallTable.missing(on: profile, arch: arch)
         let gatedNames = Set(gated.map(\.name))
         denied = denyList.filter { SyscallTable.lookup($0.name, arch: arch) != nil && !gatedNames.contains($0.name) }
-        compatOnlyDenied = denyList.filter { SyscallTable.lookup($0.name, arch: arch) == nil }
         notifyUname = !profile.isHost
+        compatABI = CompatABI.of(arch)
+        compatGated = SyscallTable.missing(on: profile, abi: compatABI)
+        let compatGatedNames = Set(compatGated.map(\.name))
+        let abi = compatABI
+        compatDenied = denyList.filter { SyscallTable.lookup($0.name, abi: abi) != nil && !compatGatedNames.contains($0.name) }
+        compatNotified = notifyUname
+            ? abi.unameCalls.compactMap { SyscallTable.lookup($0, abi: abi) }.filter { !compatGatedNames.contains($0.name) }
+            : []
+    }
+
+    var compatReport: KernelPolicy.CompatReport {
+        .init(abi: compatABI, mirrored: compatABI.mirrorsPolicy, gated: compatGated, denied: compatDenied,
+              notified: compatNotified.map(\.name))
+    }
+
+    /// The compat ABI's branch, nil when the ABI has no table (its calls stay ENOSYS).
+    var compatBranch: CompatBranch? {
+        guard compatABI.mirrorsPolicy else { return nil }
+        return CompatBranch(abi: compatABI, gated: compatGated, notified: compatNotified,
+                            denied: compatDenied.map { (SyscallTable.lookup($0.name, abi: compatABI)!.nr, $0.condition) })
     }
 
     struct Compiled {
         var bpf: [UInt8]
         var pfc: String?
-        var compat: KernelPolicy.CompatReport?
     }
 
     private func check(_ rc: Int32, _ what: String) throws {
@@ -176,36 +196,7 @@ struct FilterRules {
             try check(azl_scmp_rule(native, azl_scmp_act_notify(), u.nr), "notify uname")
         }
 
-        var compat: KernelPolicy.CompatReport? = nil
-        if arch == .x86_64 {
-            // The i386 ABI (int 0x80, 32-bit binaries): a classic way around a filter that only
-            // knows x86_64 numbers. Same rules, translated by libseccomp through the names it
-            // knows (its own numbers, or pseudo-numbers for i386-only calls such as vm86).
-            let c32 = try newContext()
-            // seccomp_merge consumes c32 on success; release it ourselves on any failure before.
-            var merged = false
-            defer { if !merged { seccomp_release(c32) } }
-            try check(seccomp_arch_add(c32, azl_scmp_arch_x86()), "add i386")
-            try check(seccomp_arch_remove(c32, azl_scmp_arch_native()), "remove native from the i386 filter")
-            var ungated: [String] = []
-            var gatedCount = 0, deniedCount = 0
-            for s in gated {
-                let nr = seccomp_syscall_resolve_name(s.name)
-                if nr == __NR_SCMP_ERROR || azl_scmp_rule(c32, enosys, nr) < 0 { ungated.append(s.name) } else { gatedCount += 1 }
-            }
-            for d in denied + compatOnlyDenied {
-                let nr = seccomp_syscall_resolve_name(d.name)
-                if nr != __NR_SCMP_ERROR, addRule(c32, eperm, nr, d.condition) == 0 { deniedCount += 1 }
-            }
-            if notifyUname {
-                try check(azl_scmp_rule(c32, azl_scmp_act_notify(), seccomp_syscall_resolve_name("uname")), "notify i386 uname")
-            }
-            try check(seccomp_merge(native, c32), "merge the i386 filter")
-            merged = true
-            compat = .init(abi: "i386", gatedCount: gatedCount, ungated: ungated, deniedCount: deniedCount)
-        }
-
-        var result = Compiled(bpf: [], pfc: nil, compat: compat)
+        var result = Compiled(bpf: [], pfc: nil)
         var ptr: UnsafeMutablePointer<UInt8>? = nil
         var len = 0
         try check(azl_scmp_export_bpf(native, &ptr, &len), "export")
@@ -213,11 +204,16 @@ struct FilterRules {
             result.bpf = Array(UnsafeBufferPointer(start: ptr, count: len))
             free(ptr)
         }
+        let branch = compatBranch
+        if let branch { result.bpf = branch.prefix() + result.bpf }
+        if result.bpf.count / 8 > 4096 {
+            throw AZLError(.internal, "the seccomp program has \(result.bpf.count / 8) instructions, more than the kernel's 4096")
+        }
         if wantPfc {
             var cp: UnsafeMutablePointer<CChar>? = nil
             var clen = 0
             try check(azl_scmp_export_pfc(native, &cp, &clen), "export pfc")
-            if let cp { result.pfc = String(cString: cp); free(cp) }
+            if let cp { result.pfc = (branch?.pseudoCode() ?? "") + String(cString: cp); free(cp) }
         }
         return result
     }

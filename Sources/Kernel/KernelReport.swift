@@ -10,6 +10,17 @@ public struct KernelReport: Equatable, Sendable, Codable {
         public var call: String
         public var reason: String
     }
+    /// The 32-bit compat ABI: its own numbers, gated and denied by name like the native ABI.
+    public struct CompatABIReport: Equatable, Sendable, Codable {
+        public var abi: String
+        /// false: every call of the ABI answers ENOSYS.
+        public var mirrored: Bool
+        public var gated: [Gate]
+        /// Deny-list entries in force there (labels, as in `denied`).
+        public var denied: [String]
+        /// Its uname calls answered with the profile's strings.
+        public var uname: [String]
+    }
 
     public var profile: String
     /// Why this profile: "--kernel X", "manifest azurelinux:3.0", "/etc/os-release ...", "host (...)".
@@ -26,7 +37,7 @@ public struct KernelReport: Equatable, Sendable, Codable {
     public var gatedErrno: String
     public var denied: [Denial]
     public var deniedErrno: String
-    public var compat: KernelPolicy.CompatReport?
+    public var compat: CompatABIReport
     public var capabilitiesKept: [String]
     public var capabilitiesDropped: [String]
     public var capabilities: CapabilitySets
@@ -47,7 +58,9 @@ public struct KernelReport: Equatable, Sendable, Codable {
         gatedErrno = "ENOSYS"
         denied = p.denied.map { Denial(call: $0.label, reason: $0.reason) }
         deniedErrno = "EPERM"
-        compat = p.compat
+        compat = CompatABIReport(abi: p.compat.abi.rawValue, mirrored: p.compat.mirrored,
+                                 gated: p.compat.gated.map { Gate(nr: $0.nr, name: $0.name, since: $0.sinceString) },
+                                 denied: p.compat.denied.map(\.label), uname: p.compat.notified)
         capabilitiesKept = Capability.set(p.capabilities.bounding).map(\.name)
         capabilitiesDropped = Capability.set(~p.capabilities.bounding & Capability.allMask).map(\.name)
         capabilities = p.capabilities
@@ -84,16 +97,30 @@ public struct KernelReport: Equatable, Sendable, Codable {
             out.append("gated syscalls  \(gated.count), answer ENOSYS (newer than Linux \(kernelVersion)):")
             out += wrap(gated.map { "\($0.name)(\($0.since))" }, indent: "  ")
         }
-        if let c = compat {
-            var line = "32-bit \(c.abi)     same policy (\(c.gatedCount) gated, \(c.deniedCount) denied); x32: ENOSYS"
-            if !c.ungated.isEmpty { line += "; not gated there (unknown to libseccomp): " + c.ungated.joined(separator: " ") }
-            out.append(line)
-        }
         out.append("denied syscalls \(denied.count), answer EPERM:")
         let w = denied.map(\.call.count).max() ?? 0
         for d in denied {
             out.append("  " + d.call + String(repeating: " ", count: w - d.call.count) + "  " + d.reason)
         }
+        let c = compat
+        let label = "32-bit \(c.abi)" + String(repeating: " ", count: max(1, 16 - 7 - c.abi.count))
+        if !c.mirrored {
+            out.append(label + "ENOSYS for every call")
+        } else {
+            out.append(label + "its own syscall numbers, the same policy:")
+            if !c.uname.isEmpty {
+                out.append("  answered by the sandbox's init: " + c.uname.joined(separator: " "))
+            }
+            if c.gated.isEmpty {
+                out.append("  gated: none")
+            } else {
+                out.append("  gated \(c.gated.count), answer ENOSYS:")
+                out += wrap(c.gated.map { "\($0.name)(\($0.since))" }, indent: "    ")
+            }
+            out.append("  denied \(c.denied.count), answer EPERM:")
+            out += wrap(c.denied, indent: "    ")
+        }
+        if arch == KernelArch.x86_64.rawValue { out.append("x32             ENOSYS for every call") }
         out.append("capabilities    kept (\(capabilitiesKept.count)):")
         out += wrap(capabilitiesKept, indent: "  ")
         out.append("                dropped from the bounding set (\(capabilitiesDropped.count)):")

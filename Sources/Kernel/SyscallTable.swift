@@ -14,6 +14,40 @@ public struct Syscall: Equatable, Hashable, Sendable, Codable {
     }
 }
 
+/// The 32-bit compat ABI of an architecture: what a 64-bit kernel also accepts from the same
+/// process (i386 through `int $0x80` on x86_64, AArch32 on aarch64).
+public enum CompatABI: String, Sendable, Codable, CaseIterable {
+    case i386
+    case aarch32
+
+    public static func of(_ arch: KernelArch) -> CompatABI {
+        switch arch {
+        case .x86_64: return .i386
+        case .aarch64: return .aarch32
+        }
+    }
+
+    /// `AUDIT_ARCH_*`, what `seccomp_data.arch` says for a call of this ABI.
+    public var auditArch: UInt32 {
+        switch self {
+        case .i386: return 0x4000_0003         // EM_386 | __AUDIT_ARCH_LE
+        case .aarch32: return 0x4000_0028      // EM_ARM | __AUDIT_ARCH_LE
+        }
+    }
+
+    /// The ABI follows the profile (gating, deny list, uname) from its own table; without a
+    /// table every call answers ENOSYS (docs/kernel.md says why for AArch32).
+    public var mirrorsPolicy: Bool { SyscallTable.generatedCompatRows[self] != nil }
+
+    /// The uname family of the ABI, answered by the sandbox's init like the native uname.
+    public var unameCalls: [String] {
+        switch self {
+        case .i386: return ["uname", "olduname", "oldolduname"]
+        case .aarch32: return []
+        }
+    }
+}
+
 /// The per-architecture syscall tables of kernel-data/ (compiled in, see gen-swift.py).
 public enum SyscallTable {
     /// Every syscall of `arch`, by number.
@@ -43,6 +77,31 @@ public enum SyscallTable {
     public static func lookup(_ name: String, arch: KernelArch) -> Syscall? {
         byName[arch]?[name]
     }
+
+    /// Every syscall of a compat ABI, by number (empty for an ABI without a table).
+    public static func all(_ abi: CompatABI) -> [Syscall] {
+        compatCache[abi]?.rows ?? []
+    }
+
+    public static func lookup(_ name: String, abi: CompatABI) -> Syscall? {
+        compatCache[abi]?.byName[name]
+    }
+
+    /// Syscalls of a compat ABI newer than `profile`'s kernel.
+    public static func missing(on profile: KernelProfile, abi: CompatABI) -> [Syscall] {
+        if profile.isHost { return [] }
+        let v = profile.versionCode
+        return all(abi).filter { $0.since > v }
+    }
+
+    private static let compatCache: [CompatABI: (rows: [Syscall], byName: [String: Syscall])] = {
+        var out: [CompatABI: (rows: [Syscall], byName: [String: Syscall])] = [:]
+        for (abi, rows) in generatedCompatRows {
+            let r = rows.map { Syscall(nr: $0.nr, name: $0.name, since: $0.since) }
+            out[abi] = (r, Dictionary(r.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }))
+        }
+        return out
+    }()
 
     /// Syscalls of `arch` newer than `profile`'s kernel: the ones it must answer ENOSYS.
     /// Empty for the host profile (nothing is mirrored).

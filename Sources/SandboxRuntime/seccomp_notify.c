@@ -107,22 +107,23 @@ int azl_seccomp_recv_fd(int sock) {
     return fd;
 }
 
-/* uname's number in each ABI the filter notifies for. */
-static int is_uname(uint32_t arch, int nr) {
+/* The uname calls the filter notifies, by the struct the caller's buffer is: new_utsname
+ * (6 x 65 bytes), old_utsname (i386 olduname: 5 x 65) or oldold_utsname (i386 oldolduname:
+ * 5 x 9, each field cut to 8 bytes and NUL-terminated, as the kernel does). */
+struct uts_layout { int fields, len; };
+static struct uts_layout uts_layout_of(uint32_t arch, int nr) {
+    struct uts_layout none = { 0, 0 }, news = { 6, AZL_UTS_LEN }, old = { 5, AZL_UTS_LEN }, oldold = { 5, 9 };
     switch (arch) {
-    case AUDIT_ARCH_X86_64: return nr == 63;
-    case AUDIT_ARCH_I386: return nr == 122;    /* newuname */
-    case AUDIT_ARCH_AARCH64: return nr == 160;
-    default: return 0;
+    case AUDIT_ARCH_X86_64: return nr == 63 ? news : none;
+    case AUDIT_ARCH_I386: return nr == 122 ? news : nr == 109 ? old : nr == 59 ? oldold : none;
+    case AUDIT_ARCH_AARCH64: return nr == 160 ? news : none;
+    default: return none;
     }
 }
 
-static void put_field(char *dst, const char *src) {
-    memset(dst, 0, AZL_UTS_LEN);
-    if (src) {
-        size_t n = strnlen(src, AZL_UTS_LEN - 1);
-        memcpy(dst, src, n);
-    }
+static void put_field(char *dst, size_t len, const char *src) {
+    memset(dst, 0, len);
+    if (src) memcpy(dst, src, strnlen(src, len - 1));
 }
 
 /* Buffers sized by the kernel (SECCOMP_GET_NOTIF_SIZES): the structs may grow in new kernels. */
@@ -172,18 +173,21 @@ int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp
     memset(resp, 0, sizes.seccomp_notif_resp);
     resp->id = req->id;
 
-    if (!is_uname(req->data.arch, req->data.nr)) {
+    struct uts_layout lay = uts_layout_of(req->data.arch, (int)req->data.nr);
+    if (!lay.fields) {
         resp->error = -ENOSYS;
     } else {
-        char uts[6][AZL_UTS_LEN];
+        char uts[6 * AZL_UTS_LEN];
         struct utsname own;
         if (uname(&own) < 0) memset(&own, 0, sizeof own);
-        put_field(uts[0], own.sysname);
-        put_field(uts[1], answer && answer->nodename ? answer->nodename : own.nodename);
-        put_field(uts[2], answer && answer->release ? answer->release : own.release);
-        put_field(uts[3], answer && answer->version ? answer->version : own.version);
-        put_field(uts[4], own.machine);
-        put_field(uts[5], answer && answer->domainname ? answer->domainname : own.domainname);
+        const char *f[6] = {
+            own.sysname, answer && answer->nodename ? answer->nodename : own.nodename,
+            answer && answer->release ? answer->release : own.release,
+            answer && answer->version ? answer->version : own.version, own.machine,
+            answer && answer->domainname ? answer->domainname : own.domainname,
+        };
+        for (int i = 0; i < lay.fields; i++) put_field(uts + i * lay.len, (size_t)lay.len, f[i]);
+        size_t size = (size_t)(lay.fields * lay.len);
 
         int mem = open_mem(procfd, (unsigned)req->pid);
         /* The pid is only known to be the caller's while the notification is alive: check
@@ -198,9 +202,9 @@ int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp
              * we own gets here). Let the real uname run rather than fail the program. */
             resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
         } else {
-            ssize_t w = pwrite(mem, uts, sizeof uts, (off_t)req->data.args[0]);
+            ssize_t w = pwrite(mem, uts, size, (off_t)req->data.args[0]);
             close(mem);
-            if (w != (ssize_t)sizeof uts) resp->error = -EFAULT;   /* a bad pointer: what uname says */
+            if (w != (ssize_t)size) resp->error = -EFAULT;   /* a bad pointer: what uname says */
         }
     }
     if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0) {

@@ -20,8 +20,13 @@ import TestSupport
             state = try rootless.makeDirectory("kernel-state")
             probeDir = try rootless.makeDirectory("probe")
             let fx = KernelRunTests.repo + "/Tests/KernelTests/Fixtures"
-            for (src, out) in [("probe.c", "probe"), ("tiocsti.c", "tiocsti")] {
-                let r = Subprocess.run(["/usr/bin/env", "cc", "-O2", "-static", "-D_GNU_SOURCE", "-o", probeDir + "/" + out,
+            // probe_i386 passes pointers to its static data as 32-bit values: non-PIE keeps it below 4 GiB.
+            var probes = [("probe.c", "probe", [String]()), ("tiocsti.c", "tiocsti", [])]
+            #if arch(x86_64)
+            probes.append(("probe_i386.c", "probe_i386", ["-no-pie"]))
+            #endif
+            for (src, out, flags) in probes {
+                let r = Subprocess.run(["/usr/bin/env", "cc", "-O2", "-static", "-D_GNU_SOURCE"] + flags + ["-o", probeDir + "/" + out,
                                         fx + "/" + src, "-lpthread"])
                 guard r.status == 0 else {
                     throw AZLError(.internal, "cannot build the static \(out) with the host's cc (needs gcc and libc6-dev): \(r)")
@@ -63,16 +68,16 @@ import TestSupport
         return l
     }
 
-    /// `KEY VALUE` lines of the probe.
-    func probe(_ f: Fixture, _ image: String, _ extra: [String] = []) throws -> [String: String] {
-        let r = run(f, image, extra + ["--", "/probe/probe"])
+    /// `KEY VALUE` lines of the probe (or of the i386 probe: `binary`, which always prints `getpid`).
+    func probe(_ f: Fixture, _ image: String, _ extra: [String] = [], binary: String = "/probe/probe") throws -> [String: String] {
+        let r = run(f, image, extra + ["--", binary])
         #expect(r.status == 0, "\(r)")
         var d: [String: String] = [:]
         for line in r.stdout.split(separator: "\n") {
             guard let sp = line.firstIndex(of: " ") else { continue }
             d[String(line[..<sp])] = String(line[line.index(after: sp)...])
         }
-        try #require(d["uname.release"] != nil, "the probe printed nothing useful: \(r)")
+        try #require(d[binary == "/probe/probe" ? "uname.release" : "getpid"] != nil, "the probe printed nothing useful: \(r)")
         return d
     }
 
@@ -91,6 +96,8 @@ import TestSupport
         var capabilitiesKept: [String]
         var capabilitiesDropped: [String]
         var filterInstructions: Int
+        struct Compat: Decodable { var abi: String; var mirrored: Bool; var gated: [Gate]; var denied: [String]; var uname: [String] }
+        var compat: Compat
     }
 
     /// What `azl-shell kernel ARGS --json` says.
@@ -417,6 +424,106 @@ import TestSupport
         #expect(status.contains("Uid:\t\(f.rootless.uid)\t"), "it still runs as the user: \(status.prefix(300))")
         p.signal(SIGTERM)
         #expect(p.wait().status == 143)
+    }
+
+    // MARK: the i386 ABI (int $0x80 from a 64-bit program)
+
+    /// The i386 probe's output, or nil (said why) where the kernel has no IA32 emulation.
+    func probeI386(_ f: Fixture, _ image: String, _ extra: [String] = []) throws -> [String: String]? {
+        #if arch(x86_64)
+        let o = try probe(f, image, extra, binary: "/probe/probe_i386")
+        if o["getpid"] != "0" {
+            notApplicableHere("this kernel has no IA32 emulation (int $0x80 answers \(o["getpid"] ?? "-")): the i386 ABI is not there to filter")
+            return nil
+        }
+        return o
+        #else
+        unavailable("the i386 ABI exists on x86_64 only")
+        return nil
+        #endif
+    }
+
+    static let deniedI386 = ["keyctl", "add_key", "request_key", "stime", "clock_settime", "clock_settime64", "settimeofday",
+                             "vm86old", "vm86", "iopl", "ioperm", "bpf", "perf_event_open", "userfaultfd", "kexec_load",
+                             "init_module", "finit_module", "delete_module", "open_by_handle_at", "acct", "swapon", "swapoff",
+                             "reboot", "ioctl.TIOCSTI", "ioctl.TIOCLINUX"]
+
+    @Test func i386UnameCallsAllAnswerTheProfile() throws {
+        guard let f = try fixture() else { return }
+        for (image, extra) in [("alpine:3.20", [String]()), ("debian:12", ["--kernel", "cbl-mariner-2.0"]),
+                               ("debian:12", ["--kernel", "4.19.0-250.azl"])] {
+            guard let o = try probeI386(f, image, extra) else { return }
+            let want = try report(f, ["--image", image] + extra)
+            #expect(want.release != Self.hostUname().release)
+            for k in ["uname", "olduname", "oldolduname"] { #expect(o[k] == "0", "\(image) \(extra) \(k): \(o)") }
+            #expect(o["uname.release"] == want.release && o["uname.version"] == want.version, "\(extra): \(o)")
+            #expect(o["olduname.release"] == want.release && o["olduname.version"] == want.version, "\(extra): \(o)")
+            // struct oldold_utsname: 9-byte fields, cut to 8 characters as the kernel does.
+            #expect(o["oldolduname.release"] == String(want.release.prefix(8)), "\(extra): \(o)")
+            #expect(o["oldolduname.sysname"] == "Linux")
+            #expect(o["uname.nodename"] == image.split(separator: ":").first.map(String.init))
+        }
+        // The host profile mirrors nothing: all three show the host's release.
+        guard let h = try probeI386(f, "alpine:3.20", ["--kernel", "host"]) else { return }
+        let host = Self.hostUname().release
+        #expect(h["uname.release"] == host && h["olduname.release"] == host && h["oldolduname.release"] == String(host.prefix(8)), "\(h)")
+    }
+
+    @Test func i386CallsNewerThanTheProfileAnswerENOSYS() throws {
+        guard let f = try fixture() else { return }
+        guard let old = try probeI386(f, "debian:12", ["--kernel", "4.19.0"]) else { return }
+        for k in ["clock_gettime64", "semget", "clone3", "close_range", "futex_waitv", "cachestat", "statmount", "mseal", "file_setattr"] {
+            #expect(old[k] == "ENOSYS", "4.19 \(k): \(old[k] ?? "-")")
+        }
+        #expect(old["clock_gettime"] == "0" && old["getpid"] == "0", "\(old)")
+        guard let cm2 = try probeI386(f, "alpine:3.20", ["--kernel", "cbl-mariner-2.0"]) else { return }
+        for k in ["futex_waitv", "cachestat", "statmount", "mseal", "file_setattr"] {
+            #expect(cm2[k] == "ENOSYS", "5.15 \(k): \(cm2[k] ?? "-")")
+        }
+        #expect(cm2["clock_gettime64"] == "0" && cm2["semget"] == "EINVAL" && cm2["clone3"] == "EINVAL" && cm2["close_range"] == "0", "\(cm2)")
+        // What the host has reaches it (this host is newer than every call the probe makes up to 6.8).
+        let h = Self.hostUname().release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard let host = try probeI386(f, "alpine:3.20", ["--kernel", "host"]) else { return }
+        if h.count == 2, (h[0], h[1]) >= (6, 8) {
+            #expect(host["statmount"] == "EFAULT" && host["cachestat"] == "EBADF" && host["futex_waitv"] == "EINVAL", "\(host)")
+        } else {
+            notApplicableHere("i386CallsNewerThanTheProfileAnswerENOSYS: the host kernel is older than 6.8; its part is not checked")
+        }
+    }
+
+    @Test func i386DenyListAnswersEPERM() throws {
+        guard let f = try fixture() else { return }
+        for extra in [[], ["--kernel", "host", "--cap-add", "all"]] {
+            guard let o = try probeI386(f, "alpine:3.20", extra) else { return }
+            for k in Self.deniedI386 { #expect(o[k] == "EPERM", "\(extra) \(k): \(o[k] ?? "-")") }
+            #expect(o["ioctl.FIONREAD"] == "0" && o["userfaultfd_user_mode_only"] != "EPERM", "\(o)")
+        }
+    }
+
+    @Test func kernelCommandReportsTheI386ABI() throws {
+        guard let f = try fixture() else { return }
+        let j = try report(f, ["--kernel", "4.19.0"])
+        #if arch(x86_64)
+        #expect(j.compat.abi == "i386" && j.compat.mirrored)
+        let gated = Dictionary(uniqueKeysWithValues: j.compat.gated.map { ($0.name, ($0.nr, $0.since)) })
+        #expect(gated["clock_gettime64"].map { $0 == (403, "5.1") } == true && gated["statmount"].map { $0 == (457, "6.8") } == true, "\(gated)")
+        #expect(gated["clock_gettime"] == nil && gated["io_pgetevents"] == nil && gated["rseq"] == nil)
+        // A call both gated and denied is gated: 4.19 has no clock_settime64 (5.1).
+        #expect(Set(j.compat.denied).isSuperset(of: ["stime", "vm86", "keyctl", "ioctl(TIOCSTI)"]) && !j.compat.denied.contains("clock_settime64"),
+                "\(j.compat.denied)")
+        #expect(try report(f, ["--kernel", "cbl-mariner-2.0"]).compat.denied.contains("clock_settime64"))
+        #expect(j.compat.uname == ["uname", "olduname", "oldolduname"])
+        #expect(!j.denied.contains { $0.call == "stime" }, "stime is not an x86_64 call")
+        let t = f.rootless.azl(["kernel", "--kernel", "4.19.0"], root: f.state)
+        for line in ["32-bit i386     its own syscall numbers, the same policy:", "clock_gettime64(5.1)", "clock_settime64(5.1)", " stime ",
+                     "answered by the sandbox's init: uname olduname oldolduname", "x32             ENOSYS for every call"] {
+            #expect(t.stdout.contains(line), "missing '\(line)' in:\n\(t.stdout)")
+        }
+        let host = try report(f, ["--kernel", "host"])
+        #expect(host.compat.gated.isEmpty && host.compat.uname.isEmpty && host.compat.denied.contains("keyctl"))
+        #else
+        #expect(j.compat.abi == "aarch32" && !j.compat.mirrored && j.compat.gated.isEmpty)
+        #endif
     }
 
     // MARK: errors and `azl-shell kernel`

@@ -113,6 +113,33 @@ struct SyscallTableTests {
         #expect(names(azl3, .aarch64).contains("map_shadow_stack"))
     }
 
+    /// The i386 ABI has its own numbers and versions (kernel-data/syscalls-i386.tsv).
+    @Test func i386TableFollowsItsOwnNumbers() throws {
+        #expect(SyscallTable.lookup("uname", abi: .i386)?.nr == 122)
+        #expect(SyscallTable.lookup("olduname", abi: .i386)?.nr == 109)
+        #expect(SyscallTable.lookup("oldolduname", abi: .i386)?.nr == 59)
+        #expect(SyscallTable.lookup("stime", abi: .i386)?.nr == 25 && SyscallTable.lookup("stime", arch: .x86_64) == nil)
+        #expect(SyscallTable.lookup("keyctl", abi: .i386)?.nr == 288)
+        #expect(SyscallTable.all(.aarch32).isEmpty && !CompatABI.aarch32.mirrorsPolicy && CompatABI.i386.mirrorsPolicy)
+        let g419 = Set(SyscallTable.missing(on: try KernelProfile.parse(release: "4.19.0"), abi: .i386).map(\.name))
+        #expect(g419.isSuperset(of: ["clock_gettime64", "clock_settime64", "futex_time64", "semget", "msgctl", "clone3", "statmount"]))
+        #expect(g419.isDisjoint(with: ["clock_gettime", "rseq", "io_pgetevents", "statx", "socket", "arch_prctl", "uname"]))
+        let g515 = SyscallTable.missing(on: try #require(KernelProfile.named("cbl-mariner-2.0")), abi: .i386)
+        #expect(Set(g515.map(\.nr)).isSuperset(of: Set(457...469)) && !g515.contains { $0.nr == 403 })
+        #expect(SyscallTable.missing(on: .host, abi: .i386).isEmpty)
+        // Numbers from 424 on are shared with x86_64 (except x86_64's own 335/336).
+        let x = Dictionary(uniqueKeysWithValues: SyscallTable.all(.x86_64).filter { $0.nr >= 424 }.map { ($0.nr, $0.name) })
+        let i = Dictionary(uniqueKeysWithValues: SyscallTable.all(.i386).filter { $0.nr >= 424 }.map { ($0.nr, $0.name) })
+        #expect(x == i)
+    }
+
+    @Test func compiledI386TableMatchesTSV() throws {
+        let text = try String(contentsOfFile: Fixtures.repo + "/kernel-data/syscalls-i386.tsv", encoding: .utf8)
+        let rows = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init)
+        let compiled = SyscallTable.all(.i386).map { "\($0.nr)\t\($0.name)\t\($0.sinceString)" }
+        #expect(compiled.count == rows.count && Set(compiled) == Set(rows))
+    }
+
     /// The compiled-in table equals the TSVs (the generator ran after the last edit).
     @Test(arguments: KernelArch.allCases)
     func compiledTableMatchesTSV(arch: KernelArch) throws {
@@ -196,7 +223,9 @@ struct KernelPolicyTests {
         #expect(pfc.contains("& 0xffffffff == 21522"))    // TIOCSTI on the low 32 bits
         #expect(!pfc.contains("$syscall == 452\n    action ERRNO(38)"))  // fchmodat2 exists in 6.6
         #if arch(x86_64)
-        #expect(pfc.contains("filter for arch x86 "))      // the i386 compat ABI is filtered too
+        #expect(pfc.contains("filter for arch i386 (1073741827)"))   // the i386 compat ABI is filtered too, by i386 number
+        #expect(pfc.contains("if ($syscall >= 454 && $syscall <= 470)\n    action ERRNO(38);"))
+        #expect(pfc.contains("if ($syscall == 25)\n    action ERRNO(1);"))      // stime, i386 only
         #expect(pfc.contains("invalid architecture action\naction ERRNO(38)"))
         #endif
     }
@@ -270,6 +299,14 @@ struct FilterCacheTests {
         let capped = try KernelPolicy.build(profile: azl3, capsDrop: ["all"], cacheDirectory: dir)
         #expect(capped.fromCache && capped.capabilities.bounding == 0)
         #expect(files(dir).count == 4)
+        #expect(second.compat == fresh.compat, "the compat report does not depend on the cache")
+        // A deny-list change only the i386 branch sees (stime has no x86_64 number): another key.
+        let noStime = try KernelPolicy.build(profile: azl3, denyList: SecurityPolicy.defaultDenyList.filter { $0.name != "stime" },
+                                             cacheDirectory: dir)
+        #if arch(x86_64)
+        #expect(!noStime.fromCache && noStime.denied == fresh.denied && noStime.bpf != fresh.bpf)
+        #expect(files(dir).count == 5)
+        #endif
     }
 
     @Test func aDamagedCacheFileIsIgnoredAndRewritten() throws {
