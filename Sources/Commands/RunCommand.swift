@@ -235,6 +235,8 @@ struct RunCommand: ParsableCommand {
             // The record, and the folder of records: a name that now means another image, a new
             // image an id prefix would now match, or an `rmi`.
             store.paths.images, store.recordPath(name: image.record.name, tag: image.record.tag),
+            // The stores to hide besides this run's.
+            Paths.rememberedRootsFile(),
             // HostFacts: the user's name and home, the subordinate ranges, the id-map helpers.
             "/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid",
             "/usr/bin/newuidmap", "/bin/newuidmap", "/usr/sbin/newuidmap",

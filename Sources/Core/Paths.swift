@@ -35,7 +35,7 @@ public struct Paths: Sendable {
     public static func stateFolders(rootOption: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [(path: String, hide: Bool)] {
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         var out: [(String, Bool)] = []
-        for r in [rootOption, env["AZL_SHELL_ROOT"]].compactMap({ $0 }) where !r.isEmpty {
+        for r in [rootOption, env["AZL_SHELL_ROOT"]].compactMap({ $0 }) + rememberedRoots(environment: env) where !r.isEmpty {
             let p = Paths(root: r)
             out += [(p.root, true), (p.cache, true)]
         }
@@ -49,6 +49,35 @@ public struct Paths: Sendable {
             out.append((absolute(config) + "/azl-shell", false))
         }
         return out
+    }
+
+    /// The list of the stores this user has used other than the default one (`--root`,
+    /// `AZL_SHELL_ROOT`), one absolute path a line, kept in the default store's folder, which
+    /// every sandbox has hidden: a run from another shell, without that variable, hides them too.
+    public static func rememberedRootsFile(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        let data = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.local/share"
+        return absolute(data) + "/azl-shell/roots"
+    }
+
+    public static func rememberedRoots(environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        guard let text = try? String(contentsOfFile: rememberedRootsFile(environment: env), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("/") }
+    }
+
+    /// Add ROOT to the remembered stores (not the default one). Best effort: a store that cannot
+    /// be remembered is still hidden from every run that names it.
+    public static func remember(root: String, environment env: [String: String] = ProcessInfo.processInfo.environment) {
+        let defaults = resolve(rootOption: nil, environment: env.filter { $0.key != "AZL_SHELL_ROOT" })
+        let root = absolute(root)
+        guard root != defaults.root, !rememberedRoots(environment: env).contains(root) else { return }
+        let file = rememberedRootsFile(environment: env)
+        try? FS.mkdirs((file as NSString).deletingLastPathComponent, mode: 0o700)
+        let fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { return }
+        // One write of one line with O_APPEND: concurrent writers never interleave inside a line.
+        try? FS.writeAll(fd: fd, Array((root + "\n").utf8))
+        close(fd)
     }
 
     public static func absolute(_ p: String) -> String {

@@ -161,6 +161,9 @@ public struct PlanBuilder {
     /// under /oldroot, where an absolute symlink would point into the sandbox's staging root,
     /// and the protected-path checks compare real paths. Unresolvable paths stay as they are.
     public var resolveHostPath: (String) -> String
+    /// The symlinks met resolving a host path (each where it really is: its folder resolved):
+    /// a state folder reached through `~/.local -> /data/local` is only as safe as that link.
+    public var symlinksOnTheWay: (String) -> [String]
     /// Things worth saying with --verbose (e.g. the single-id fallback).
     public private(set) var notes: [String] = []
 
@@ -175,9 +178,10 @@ public struct PlanBuilder {
 
     public init(request: RunRequest, host: HostFacts,
                 readImageFile: ((String) -> String?)? = nil, hostPathExists: ((String) -> Bool)? = nil,
-                resolveHostPath: ((String) -> String)? = nil) {
+                resolveHostPath: ((String) -> String)? = nil, symlinksOnTheWay: ((String) -> [String])? = nil) {
         self.request = request
         self.host = host
+        self.symlinksOnTheWay = symlinksOnTheWay ?? hostSymlinks
         let root = request.rootfs
         self.readImageFile = readImageFile ?? { readImageFileInRoot(root, $0) }
         self.hostPathExists = hostPathExists ?? { access($0, F_OK) == 0 }
@@ -188,14 +192,21 @@ public struct PlanBuilder {
         var r = request
         r.rootfs = resolveHostPath(r.rootfs)
         // Resolved, existing ones (one that appears later makes a replayed plan miss: the plan
-        // cache depends on each path), each once.
+        // cache depends on each path), each once; and every symlink on the way to one.
         var guards: [SandboxPlan.StateGuard] = []
+        func add(_ path: String, _ kind: SandboxPlan.StateGuard.Kind) {
+            if let i = guards.firstIndex(where: { $0.path == path }) {
+                if kind == .hide { guards[i].kind = .hide }
+            } else {
+                guards.append(.init(path: path, kind: kind))
+            }
+        }
         for f in r.stateFolders {
             let path = resolveHostPath(normalize(f.path))
-            guard hostPathExists(path) else { continue }
-            if let i = guards.firstIndex(where: { $0.path == path }) { guards[i].hide = guards[i].hide || f.hide } else {
-                guards.append(.init(path: path, hide: f.hide))
-            }
+            if hostPathExists(path) { add(path, f.hide ? .hide : .ro) }
+        }
+        for f in r.stateFolders {
+            for link in symlinksOnTheWay(normalize(f.path)) { add(link, .pin) }
         }
         if let h = r.hostname {
             guard !h.isEmpty, h.utf8.count <= 64 else {
@@ -309,7 +320,7 @@ public struct PlanBuilder {
         let cwd = normalize(host.cwd)
         let resolvedCwd = resolveHostPath(cwd)
         var bindCwd = PlanBuilder.canBindWorkingDirectory(resolvedCwd, rootfs: r.rootfs)
-        if bindCwd, let g = guards.first(where: { $0.hide && (resolvedCwd == $0.path || resolvedCwd.hasPrefix($0.path + "/")) }) {
+        if bindCwd, let g = guards.first(where: { $0.kind == .hide && (resolvedCwd == $0.path || resolvedCwd.hasPrefix($0.path + "/")) }) {
             bindCwd = false
             notes.append("not binding the current directory \(cwd): it is inside azl-shell's own state (\(g.path))")
         } else if !bindCwd {
@@ -320,9 +331,17 @@ public struct PlanBuilder {
         for v in r.volumes {
             let (src, dst, ro) = try parseVolume(v)
             let source = resolveHostPath(src)
-            if let g = guards.first(where: { $0.hide && (source == $0.path || source.hasPrefix($0.path + "/")) }) {
+            if let g = guards.first(where: { $0.kind == .hide && (source == $0.path || source.hasPrefix($0.path + "/")) }) {
                 throw AZLError(.usage, "--volume \(v): \(source) is inside azl-shell's own state (\(g.path))",
                                hint: "bind another folder; the store and caches are never shown to a sandbox")
+            }
+            // A symlink inside the working directory, which commands in the sandbox write, must
+            // not choose what a later run binds: `ln -s ~ out` there, then `--volume ./out:/out`,
+            // would give a sandbox the home folder.
+            if bindCwd, source != resolvedCwd, !source.hasPrefix(resolvedCwd + "/"),
+               let link = symlinksOnTheWay(src).first(where: { resolveHostPath(parentOf($0)) == resolvedCwd || resolveHostPath(parentOf($0)).hasPrefix(resolvedCwd + "/") }) {
+                throw AZLError(.usage, "--volume \(v): \(link) is a symlink inside the working directory (to \(source)), which a command in the sandbox can write",
+                               hint: "name \(source) itself if that is what to bind")
             }
             binds.append((dst, source, ro))
         }
@@ -493,6 +512,33 @@ public struct PlanBuilder {
     }
 }
 
+/// The symlinks resolving PATH goes through, each as its resolved folder + its name (at most 40
+/// hops, as the kernel); the walk stops where a component does not exist.
+func hostSymlinks(_ path: String) -> [String] {
+    var links: [String] = []
+    var todo = path.split(separator: "/").map(String.init)
+    var at = ""   // resolved so far ("" is /)
+    var hops = 0
+    while !todo.isEmpty {
+        let c = todo.removeFirst()
+        if c == "." || c.isEmpty { continue }
+        if c == ".." { at = String(at[..<(at.lastIndex(of: "/") ?? at.startIndex)]); continue }
+        let next = at + "/" + c
+        var st = stat()
+        guard lstat(next, &st) == 0 else { break }
+        if (st.st_mode & S_IFMT) != S_IFLNK { at = next; continue }
+        links.append(next)
+        hops += 1
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink(next, &buf, Int(PATH_MAX))
+        guard n > 0, hops <= 40 else { break }
+        let target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if target.hasPrefix("/") { at = "" }
+        todo = target.split(separator: "/").map(String.init) + todo
+    }
+    return links
+}
+
 /// Lexically clean an absolute path: no empty, "." or ".." components, no trailing slash.
 /// realpath(3), or the path itself when it cannot be resolved (it does not exist yet).
 func realPath(_ path: String) -> String {
@@ -526,3 +572,9 @@ func normalize(_ path: String) -> String {
 }
 
 func depth(_ path: String) -> Int { path.split(separator: "/").count }
+
+/// The folder holding PATH (lexically).
+func parentOf(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+    return String(path[..<slash])
+}

@@ -198,13 +198,16 @@ public struct SandboxPlan: Equatable, Sendable {
 
     /// azl-shell's state folders of this user (stores, caches, the config folder), as resolved
     /// host paths: a guarded bind that shows one hides it (`hide`: stores and caches, whose
-    /// lock files a command must not even open) or makes it read-only; a guarded bind from
-    /// inside a hidden one is refused. The runtime decides on device and inode
+    /// lock files a command must not even open) or makes it read-only (`ro`); a guarded bind
+    /// from inside a hidden one is refused. `pin`: a symlink on the way to one (`~/.local` ->
+    /// /data/local), made a mountpoint where a bind shows it, so a command cannot put a folder
+    /// of its own in its place. The runtime decides on device and inode
     /// (Sources/SandboxRuntime/mounts.c), not on these strings.
     public struct StateGuard: Equatable, Sendable {
+        public enum Kind: String, Sendable { case hide, ro, pin }
         public var path: String
-        public var hide: Bool
-        public init(path: String, hide: Bool) { self.path = path; self.hide = hide }
+        public var kind: Kind
+        public init(path: String, kind: Kind) { self.path = path; self.kind = kind }
     }
     public var guards: [StateGuard] = []
 
@@ -261,7 +264,7 @@ public struct SandboxPlan: Equatable, Sendable {
         record(["argv"] + argv)
         for r in kernel?.records ?? [] { record(r) }
         if let k = keeper { record(["keeper", k.program, k.stateFile, String(k.idleSeconds)]) }
-        for g in guards { record(["guard", g.hide ? "hide" : "ro", g.path]) }
+        for g in guards { record(["guard", g.kind.rawValue, g.path]) }
         return out
     }
 }
@@ -301,7 +304,10 @@ extension SandboxPlan: CustomStringConvertible {
             if k.noNewPrivs { lines.append("no_new_privs") }
         }
         if let k = keeper { lines.append("user namespace kept in \(k.stateFile) (idle \(k.idleSeconds) s)") }
-        for g in guards { lines.append("state folder \(g.path): \(g.hide ? "hidden" : "read-only") wherever a bind shows it") }
+        for g in guards {
+            lines.append(g.kind == .pin ? "symlink \(g.path) on the way to a state folder: pinned wherever a bind shows it"
+                                        : "state folder \(g.path): \(g.kind == .hide ? "hidden" : "read-only") wherever a bind shows it")
+        }
         return lines.joined(separator: "\n")
     }
 }

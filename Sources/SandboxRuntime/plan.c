@@ -203,10 +203,10 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
             p->keeper_program = a[0];
             p->keeper_state = a[1];
         } else if (strcmp(name, "guard") == 0) {
-            if (na != 2 || a[1][0] != '/' || (strcmp(a[0], "hide") && strcmp(a[0], "ro")))
-                return fail(err, errlen, "bad guard record");
+            int kind = na != 2 ? -1 : !strcmp(a[0], "hide") ? GUARD_HIDE : !strcmp(a[0], "ro") ? GUARD_RO : !strcmp(a[0], "pin") ? GUARD_PIN : -1;
+            if (kind < 0 || a[1][0] != '/') return fail(err, errlen, "bad guard record");
             if (p->nguards == PLAN_MAX_GUARDS) return fail(err, errlen, "too many guard records");
-            p->guards[p->nguards].hide = !strcmp(a[0], "hide");
+            p->guards[p->nguards].kind = kind;
             p->guards[p->nguards++].path = a[1];
         } else if (strcmp(name, "argv") == 0) {
             if (na < 1) return fail(err, errlen, "empty command");

@@ -33,9 +33,10 @@
  *   keeper PROGRAM STATE IDLE   keep the user namespace for these (helper-written) maps:
  *                               PROGRAM is azl-shell-sandbox, STATE the keeper's file, IDLE
  *                               its seconds without a run before it leaves (keeper.c)
- *   guard hide|ro PATH          an azl-shell state folder of the user's: wherever a bind with
+ *   guard hide|ro|pin PATH      an azl-shell state folder of the user's: wherever a bind with
  *                               the "guard" flag shows it, it is hidden (an empty read-only
- *                               tmpfs) or read-only; decided by device and inode (mounts.c)
+ *                               tmpfs) or read-only; pin: a symlink on the way to one, made a
+ *                               mountpoint; decided by device and inode (mounts.c)
  *
  * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper;
  * 4 guard (issue 10).
@@ -52,10 +53,12 @@
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
 #define PLAN_MAX_BPF_INSNS 4096   /* BPF_MAXINSNS */
 #define PLAN_UTS_MAX 64           /* __NEW_UTS_LEN */
-#define PLAN_MAX_GUARDS 16
+#define PLAN_MAX_GUARDS 32
 
 enum ns_bits { NS_USER = 1, NS_MOUNT = 2, NS_PID = 4, NS_UTS = 8, NS_IPC = 16, NS_NET = 32 };
 enum plan_flags { PF_VERBOSE = 1, PF_PTY = 2 };
+
+enum guard_kind { GUARD_HIDE, GUARD_RO, GUARD_PIN };
 
 enum mount_kind {
     MK_BIND,        /* bind host SRC (absolute host path) on DST */
@@ -121,7 +124,7 @@ struct plan {
     const char *keeper_program, *keeper_state;   /* NULL: no kept user namespace */
     unsigned keeper_idle;
 
-    struct { const char *path; int hide; } guards[PLAN_MAX_GUARDS];
+    struct { const char *path; int kind; } guards[PLAN_MAX_GUARDS];
     int nguards;
 };
 

@@ -51,6 +51,8 @@ public final class ImageStore {
         for d in [paths.blobs, paths.trees, paths.images, paths.tmp, paths.locks, blobInfoDir] where !FS.isDirectory(d) {
             try FS.mkdirs(d, mode: 0o700)
         }
+        // Every later run hides this store too, whichever store it uses itself.
+        Paths.remember(root: paths.root)
     }
 
     var blobInfoDir: String { paths.root + "/blobinfo" }

@@ -19,7 +19,7 @@ struct PlanSafetyTests {
         edit(&r)
         let host = HostFacts(uid: 1000, gid: 1000, userName: "u", home: "/home/u", cwd: cwd)
         var b = PlanBuilder(request: r, host: host, readImageFile: { _ in nil }, hostPathExists: { _ in true },
-                            resolveHostPath: resolve)
+                            resolveHostPath: resolve, symlinksOnTheWay: { _ in [] })
         return try b.build()
     }
 
@@ -39,8 +39,8 @@ struct PlanSafetyTests {
         // CLI tests attack it); the plan names the folders and marks the binds to check.
         let p = try plan(cwd: "/home/u", volumes: ["/data:/d"])
         #expect(guarded(p) == ["/d", "/home/u"], "\(p.mounts)")
-        #expect(p.guards == [.init(path: PlanSafetyTests.store, hide: true), .init(path: "/home/u/.cache/azl-shell", hide: true),
-                             .init(path: "/home/u/.config/azl-shell", hide: false)], "\(p.guards)")
+        #expect(p.guards == [.init(path: PlanSafetyTests.store, kind: .hide), .init(path: "/home/u/.cache/azl-shell", kind: .hide),
+                             .init(path: "/home/u/.config/azl-shell", kind: .ro)], "\(p.guards)")
         #expect(!binds(p).contains { $0.source.hasPrefix(PlanSafetyTests.store) }, "no state folder is bound by path any more")
         #expect(!guarded(p).contains("/sys") && !guarded(p).contains("/etc/resolv.conf"), "system binds are not the user's")
     }
@@ -63,6 +63,32 @@ struct PlanSafetyTests {
         #expect(p.guards.map(\.path) == [PlanSafetyTests.store, "/link/state/cache"], "\(p.guards)")
         let q = try plan(cwd: PlanSafetyTests.rootfs + "/etc", resolve: { real[$0] ?? $0 }) { $0.stateFolders = [("/link/state/", true)] }
         #expect(!binds(q).contains { $0.target == PlanSafetyTests.rootfs + "/etc" }, "the cached tree was bound")
+    }
+
+    @Test func symlinksOnTheWayToAStateFolderArePinned() throws {
+        // ~/.local -> /data/local: the store really is /data/local/share/azl-shell, and the link
+        // in the working directory is what a command would replace.
+        var r = RunRequest(rootfs: PlanSafetyTests.rootfs, imageName: "alp")
+        r.command = ["true"]
+        r.stateFolders = [("/home/u/.local/share/azl-shell", true)]
+        let host = HostFacts(uid: 1000, gid: 1000, userName: "u", home: "/home/u", cwd: "/home/u")
+        var b = PlanBuilder(request: r, host: host, readImageFile: { _ in nil }, hostPathExists: { _ in true },
+                            resolveHostPath: { $0.replacingOccurrences(of: "/home/u/.local", with: "/data/local") },
+                            symlinksOnTheWay: { $0.hasPrefix("/home/u/.local") ? ["/home/u/.local"] : [] })
+        let p = try b.build()
+        #expect(p.guards == [.init(path: "/data/local/share/azl-shell", kind: .hide), .init(path: "/home/u/.local", kind: .pin)], "\(p.guards)")
+    }
+
+    @Test func hostSymlinksAreFoundWhereTheyAre() throws {
+        var template = Array("/tmp/azl-links-XXXXXX".utf8CString)
+        let dir = String(cString: try #require(mkdtemp(&template)))
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/data/local/share", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/home", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/home/.local", withDestinationPath: dir + "/data/local")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/data/local/sh", withDestinationPath: "share")
+        #expect(hostSymlinks(dir + "/home/.local/sh/azl-shell") == [dir + "/home/.local", dir + "/data/local/sh"])
+        #expect(hostSymlinks(dir + "/home/x") == [])
     }
 
     @Test func everyStoreCacheAndConfigOfTheUserIsAStateFolder() {
