@@ -100,22 +100,23 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/images").sorted() == records)
     }
 
-    /// A record whose tree is gone is the store's problem, said as such: not a name to pull.
+    /// A record whose tree is gone is the store's problem, said as such: not a name to pull
+    /// (a name with a registry host was pulled, and the pull's error said nothing of the tree).
     @Test func aRecordWithoutItsTreeSaysSo() throws {
         guard let f = try fixture() else { return }
         let images = f.state + "/images"
         let data = try #require(FileManager.default.contents(atPath: images + "/alp%3A3.20.json"))
         var record = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        record["name"] = "ghost"
+        record["name"] = "localhost:1/ghost"   // port 1: nothing listens, nothing leaves the machine
         record["tag"] = "1"
         record["tree"] = "sha256:" + String(repeating: "e", count: 64)
-        let ghost = images + "/ghost%3A1.json"
+        let ghost = images + "/localhost%3A1%2Fghost%3A1.json"
         try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: ghost))
         f.r.chownTree(ghost)
         defer { unlink(ghost) }
-        let r = f.azl(["run", "--image", "ghost:1", "--", "true"])
-        oneLineError(r, "run --image ghost:1")
-        for part in ["ghost:1", "unpacked tree", "is missing", "pull or import it again", "azl-shell rmi"] {
+        let r = f.azl(["run", "--image", "localhost:1/ghost:1", "--", "true"])
+        oneLineError(r, "run --image localhost:1/ghost:1")
+        for part in ["image localhost:1/ghost:1", "unpacked tree", "is missing", "pull or import it again", "azl-shell rmi"] {
             #expect(r.stderr.contains(part), "\(part): \(r)")
         }
         #expect(!r.stderr.contains("registry"), "\(r)")
