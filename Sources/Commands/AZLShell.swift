@@ -49,13 +49,29 @@ extension AZLShell {
     static func fastRun() -> RunCommand? {
         let args = Array(CommandLine.arguments.dropFirst())
         guard args.first == "run" else { return nil }
-        let rest = Array(args.dropFirst())
-        let ours = rest.prefix { $0 != "--" }
-        if ours.contains(where: { $0 == "-h" || $0 == "--help" || $0 == "help" || $0.hasPrefix("--generate-completion")
-                                   || $0.hasPrefix("--experimental") || $0 == "--version" }) {
-            return nil
+        return parseRun(Array(args.dropFirst()))
+    }
+
+    /// ArgumentParser takes time quadratic in the words it captures for CMD (100,000 took
+    /// minutes), and CMD is every word from its first one on, verbatim. So it is given a prefix
+    /// that holds the start of CMD (grown until it does) and the rest is appended to what it captured.
+    static func parseRun(_ rest: [String]) -> RunCommand? {
+        var k = 256
+        while true {
+            let whole = k >= rest.count
+            let head = whole ? rest : Array(rest[..<k])
+            if head.prefix(while: { $0 != "--" }).contains(where: { $0 == "-h" || $0 == "--help" || $0 == "help"
+                    || $0.hasPrefix("--generate-completion") || $0.hasPrefix("--experimental") || $0 == "--version" }) {
+                return nil
+            }
+            // A prefix may end inside our options (an option without its value): then CMD starts later.
+            if var run = try? RunCommand.parse(head), whole || !run.command.isEmpty {
+                if !whole { run.command += rest[k...] }
+                return run
+            }
+            if whole { return nil }
+            k *= 4
         }
-        return try? RunCommand.parse(rest)
     }
 }
 

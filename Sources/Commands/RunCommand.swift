@@ -108,17 +108,19 @@ struct RunCommand: ParsableCommand {
             // Before the record is read (PlanCache.seenBeforePlanning): records are written by a
             // rename into this folder, so a pull or retag from now on changes it.
             seenBeforePlanning[store.paths.images] = PlanCache.identity(of: store.paths.images, contentToo: true)
-            let img: RunnableImage
+            let record: ImageRecord
             do {
-                img = try store.openForRun(image)
+                record = try store.lookup(image)
             } catch let missing as AZLError where missing.kind == .notFound {
                 // Not stored: a registry reference or a known short name is pulled first
                 // (progress on stderr, like `pull`). The stored-image path above never gets here.
                 var puller = Puller(global: global, options: pull)
                 puller.jsonToStderr = true
-                guard let record = try puller.findOrPull(image, store: store) else { throw missing }
-                img = try store.openForRun(record.reference)
+                guard let pulled = try puller.findOrPull(image, store: store) else { throw missing }
+                record = pulled
             }
+            // Stored but its tree gone: said as such, not pulled under that name.
+            let img = try store.openForRun(record)
             opened = img
             keepLocked.append(img.lock.path)
             request = RunRequest(rootfs: img.rootfs, imageName: img.record.name)

@@ -49,7 +49,10 @@ public struct AZLError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String {
         var line = "azl-shell: \(message)"
         if let hint, !hint.isEmpty { line += " (\(hint))" }
-        return line.replacingOccurrences(of: "\n", with: " ")
+        // One line, and nothing a name given by the user could use to drive the terminal.
+        return String(String.UnicodeScalarView(line.unicodeScalars.map {
+            $0 == "\n" ? " " : ($0.value < 0x20 || $0.value == 0x7f) ? "?" : $0
+        }))
     }
 
     /// Map an errno from an operation on `path` into a typed error with a useful hint.

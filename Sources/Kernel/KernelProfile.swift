@@ -107,8 +107,14 @@ public struct KernelProfile: Equatable, Hashable, Sendable, Codable {
         return try parse(release: spec)
     }
 
-    /// uname(2) fields hold 64 bytes and a NUL; control characters would corrupt output.
+    /// uname(2) fields hold 64 bytes and a NUL; control characters would corrupt output. A
+    /// release older than the syscall tables' oldest would gate what they list from the start
+    /// (read, write: every program dies at once).
     public func validate() throws {
+        if !isHost, let oldest = SyscallTable.all(.native).min(by: { $0.since < $1.since }), versionCode < oldest.since {
+            throw AZLError(.usage, "kernel release '\(release)' is older than \(oldest.sinceString), the oldest kernel azl-shell's \(KernelArch.native.rawValue) syscall table knows",
+                           hint: "give a release from \(oldest.sinceString) on, a profile name (azl-shell kernel --list), or host")
+        }
         for (what, s) in [("release", release), ("version", version)] {
             if s.utf8.count > 64 {
                 throw AZLError(.usage, "kernel \(what) '\(s)' is longer than the 64 bytes uname(2) can hold")

@@ -174,13 +174,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             }
             return
         }
-        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        for l in labels {
-            guard !l.isEmpty, l.count <= 63, l.first != "-", l.last != "-",
-                  l.allSatisfy({ ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" }) else {
-                throw bad("registry host '\(host)' is not a valid host name", nil)
-            }
-        }
+        guard HostName.isValid(host) else { throw bad("registry host '\(host)' is not a valid host name", nil) }
     }
 
     /// `host:port` / `[v6]:port` → (host without brackets, port).

@@ -208,10 +208,9 @@ public struct PlanBuilder {
         for f in r.stateFolders {
             for link in symlinksOnTheWay(normalize(f.path)) { add(link, .pin) }
         }
-        if let h = r.hostname {
-            guard !h.isEmpty, h.utf8.count <= 64 else {
-                throw AZLError(.usage, "--hostname \(h.prefix(80)): must be 1 to 64 characters")
-            }
+        if let h = r.hostname, !HostName.isValid(h, maxLength: PlanBuilder.utsNameMax) {
+            throw AZLError(.usage, "--hostname \(h.prefix(80)): not a valid host name",
+                           hint: "RFC 1123: labels of letters, digits and '-' separated by '.', 1 to 63 each, not starting or ending with '-'; at most \(PlanBuilder.utsNameMax) in all, what uname(2) holds")
         }
         var namespaces: [SandboxPlan.Namespace] = [.user, .mount, .pid, .uts, .ipc]
         if r.network == .none { namespaces.append(.net) }
@@ -269,6 +268,7 @@ public struct PlanBuilder {
             mounts += [
                 .readOnlyFile(target: "/proc/sys/kernel/osrelease", contents: u.release + "\n", mode: 0o444),
                 .readOnlyFile(target: "/proc/version", contents: u.procVersion, mode: 0o444),
+                .readOnlyFile(target: "/proc/sys/kernel/version", contents: u.version + "\n", mode: 0o444),
             ]
         }
         mounts += [
@@ -502,13 +502,22 @@ public struct PlanBuilder {
         return true
     }
 
+    /// A UTS name (hostname) holds at most this many bytes (__NEW_UTS_LEN).
+    public static let utsNameMax = 64
+
     /// A valid hostname from an image name: its last path component, letters, digits, '-' and '.'.
     public static func hostname(forImage name: String) -> String {
         let base = name.split(separator: "/").last.map(String.init) ?? name
         let noTag = base.split(separator: ":").first.map(String.init) ?? base
-        var s = String(noTag.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") ? $0 : "-" })
-        s = String(s.prefix(63))
-        return s.isEmpty ? "azl-shell" : s
+        let s = String(noTag.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") ? $0 : "-" })
+        // Labels as RFC 1123 wants them: no empty ones, no '-' at either end.
+        var out = ""
+        for label in s.split(separator: ".") {
+            let l = label.drop { $0 == "-" }.reversed().drop { $0 == "-" }.reversed()
+            guard !l.isEmpty, out.utf8.count + (out.isEmpty ? 0 : 1) + min(l.count, 63) <= 63 else { continue }
+            out += (out.isEmpty ? "" : ".") + String(l.prefix(63))
+        }
+        return out.isEmpty ? "azl-shell" : out
     }
 }
 

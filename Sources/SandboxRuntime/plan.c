@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_FIELDS 4096
-
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -94,7 +92,9 @@ static char **vec(char **f, int n) {
 }
 
 int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) {
-    static char *f[MAX_FIELDS];
+    /* Grown as needed: a command line is bounded by the kernel's execve limits, not by us. */
+    static char **f;
+    static size_t fcap;
     size_t off = 0;
     int first = 1;
     memset(p, 0, sizeof *p);
@@ -109,7 +109,13 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
         if (r[rlen - 1] != '\0') return fail(err, errlen, "plan record not terminated");
         int n = 0;
         for (char *c = r; c < r + rlen; c += strlen(c) + 1) {
-            if (n == MAX_FIELDS) return fail(err, errlen, "plan record too long");
+            if ((size_t)n == fcap) {
+                size_t cap = fcap ? fcap * 2 : 256;
+                char **q = realloc(f, cap * sizeof *f);
+                if (!q) return fail(err, errlen, "out of memory");
+                f = q;
+                fcap = cap;
+            }
             f[n++] = c;
         }
         const char *name = f[0];

@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #define MAGIC "azl-plan-cache 3\n"
-#define ENTRY_MAX (1u << 20)
+#define ENTRY_MAX (32u << 20)   /* a plan (at most PLAN_MAX_BYTES) and a key that holds the command line again */
 
 /* The variables `run` reads (state folders, and what PlanBuilder copies into the command's
  * environment); a variable the command line names counts too. Nothing else of the environment

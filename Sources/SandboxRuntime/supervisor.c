@@ -55,12 +55,31 @@
 __attribute__((noreturn)) static void carry_out(char *buf, size_t len);
 __attribute__((noreturn)) static void carry_out_parsed(void);
 
+/* The host terminal whose settings are put back when we leave: stdin that the pty relay made
+ * raw, or, without a pty, the terminal the command shares through fd 0-2 (it may leave it raw
+ * or without echo). */
 static struct termios saved_tty;
-static int tty_raw = 0;   /* the supervisor put stdin in raw mode and must restore it */
+static int tty_fd = -1;
+
+/* Not when another job is in the foreground: its settings are its own (and tcsetattr from
+ * the background would stop us with SIGTTOU). No job control at all (no controlling tty) is fine. */
+static int tty_ours(int fd) {
+    pid_t pg = tcgetpgrp(fd);
+    return pg < 0 || pg == getpgrp();
+}
+
+static void save_tty(void) {
+    for (int fd = 0; fd < 3 && tty_fd < 0; fd++)
+        if (tcgetattr(fd, &saved_tty) == 0 && tty_ours(fd)) tty_fd = fd;
+}
 
 static void restore_tty(void) {
-    if (tty_raw) tcsetattr(0, TCSADRAIN, &saved_tty);
-    tty_raw = 0;
+    struct termios now;
+    if (tty_fd >= 0 && tty_ours(tty_fd) && tcgetattr(tty_fd, &now) == 0 &&
+        (now.c_iflag != saved_tty.c_iflag || now.c_oflag != saved_tty.c_oflag || now.c_cflag != saved_tty.c_cflag ||
+         now.c_lflag != saved_tty.c_lflag || memcmp(now.c_cc, saved_tty.c_cc, sizeof now.c_cc)))
+        tcsetattr(tty_fd, TCSADRAIN, &saved_tty);
+    tty_fd = -1;
 }
 
 void say(const char *fmt, ...) {
@@ -432,6 +451,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
         write_map_as(child, &p.gidmap, "gid_map", 1);
     }
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
+    if (!want_pty) save_tty();   /* before the command can change it; pty mode saves when it goes raw */
     if (write(go[1], "g", 1) != 1) die("cannot start the sandbox");
     close(go[1]);
 
@@ -442,7 +462,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
         if (master >= 0 && tcgetattr(0, &saved_tty) == 0) {
             struct termios raw = saved_tty;
             cfmakeraw(&raw);
-            if (tcsetattr(0, TCSADRAIN, &raw) == 0) tty_raw = 1;
+            if (tcsetattr(0, TCSADRAIN, &raw) == 0) tty_fd = 0;
         }
     }
     supervise(child, sfd, master, done[0]);

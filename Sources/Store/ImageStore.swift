@@ -157,18 +157,29 @@ public final class ImageStore {
 
     public func meta(_ tree: Digest) throws -> TreeMeta {
         let p = treeDir(tree) + "/meta.json"
+        let fix = "pull or import it again, or remove the name with `azl-shell rmi`"
         guard let data = FileManager.default.contents(atPath: p) else {
-            throw AZLError(.notFound, "the unpacked tree \(tree.short) is missing from \(paths.trees)",
-                           hint: "remove the name with `azl-shell rmi` and import or pull it again")
+            throw AZLError(.notFound, "the unpacked tree \(tree.short) is missing from \(paths.trees)", hint: fix)
         }
-        return try JSONDecoder().decode(TreeMeta.self, from: data)
+        do { return try JSONDecoder().decode(TreeMeta.self, from: data) } catch {
+            throw AZLError(.io, "the unpacked tree \(tree.short) has an unreadable \(p): \(error)", hint: fix)
+        }
     }
 
     public func openForRun(_ reference: String) throws -> RunnableImage {
-        let record = try lookup(reference)
+        try openForRun(lookup(reference))
+    }
+
+    /// A record found is opened as it is: a missing tree is an error of the store (said as
+    /// such), never a reason to take the name for something to pull.
+    public func openForRun(_ record: ImageRecord) throws -> RunnableImage {
         let l = try lock("tree", record.tree, .shared)
         // Checked after locking: prune may have removed it just before.
-        let m = try meta(record.tree)
+        let m: TreeMeta
+        do { m = try meta(record.tree) } catch var e as AZLError {
+            e.message = "image \(record.reference): \(e.message)"
+            throw e
+        }
         return RunnableImage(record: record, rootfs: treeDir(record.tree) + "/rootfs", devices: m.devices, lock: l)
     }
 
@@ -301,8 +312,7 @@ public enum ImageName {
             tag = String(s[s.index(after: colon)...])
         }
         guard isValidName(name) else {
-            throw AZLError(.usage, "invalid image name '\(s)'",
-                           hint: "use lowercase letters, digits and . _ - / (e.g. alpine:3.20 or myorg/base:1)")
+            throw AZLError(.usage, "invalid image name '\(s)'", hint: nameRule)
         }
         guard isValidTag(tag) else {
             throw AZLError(.usage, "invalid tag '\(tag)' in '\(s)'", hint: "a tag is letters, digits, _ . - (at most 128)")
@@ -310,13 +320,21 @@ public enum ImageName {
         return (name, tag)
     }
 
+    /// What isValidName accepts, said in errors.
+    public static let nameRule = "a name is lowercase letters, digits and . _ - in parts separated by '/', each part starting with a letter or digit (no '.', '..' or empty parts), optionally after a registry HOST[:PORT]/; e.g. alpine:3.20 or myorg/base:1"
+
     static func isValidName(_ n: String) -> Bool {
         guard !n.isEmpty, n.count <= 255, !n.hasPrefix("/"), !n.hasSuffix("/") else { return false }
         var comps = n.split(separator: "/", omittingEmptySubsequences: false)
-        // A leading registry host may have a port and dots, and uppercase is not allowed anywhere.
+        // A leading registry host may have a port and dots, and uppercase is not allowed anywhere;
+        // it must be a host name ("..", "." are path components, not hosts).
         if comps.count > 1, comps[0].contains(".") || comps[0].contains(":") || comps[0] == "localhost" {
-            let host = comps.removeFirst()
-            guard host.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":") }) else { return false }
+            let hostPort = comps.removeFirst()
+            let parts = hostPort.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            guard HostName.isValid(String(parts[0])), !parts[0].contains(where: \.isUppercase) else { return false }
+            if parts.count == 2 {
+                guard let port = Int(parts[1]), parts[1].allSatisfy(\.isNumber), (1...65535).contains(port) else { return false }
+            }
         }
         return comps.allSatisfy { c in
             !c.isEmpty && c.first!.isASCII && (c.first!.isLowercase || c.first!.isNumber)

@@ -47,6 +47,10 @@ struct KernelProfileTests {
         #expect(throws: AZLError.self) { try KernelProfile.parse(release: "6") }
         #expect(throws: AZLError.self) { try KernelProfile.parse(release: "6.6." + String(repeating: "x", count: 70)) }
         #expect(throws: AZLError.self) { try KernelProfile.parse(release: "6.6\nx") }
+        // Older than every syscall table row: it would gate read and write.
+        #expect(throws: AZLError.self) { try KernelProfile.parse(release: "0.1") }
+        #expect(throws: AZLError.self) { try KernelProfile.parse(release: "2.4.37") }
+        #expect(try KernelProfile.parse(release: "3.10").versionString == "3.10.0")
     }
 
     @Test func resolveTakesNamesReleasesAndHost() throws {

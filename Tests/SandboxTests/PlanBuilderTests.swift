@@ -181,6 +181,13 @@ struct PlanBuilderTests {
         #expect(PlanBuilder.hostname(forImage: "my_image") == "my-image")
         #expect(PlanBuilder.hostname(forImage: "") == "azl-shell")
         #expect(PlanBuilder.hostname(forImage: String(repeating: "a", count: 100)).count == 63)
+        // RFC 1123 labels, whatever the image name holds.
+        #expect(PlanBuilder.hostname(forImage: "x/a..b-") == "a.b")
+        #expect(PlanBuilder.hostname(forImage: "x/_b_") == "b")
+        #expect(PlanBuilder.hostname(forImage: "x/__") == "azl-shell")
+        for name in ["a..b-", "_b_", String(repeating: "ab.", count: 40)] {
+            #expect(HostName.isValid(PlanBuilder.hostname(forImage: name), maxLength: PlanBuilder.utsNameMax), "\(name)")
+        }
     }
 
     @Test func subordinateIdParsing() {

@@ -110,11 +110,15 @@ struct PlanSafetyTests {
 
     @Test func hostnamesAndVolumeTargetsTheSandboxOwnsAreUsageErrors() throws {
         #expect(throws: AZLError.self) { try plan { $0.hostname = String(repeating: "h", count: 65) } }
+        for h in ["", "a/b\nc", "-a", "a-", "a..b", "a.", String(repeating: "h", count: 64), "a_b", "\u{e4}"] {
+            #expect(throws: AZLError.self, "\(h)") { try plan { $0.hostname = h } }
+        }
+        // 64 bytes fit the UTS name; a single label of 64 breaks RFC 1123's 63 (tested above).
+        #expect(try plan { $0.hostname = String(repeating: "h", count: 62) + ".b" }.hostname.count == 64)
         #expect(throws: AZLError.self) { try plan { $0.hostname = "" } }
         for target in ["/proc", "/sys/fs", "/dev"] {
             #expect(throws: AZLError.self) { try plan(volumes: ["/tmp:" + target]) }
         }
-        #expect(try plan { $0.hostname = String(repeating: "h", count: 64) }.hostname.count == 64)
     }
 
     @Test func cacheKeysTakeOnlyWhatRunReads() {

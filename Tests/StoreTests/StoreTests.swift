@@ -15,7 +15,9 @@ struct StoreTests {
         #expect(p.name == name && p.tag == tag)
     }
 
-    @Test(arguments: ["", "Alpine", "a b", "/abs", "x/", "a:", "a:-x", "a/../b", "a::b"])
+    @Test(arguments: ["", "Alpine", "a b", "/abs", "x/", "a:", "a:-x", "a/../b", "a::b",
+                      // Path components and control characters, also where a registry host may stand.
+                      "../x", "./x", "..:5000/x", "a//b", "-h.x/y", "h.x:0/y", "h.x:99999/y", "a\nb", "x\u{1b}[31m"])
     func badNamesAreRejected(_ s: String) {
         #expect(throws: AZLError.self) { try ImageName.parse(s) }
     }
