@@ -191,4 +191,73 @@ import TestSupport
         let states = files(f.state + "/cache/userns").compactMap { try? String(contentsOfFile: f.state + "/cache/userns/" + $0, encoding: .utf8) }
         #expect(!states.contains { $0.hasPrefix("azl-userns") }, "a keeper state was written: \(states)")
     }
+
+    // MARK: what a red-team pass of the guards found
+
+    /// `~/.local` a symlink to a data disk (a common dotfile layout): the store is not below the
+    /// working directory, but the link is, and a command could swap it for a folder with a store
+    /// of its own making. The link is pinned (a mountpoint: it cannot be removed or renamed).
+    @Test func aSymlinkOnTheWayToTheStoreCannotBeReplaced() throws {
+        guard let f = try fixture() else { return }
+        let home = f.r.home, data = try f.r.makeDirectory("data-local")
+        try FS.removeTree(home + "/.local")   // the fixture's import remembered its store there
+        try FileManager.default.createSymbolicLink(atPath: home + "/.local", withDestinationPath: data)
+        lchown(home + "/.local", f.r.uid, f.r.gid)
+        let imp = f.r.run([f.r.azlShell, "import", "--name", "alp:3.20", RealRootfs.alpineX86.path, "-q"], cwd: home)
+        #expect(imp.status == 0 && FS.isDirectory(data + "/share/azl-shell/images"), "\(imp)")
+        let attack = f.r.run([f.r.azlShell, "run", "--image", "alp:3.20", "--", "sh", "-c", """
+            rm .local 2>/dev/null && echo removed; mv .local .l2 2>/dev/null && echo moved
+            mkdir -p .local/share/azl-shell/images 2>/dev/null && echo planted; [ -L .local ] && echo link; touch ./ok && echo ok
+            """], cwd: home)
+        #expect(attack.status == 0 && attack.stdout == "link\nok\n", "\(attack)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: home + "/.local")) == data)
+    }
+
+    /// A host mount below the working directory that is another mount of the folder holding the
+    /// store (`mount --bind /home /srv/h`): the walk up from the store never passes it, so the
+    /// bind's submounts are checked like the bind itself.
+    @Test func aSubmountAliasOfTheStoreIsHidden() throws {
+        guard let f = try fixture() else { return }
+        guard geteuid() == 0 else {
+            unavailable("StateTrustTests.aSubmountAliasOfTheStoreIsHidden: making a bind mount needs root (CI runs the tests as root)")
+            return
+        }
+        let work = try f.r.makeDirectory("sub")
+        let alias = work + "/h"
+        try FS.mkdirs(alias)
+        f.r.chownTree(work)
+        defer { _ = Subprocess.run(["/bin/umount", alias]) }
+        let m = Subprocess.run(["/bin/mount", "--bind", f.r.base, alias])
+        try #require(m.status == 0, "\(m)")
+        let res = f.azl(["run", "--image", "alp:3.20", "--", "sh", "-c",
+                         "ls -A h/state | wc -l; touch h/state/images/x.json 2>/dev/null && echo wrote; touch h/ok && echo ok"], cwd: work)
+        #expect(res.status == 0 && res.stdout == "0\nok\n", "the submount showed the store: \(res)")
+        #expect(!FileManager.default.fileExists(atPath: f.state + "/images/x.json"))
+    }
+
+    /// A symlink a command left in the working directory must not choose what a later run binds:
+    /// `ln -s ~ out`, then `--volume ./out:/out`, would give the sandbox the home folder.
+    @Test func aVolumeDoesNotFollowASymlinkOutOfTheWorkingDirectory() throws {
+        guard let f = try fixture() else { return }
+        let work = try f.r.makeDirectory("vol")
+        let plant = f.azl(["run", "--image", "alp:3.20", "--", "sh", "-c", "ln -s \(f.r.home) out && mkdir in && ln -s in inlink"], cwd: work)
+        #expect(plant.status == 0, "\(plant)")
+        let res = f.azl(["run", "--image", "alp:3.20", "--volume", "./out:/out", "--", "touch", "/out/.profile"], cwd: work)
+        #expect(res.status == 125 && res.stderr.contains("symlink inside the working directory"), "\(res)")
+        #expect(!FileManager.default.fileExists(atPath: f.r.home + "/.profile"))
+        // A link that stays inside the working directory is fine: the sandbox can write there anyway.
+        let inside = f.azl(["run", "--image", "alp:3.20", "--volume", "./inlink:/i", "--", "touch", "/i/x"], cwd: work)
+        #expect(inside.status == 0 && FileManager.default.fileExists(atPath: work + "/in/x"), "\(inside)")
+    }
+
+    /// A store used once with AZL_SHELL_ROOT is hidden from runs that do not name it.
+    @Test func aStoreUsedBeforeIsHiddenFromRunsThatDoNotNameIt() throws {
+        guard let f = try fixture() else { return }
+        // f.state was made with AZL_SHELL_ROOT; this run uses the default store under HOME.
+        let imp = f.r.run([f.r.azlShell, "import", "--name", "alp:3.20", RealRootfs.alpineX86.path, "-q"], cwd: f.r.home)
+        #expect(imp.status == 0, "\(imp)")
+        let res = f.r.run([f.r.azlShell, "run", "--image", "alp:3.20", "--", "sh", "-c",
+                           "ls -A state | wc -l; touch state/images/x.json 2>/dev/null && echo wrote; echo ok"], cwd: f.r.base)
+        #expect(res.status == 0 && res.stdout == "0\nok\n", "the other store was shown: \(res)")
+    }
 }
