@@ -206,12 +206,14 @@ struct RunCommand: ParsableCommand {
     }
 
     /// The user's state folders (`Paths.stateFolders`). One that does not exist yet cannot be
-    /// hidden, and a command could create it (a store of its own making, for a later run to
-    /// use): those that a bind of this run would show are made now, empty, so they are hidden.
+    /// hidden, and a command could create it (a store or rootfs-manifests of its own making, for
+    /// a later run to use): those that a bind of this run would show are made now, empty, so
+    /// they are hidden. Not caches: whatever is in one is believed only for its MAC.
     static func stateFolders(root: String?, shown: [String]) -> [(path: String, hide: Bool)] {
         let folders = Paths.stateFolders(rootOption: root)
+        let caches = Set(Paths.cacheFolders(rootOption: root))
         let sources = shown.filter { !$0.isEmpty }.map { realPathOfExistingPart(Paths.absolute($0)) }
-        for f in folders where !FS.exists(f.path) {
+        for f in folders where !FS.exists(f.path) && !caches.contains(f.path) {
             let p = realPathOfExistingPart(f.path)
             if sources.contains(where: { $0 == "/" || p.hasPrefix($0 + "/") }) { try? FS.mkdirs(p, mode: 0o700) }
         }

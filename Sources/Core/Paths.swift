@@ -51,6 +51,15 @@ public struct Paths: Sendable {
         return out
     }
 
+    /// The cache folders among `stateFolders`.
+    public static func cacheFolders(rootOption: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        var out = [rootOption, env["AZL_SHELL_ROOT"]].compactMap { $0 }.filter { !$0.isEmpty }.map { Paths(root: $0).cache }
+        out += rememberedRoots(environment: env).map { Paths(root: $0).cache }
+        out += [env["XDG_CACHE_HOME"], home + "/.cache"].compactMap { $0 }.filter { !$0.isEmpty }.map { absolute($0) + "/azl-shell" }
+        return out
+    }
+
     /// The list of the stores this user has used other than the default one (`--root`,
     /// `AZL_SHELL_ROOT`), one absolute path a line, kept in the default store's folder, which
     /// every sandbox has hidden: a run from another shell, without that variable, hides them too.
@@ -65,19 +74,18 @@ public struct Paths: Sendable {
         return text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("/") }
     }
 
-    /// Add ROOT to the remembered stores (not the default one). Best effort: a store that cannot
-    /// be remembered is still hidden from every run that names it.
+    /// Add ROOT to the remembered stores (not the default one), dropping those that are gone.
+    /// Best effort: a store that cannot be remembered is still hidden from every run that names it.
     public static func remember(root: String, environment env: [String: String] = ProcessInfo.processInfo.environment) {
         let defaults = resolve(rootOption: nil, environment: env.filter { $0.key != "AZL_SHELL_ROOT" })
         let root = absolute(root)
-        guard root != defaults.root, !rememberedRoots(environment: env).contains(root) else { return }
+        let known = rememberedRoots(environment: env)
+        guard root != defaults.root, !known.contains(root) else { return }
         let file = rememberedRootsFile(environment: env)
+        let kept = known.filter { FS.isDirectory($0) } + [root]
         try? FS.mkdirs((file as NSString).deletingLastPathComponent, mode: 0o700)
-        let fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { return }
-        // One write of one line with O_APPEND: concurrent writers never interleave inside a line.
-        try? FS.writeAll(fd: fd, Array((root + "\n").utf8))
-        close(fd)
+        // Two runs remembering at once: one list wins, the other's root is added by its next run.
+        try? FS.atomicWrite(Data(kept.map { $0 + "\n" }.joined().utf8), to: file, mode: 0o600)
     }
 
     public static func absolute(_ p: String) -> String {

@@ -388,8 +388,10 @@ static void protect_submounts(const char *src, const char *dst, const struct pla
     char prefix[PATH_MAX];
     int plen = snprintf(prefix, sizeof prefix, "%s%s", host, strcmp(src, "/") ? src : "");
     if (plen >= (int)sizeof prefix) return;
-    FILE *mi = fopen("/proc/self/mountinfo", "re");
-    if (!mi) die("cannot read /proc/self/mountinfo");
+    char path[64];
+    snprintf(path, sizeof path, "%s/proc/self/mountinfo", host);
+    FILE *mi = fopen(path, "re");
+    if (!mi) die("cannot read %s", path);
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, mi) > 0) {

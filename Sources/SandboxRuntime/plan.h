@@ -53,7 +53,7 @@
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
 #define PLAN_MAX_BPF_INSNS 4096   /* BPF_MAXINSNS */
 #define PLAN_UTS_MAX 64           /* __NEW_UTS_LEN */
-#define PLAN_MAX_GUARDS 32
+#define PLAN_MAX_GUARDS 256
 
 enum ns_bits { NS_USER = 1, NS_MOUNT = 2, NS_PID = 4, NS_UTS = 8, NS_IPC = 16, NS_NET = 32 };
 enum plan_flags { PF_VERBOSE = 1, PF_PTY = 2 };

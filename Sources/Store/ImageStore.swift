@@ -180,7 +180,15 @@ public final class ImageStore {
             e.message = "image \(record.reference): \(e.message)"
             throw e
         }
-        return RunnableImage(record: record, rootfs: treeDir(record.tree) + "/rootfs", devices: m.devices, lock: l)
+        // The overlay's lower folder: a real folder of the user's, never a symlink to elsewhere
+        // (a tree is only ever unpacked into one; anything else was put there by someone else).
+        let rootfs = treeDir(record.tree) + "/rootfs"
+        var st = stat()
+        guard lstat(rootfs, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else {
+            throw AZLError(.permission, "image \(record.reference): its unpacked tree \(rootfs) is not a folder of yours",
+                           hint: "remove it with azl-shell rmi \(record.reference) and pull or import it again")
+        }
+        return RunnableImage(record: record, rootfs: rootfs, devices: m.devices, lock: l)
     }
 
     // MARK: removal

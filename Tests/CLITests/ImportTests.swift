@@ -30,7 +30,9 @@ import TestSupport
             var out: [String: String] = [:]
             let fm = FileManager.default
             guard let e = fm.enumerator(atPath: r.base) else { return out }
-            for case let rel as String in e where !rel.hasPrefix("state") {
+            // azl-shell's own folders in HOME (the list of stores to hide) are state too.
+            let own = ["state", "home/.local", "home/.cache", "home/.config"]
+            for case let rel as String in e where rel != "home" && !own.contains(where: { rel == $0 || rel.hasPrefix($0 + "/") }) {
                 var st = stat()
                 if lstat(r.base + "/" + rel, &st) == 0 {
                     out[rel] = "\(st.st_mode) \(st.st_size) \(st.st_mtim.tv_sec) \(st.st_nlink)"
@@ -461,16 +463,20 @@ import TestSupport
         let pr = azl(["prune", "--root", dir])
         #expect(pr.status == 0 && pr.stderr.hasPrefix("removed 0 trees"), "\(pr)")
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir + "/trees")) ?? ["?"]).isEmpty)
-        // Nothing went to AZL_SHELL_ROOT or the XDG folders in HOME.
-        #expect(!FS.exists(fromEnv), "AZL_SHELL_ROOT was used despite --root")
-        #expect(!FS.exists(f.r.home + "/.local/share/azl-shell") && !FS.exists(f.r.home + "/.cache/azl-shell"))
+        // Nothing went to AZL_SHELL_ROOT or the XDG folders in HOME: at most the empty folder a
+        // run makes where its working directory would show a store that does not exist yet (so
+        // no command can plant one there), and the list of stores to hide.
+        #expect(!FS.exists(fromEnv + "/images"), "AZL_SHELL_ROOT was used despite --root")
+        let defaultStore = ((try? FileManager.default.contentsOfDirectory(atPath: f.r.home + "/.local/share/azl-shell")) ?? [])
+        #expect(defaultStore == ["roots"] && !FS.exists(f.r.home + "/.cache/azl-shell"), "\(defaultStore)")
+        #expect((try? String(contentsOfFile: f.r.home + "/.local/share/azl-shell/roots", encoding: .utf8))?.contains(dir + "\n") == true)
         // A relative --root is taken from the working directory.
         let work = try f.r.makeDirectory("work")
         let rel = azl(["import", "-q", "--root", "rel-state", tiny.path, "--name", "tiny:2"], cwd: work)
         #expect(rel.status == 0 && FS.exists(work + "/rel-state/images/tiny%3A2.json"), "\(rel)")
         let relList = azl(["images", "--root", work + "/rel-state", "--digests"])
         #expect(relList.stdout == tiny.digest + "\n", "\(relList)")
-        #expect(!FS.exists(fromEnv))
+        #expect(!FS.exists(fromEnv + "/images"))
         // Without --root, AZL_SHELL_ROOT is the state: empty.
         let envList = azl(["images", "--json"])
         #expect(envList.status == 0 && envList.stdout.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: "")
