@@ -130,12 +130,15 @@ static void apply_caps(const struct plan *p) {
 }
 
 static void install_filter(const struct plan *p, int seccomp_sock) {
-    if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("cannot set no_new_privs");
-    if (!p->bpf) return;
-    int l = azl_seccomp_install(p->bpf, p->bpf_len, p->notify_uname);
+    if (!p->bpf) {
+        if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("cannot set no_new_privs");
+        return;
+    }
+    int l = azl_seccomp_install(p->bpf, p->bpf_len, p->notify_uname, p->nnp);
+    if (l < 0 && errno == EACCES && !p->nnp) die("cannot install the seccomp filter without no_new_privs (it needs CAP_SYS_ADMIN)");
     if (l < 0) die("cannot install the seccomp filter");
     if (p->notify_uname) {
-        if (azl_seccomp_send_fd(seccomp_sock, l) < 0) die("cannot pass the uname listener to the sandbox's init");
+        if (azl_send_fd(seccomp_sock, l) < 0) die("cannot pass the uname listener to the sandbox's init");
         close(l);
         close(seccomp_sock);
     }
@@ -155,7 +158,7 @@ struct uname_server {
 
 static void serve_uname(struct uname_server *u, short sock_ev, short l_ev) {
     if (sock_ev) {
-        u->listener = azl_seccomp_recv_fd(u->sock);   /* -1 at EOF: the child died before */
+        u->listener = azl_recv_fd(u->sock);   /* -1 at EOF: the child died before */
         close(u->sock);
         u->sock = -1;
         return;
@@ -255,7 +258,7 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize, int statu
         slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
         if (slave < 0) die("cannot open the pty");
         if (winsize) ioctl(slave, TIOCSWINSZ, winsize);
-        if (azl_seccomp_send_fd(pty_sock, master) < 0) die("cannot pass the terminal to the supervisor");
+        if (azl_send_fd(pty_sock, master) < 0) die("cannot pass the terminal to the supervisor");
         close(master);
         close(pty_sock);
     }

@@ -24,9 +24,25 @@ void block_forwarded_signals(sigset_t *set);
  * own name there. */
 void remember_args(int argc, char **argv);
 
-/* supervisor.c: write PID's uid and gid maps as the plan says (the helpers, or one line
- * each); die()s when a helper fails. */
+/* util.c: the host terminal's settings, saved (the first of fds 0-2 that is one, while ours
+ * is the foreground job), or saved as stdin is made raw for the pty relay; put back by
+ * tty_restore (die() does it too). */
+void tty_save(void);
+void tty_make_raw(int fd);
+void tty_restore(void);
+/* util.c: all of BUF to FD (waiting on a full non-blocking one); -1 on error. */
+int write_all(int fd, const char *buf, size_t len);
+
+/* fdpass.c: one fd over a unix socket (SCM_RIGHTS, one byte of data); azl_recv_fd returns it
+ * close-on-exec, or -1 (ECONNRESET at EOF: the sender died first). */
+int azl_send_fd(int sock, int fd);
+int azl_recv_fd(int sock);
+
+/* idmap.c: write PID's uid and gid maps as the plan says (the helpers, or one line each);
+ * die()s when a helper fails. With NESTED (a run's namespace in the kept one), each range
+ * mapped onto itself, written directly. */
 void write_id_maps(pid_t pid, const struct plan *p);
+void write_map_as(pid_t pid, const struct idmap *m, const char *file, int nested);
 
 /* keeper.c: an fd of the user namespace kept for this plan's maps (joined, or started now),
  * or -1 when there is none to be had: then the run maps its own. */

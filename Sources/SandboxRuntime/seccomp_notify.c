@@ -46,13 +46,14 @@
 #define AZL_UTS_LEN 65   /* __NEW_UTS_LEN + 1: six fields of struct new_utsname, 390 bytes */
 #define AZL_BPF_MAXINSNS 4096
 
-int azl_seccomp_install(const uint8_t *bpf, size_t len, int want_listener) {
+int azl_seccomp_install(const uint8_t *bpf, size_t len, int want_listener, int nnp) {
     if (!bpf || len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > AZL_BPF_MAXINSNS) {
         errno = EINVAL;
         return -1;
     }
-    /* Required for an unprivileged filter, and wanted anyway: no setuid/file-cap gains. */
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    /* The plan's nnp record: no setuid/file-cap gains after exec (and what lets a process
+     * without CAP_SYS_ADMIN load a filter at all). */
+    if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
     struct sock_fprog prog = {
         .len = (unsigned short)(len / sizeof(struct sock_filter)),
         .filter = (struct sock_filter *)(uintptr_t)bpf,
@@ -67,44 +68,6 @@ int azl_seccomp_install(const uint8_t *bpf, size_t len, int want_listener) {
         return fd < 0 ? -1 : (int)fd;
     }
     return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? -1 : 0;
-}
-
-int azl_seccomp_send_fd(int sock, int fd) {
-    char byte = 's';
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    ssize_t n;
-    do n = sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
-    return n == 1 ? 0 : -1;
-}
-
-int azl_seccomp_recv_fd(int sock) {
-    char byte;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    ssize_t n;
-    do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
-    if (n <= 0) {
-        if (n == 0) errno = ECONNRESET;
-        return -1;
-    }
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
-        errno = EPROTO;
-        return -1;
-    }
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
 }
 
 /* The uname calls the filter notifies, by the struct the caller's buffer is: new_utsname
@@ -212,26 +175,6 @@ int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp
         return -1;
     }
     return 1;
-}
-
-int azl_seccomp_serve_uname(int listener, const struct azl_seccomp_uname *answer) {
-    for (;;) {
-        struct pollfd p = { .fd = listener, .events = POLLIN };
-        if (poll(&p, 1, -1) < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (p.revents & POLLIN) {
-            if (azl_seccomp_handle_one(listener, answer) < 0) return -1;
-            continue;
-        }
-        if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return 0;   /* no filtered task left */
-    }
-}
-
-void azl_seccomp_serve(int listener, const char *release, const char *version) {
-    struct azl_seccomp_uname a = { .release = release, .version = version };
-    (void)azl_seccomp_serve_uname(listener, &a);
 }
 
 int azl_seccomp_drop_bounding(uint64_t keep) {

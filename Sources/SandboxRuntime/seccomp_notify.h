@@ -13,12 +13,12 @@
  *
  *     azl_seccomp_apply_caps(&caps);                 // needs CAP_SETPCAP: while still root inside
  *     int l = azl_seccomp_install(bpf, len, notify); // sets no_new_privs, loads the filter
- *     if (notify) { azl_seccomp_send_fd(sock, l); close(l); }
+ *     if (notify) { azl_send_fd(sock, l); close(l); }
  *     exec(...)
  *
  * and on the serving side (the sandbox's pid 1, see init.c for why not the supervisor):
  *
- *     int l = azl_seccomp_recv_fd(sock);
+ *     int l = azl_recv_fd(sock);
  *     poll({l, POLLIN}, ...) -> azl_seccomp_handle_one_at(l, procfd, &answer)  (POLLHUP: no task left)
  *
  * When the command runs as a non-root uid, call azl_seccomp_apply_caps before dropping to
@@ -47,17 +47,17 @@ struct azl_seccomp_uname {
     const char *domainname;  /* NULL: uname() of the server */
 };
 
-/* Set no_new_privs and load the classic-BPF program BPF (LEN bytes, a multiple of 8, at most
+/* With NNP, set no_new_privs (without it, loading needs CAP_SYS_ADMIN in the caller's user
+ * namespace); then load the classic-BPF program BPF (LEN bytes, a multiple of 8, at most
  * 4096 instructions). With WANT_LISTENER, ask for a notification fd (SECCOMP_FILTER_FLAG_NEW_LISTENER,
  * plus WAIT_KILLABLE_RECV where the kernel has it, so signals such as Go's preemption SIGURG do
  * not restart a uname that is being answered). Returns the listener fd (close-on-exec), or 0
  * without WANT_LISTENER; -1 with errno on failure. */
-int azl_seccomp_install(const uint8_t *bpf, size_t len, int want_listener);
+int azl_seccomp_install(const uint8_t *bpf, size_t len, int want_listener, int nnp);
 
-/* Pass FD over the unix socket SOCK (SCM_RIGHTS, one byte of payload) / receive one. recv
- * returns the new fd (close-on-exec) or -1. */
-int azl_seccomp_send_fd(int sock, int fd);
-int azl_seccomp_recv_fd(int sock);
+/* Passing the listener to its server: azl_send_fd / azl_recv_fd (fdpass.c, sandbox.h). */
+int azl_send_fd(int sock, int fd);
+int azl_recv_fd(int sock);
 
 /* Answer one pending notification on LISTENER: uname gets ANSWER written into the caller's
  * memory (through /proc/PID/mem, checked with SECCOMP_IOCTL_NOTIF_ID_VALID before writing, so a
@@ -73,13 +73,6 @@ int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer)
  * command started, so not even a command that may mount (--cap-add sys_admin) can redirect the
  * write. */
 int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp_uname *answer);
-
-/* Serve LISTENER until no filtered task is left (POLLHUP) or it fails: for a dedicated server
- * that has nothing else to wait for. Returns 0 on POLLHUP, -1 with errno otherwise. */
-int azl_seccomp_serve_uname(int listener, const struct azl_seccomp_uname *answer);
-
-/* The brief's convenience form: release/version only, the rest from the server's uname(). */
-void azl_seccomp_serve(int listener, const char *release, const char *version);
 
 /* Reduce the capability sets to CAPS: drop from the bounding set every capability not in
  * caps->bounding (up to the kernel's last cap), set permitted/effective/inheritable (never

@@ -55,55 +55,6 @@
 __attribute__((noreturn)) static void carry_out(char *buf, size_t len);
 __attribute__((noreturn)) static void carry_out_parsed(void);
 
-/* The host terminal whose settings are put back when we leave: stdin that the pty relay made
- * raw, or, without a pty, the terminal the command shares through fd 0-2 (it may leave it raw
- * or without echo). */
-static struct termios saved_tty;
-static int tty_fd = -1;
-
-/* Not when another job is in the foreground: its settings are its own (and tcsetattr from
- * the background would stop us with SIGTTOU). No job control at all (no controlling tty) is fine. */
-static int tty_ours(int fd) {
-    pid_t pg = tcgetpgrp(fd);
-    return pg < 0 || pg == getpgrp();
-}
-
-static void save_tty(void) {
-    for (int fd = 0; fd < 3 && tty_fd < 0; fd++)
-        if (tcgetattr(fd, &saved_tty) == 0 && tty_ours(fd)) tty_fd = fd;
-}
-
-static void restore_tty(void) {
-    struct termios now;
-    if (tty_fd >= 0 && tty_ours(tty_fd) && tcgetattr(tty_fd, &now) == 0 &&
-        (now.c_iflag != saved_tty.c_iflag || now.c_oflag != saved_tty.c_oflag || now.c_cflag != saved_tty.c_cflag ||
-         now.c_lflag != saved_tty.c_lflag || memcmp(now.c_cc, saved_tty.c_cc, sizeof now.c_cc)))
-        tcsetattr(tty_fd, TCSADRAIN, &saved_tty);
-    tty_fd = -1;
-}
-
-void say(const char *fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    dprintf(2, "azl-shell: %s\n", buf);
-}
-
-void die(const char *fmt, ...) {
-    int e = errno;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    restore_tty();
-    if (e) dprintf(2, "azl-shell: %s: %s\n", buf, strerror(e));
-    else dprintf(2, "azl-shell: %s\n", buf);
-    _exit(EXIT_OURS);
-}
-
 static char *read_plan(int fd, size_t *len) {
     struct stat st;
     if (fstat(fd, &st) < 0) die("cannot read the plan");
@@ -122,103 +73,7 @@ static char *read_plan(int fd, size_t *len) {
     return buf;
 }
 
-/* ---- id maps ------------------------------------------------------------ */
-
-static void write_proc(pid_t pid, const char *file, const char *text) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) die("cannot write %s", path);
-    close(fd);
-}
-
-/* M as map text; with NESTED, each range mapped onto itself ("inside inside count"): the map of
- * a run's own user namespace inside the kept one, which already maps those ids to the host. */
-static void write_map_as(pid_t pid, const struct idmap *m, const char *file, int nested) {
-    char text[1024];
-    size_t o = 0;
-    for (int i = 0; i + 2 < m->nfields; i += 3) {
-        int n = snprintf(text + o, sizeof text - o, "%s %s %s\n", m->fields[i], m->fields[i + (nested ? 0 : 1)], m->fields[i + 2]);
-        if (n < 0 || (size_t)n >= sizeof text - o) { errno = 0; die("id map too long"); }
-        o += (size_t)n;
-    }
-    write_proc(pid, file, text);
-}
-
-static void write_map(pid_t pid, const struct idmap *m, const char *file) { write_map_as(pid, m, file, 0); }
-
-/* Start newuidmap/newgidmap PID IN OUT COUNT...; returns its pid. */
-static pid_t spawn_map(pid_t pid, const struct idmap *m) {
-    char pidstr[16];
-    snprintf(pidstr, sizeof pidstr, "%d", (int)pid);
-    char *argv[PLAN_MAX_MAP + 3];
-    int a = 0;
-    argv[a++] = (char *)m->helper;
-    argv[a++] = pidstr;
-    for (int i = 0; i < m->nfields; i++) argv[a++] = (char *)m->fields[i];
-    argv[a] = NULL;
-    char *env[] = { NULL };
-    pid_t h;
-    int e = posix_spawn(&h, m->helper, NULL, NULL, argv, env);
-    if (e) { errno = e; die("cannot run %s", m->helper); }
-    return h;
-}
-
-static void wait_map(pid_t h, const char *helper) {
-    int st;
-    while (waitpid(h, &st, 0) < 0)
-        if (errno != EINTR) die("waiting for %s", helper);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        errno = 0;
-        die("%s failed (see its message above; check /etc/subuid and /etc/subgid)", helper);
-    }
-}
-
-void write_id_maps(pid_t pid, const struct plan *p) {
-    pid_t hu = -1, hg = -1;
-    /* The two setuid helpers run side by side: each costs an exec. */
-    if (p->uidmap.helper && *p->uidmap.helper) hu = spawn_map(pid, &p->uidmap);
-    if (p->gidmap.helper && *p->gidmap.helper) hg = spawn_map(pid, &p->gidmap);
-    if (hu < 0) write_map(pid, &p->uidmap, "uid_map");
-    if (hg < 0) {
-        /* An unprivileged single-line gid map needs setgroups denied first. */
-        write_proc(pid, "setgroups", "deny");
-        write_map(pid, &p->gidmap, "gid_map");
-    }
-    if (hu >= 0) wait_map(hu, p->uidmap.helper);
-    if (hg >= 0) wait_map(hg, p->gidmap.helper);
-}
-
 /* ---- supervision ---------------------------------------------------------- */
-
-static int recv_fd(int sock) {
-    char byte;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    ssize_t n;
-    do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
-    if (n <= 0) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
-}
-
-static int write_all(int fd, const char *buf, size_t len) {
-    while (len) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) { struct pollfd w = { fd, POLLOUT, 0 }; poll(&w, 1, -1); continue; }
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 static int status_of(int st) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -238,7 +93,7 @@ __attribute__((noreturn)) static void leave(int status, int master, int out_open
             else if (n == 0 || (errno != EINTR && errno != EAGAIN)) break;
         }
     }
-    restore_tty();
+    tty_restore();
     _exit(status);
 }
 
@@ -451,30 +306,15 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
         write_map_as(child, &p.gidmap, "gid_map", 1);
     }
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
-    if (!want_pty) save_tty();   /* before the command can change it; pty mode saves when it goes raw */
+    if (!want_pty) tty_save();   /* before the command can change it; pty mode saves when it goes raw */
     if (write(go[1], "g", 1) != 1) die("cannot start the sandbox");
     close(go[1]);
 
     int master = -1;
     if (want_pty) {
-        master = recv_fd(sp[0]);   /* -1 if pid 1 failed before making the pty */
+        master = azl_recv_fd(sp[0]);   /* -1 if pid 1 failed before making the pty */
         close(sp[0]);
-        if (master >= 0 && tcgetattr(0, &saved_tty) == 0) {
-            struct termios raw = saved_tty;
-            cfmakeraw(&raw);
-            if (tcsetattr(0, TCSADRAIN, &raw) == 0) tty_fd = 0;
-        }
+        if (master >= 0) tty_make_raw(0);
     }
     supervise(child, sfd, master, done[0]);
-}
-
-void block_forwarded_signals(sigset_t *set) {
-    sigemptyset(set);
-    sigaddset(set, SIGCHLD);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGHUP);
-    sigaddset(set, SIGQUIT);
-    sigaddset(set, SIGWINCH);
-    sigprocmask(SIG_BLOCK, set, NULL);
 }

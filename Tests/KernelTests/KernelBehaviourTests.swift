@@ -29,7 +29,7 @@ struct KernelBehaviourTests {
             runner = dir + "/apply_and_exec"
             probe = dir + "/probe"
             try Built.cc(["-O2", "-Wall", "-Werror", "-D_GNU_SOURCE", "-I", sb, "-o", runner,
-                          fx + "/apply_and_exec.c", sb + "/seccomp_notify.c"])
+                          fx + "/apply_and_exec.c", sb + "/seccomp_notify.c", sb + "/fdpass.c"])
             try Built.cc(["-O2", "-Wall", "-D_GNU_SOURCE", "-o", probe, fx + "/probe.c", "-lpthread"])
             // -static needs glibc's libc.a (libc6-dev); skip that case if it is missing.
             let sp = dir + "/probe-static"

@@ -92,10 +92,10 @@ int main(int argc, char **argv) {
             if (azl_seccomp_apply_caps(&c) < 0) die("azl_seccomp_apply_caps");
         }
         if (bpf_len > 0) {
-            int l = azl_seccomp_install(bpf, (size_t)bpf_len, notify);
+            int l = azl_seccomp_install(bpf, (size_t)bpf_len, notify, 1);
             if (l < 0) die("azl_seccomp_install");
             if (notify) {
-                if (azl_seccomp_send_fd(sv[1], l) < 0) die("azl_seccomp_send_fd");
+                if (azl_send_fd(sv[1], l) < 0) die("azl_send_fd");
                 close(l);
             }
         }
@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
     close(sv[1]);
     int listener = -1;
     if (notify) {
-        listener = azl_seccomp_recv_fd(sv[0]);   /* -1: the child failed before (it says why) */
+        listener = azl_recv_fd(sv[0]);   /* -1: the child failed before (it says why) */
     }
     close(sv[0]);
     struct azl_seccomp_uname answer = { .release = release, .version = version };
