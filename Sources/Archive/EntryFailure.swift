@@ -61,15 +61,7 @@ enum EntryFailure: Error, Equatable {
         }
     }
 
-    /// `s` for a one-line message: control and format (bidi) characters as `?`, at most `limit` characters
-    /// (then an ellipsis), so a hostile name can neither flood nor forge the line.
-    static func shown(_ s: String, limit: Int = 200) -> String {
-        var out = String.UnicodeScalarView()
-        for u in s.unicodeScalars {
-            let c = u.properties.generalCategory
-            out.append(c == .control || c == .format ? "?" : u)
-        }
-        let clean = String(out)
-        return clean.count > limit ? String(clean.prefix(limit)) + "…" : clean
-    }
+    /// `s` for a one-line message: control and format (bidi) characters and bytes that are not
+    /// UTF-8 escaped, at most `limit` characters, so a hostile name can neither flood nor forge the line.
+    static func shown(_ s: String, limit: Int = 200) -> String { Shown.text(s, limit: limit) }
 }

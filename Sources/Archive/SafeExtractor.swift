@@ -41,7 +41,9 @@ public struct OwnershipRecord: Equatable, Sendable {
 public struct ExtractOptions: Sendable {
     /// Apply OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) against what is already in the tree.
     public var ociLayer = false
-    public init(ociLayer: Bool = false) { self.ociLayer = ociLayer }
+    /// Refuse the archive once its regular files add up to more than this (a compression bomb).
+    public var maxBytes: Int64?
+    public init(ociLayer: Bool = false, maxBytes: Int64? = nil) { self.ociLayer = ociLayer; self.maxBytes = maxBytes }
 }
 
 /// Unpacks a tar into a directory as an unprivileged user, never touching anything outside it.
@@ -96,7 +98,7 @@ public final class SafeExtractor {
                 try apply(entry, stream: stream, name: name)
             } catch let f as EntryFailure {
                 // The scratch paths we work in mean nothing to the user: name the entry.
-                let raw = archive_entry_pathname(entry).map { String(cString: $0) } ?? "?"
+                let raw = archive_entry_pathname(entry).map { FSName.string(cString: $0) } ?? "?"
                 throw f.error(entry: raw, archive: name)
             }
         }
@@ -111,7 +113,7 @@ public final class SafeExtractor {
     // MARK: entries
 
     private func apply(_ entry: OpaquePointer, stream: TarStream, name: String) throws {
-        guard let rawPath = archive_entry_pathname(entry).map({ String(cString: $0) }) else {
+        guard let rawPath = archive_entry_pathname(entry).map({ FSName.string(cString: $0) }) else {
             result.refused.append("?: entry without a name"); return
         }
         guard let rel = SafeExtractor.normalize(rawPath) else {
@@ -127,9 +129,9 @@ public final class SafeExtractor {
             if type == AZL_AE_IFDIR { deferredDirs.append(("", perm | 0o700, mtime)) }
             return
         }
-        if rel.utf8.count > EntryFailure.pathMax { throw EntryFailure.pathTooLong(bytes: rel.utf8.count) }
-        if let long = rel.split(separator: "/").first(where: { $0.utf8.count > EntryFailure.nameMax }) {
-            throw EntryFailure.componentTooLong(bytes: long.utf8.count)
+        if FSName.bytes(rel).count > EntryFailure.pathMax { throw EntryFailure.pathTooLong(bytes: FSName.bytes(rel).count) }
+        if let long = rel.split(separator: "/").first(where: { FSName.bytes(String($0)).count > EntryFailure.nameMax }) {
+            throw EntryFailure.componentTooLong(bytes: FSName.bytes(String(long)).count)
         }
         let (parentRel, leaf) = SafeExtractor.split(rel)
 
@@ -144,7 +146,7 @@ public final class SafeExtractor {
 
         let parent = try parentFD(parentRel)
 
-        if let hard = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
+        if let hard = archive_entry_hardlink(entry).map({ FSName.string(cString: $0) }) {
             try hardlink(rel: rel, target: hard, parent: parent, leaf: leaf)
             createdThisLayer.insert(rel)
             return
@@ -153,7 +155,7 @@ public final class SafeExtractor {
         switch type {
         case AZL_AE_IFDIR:
             var st = stat()
-            if fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+            if fstatat(parent, FSName.cPath(leaf), &st, AT_SYMLINK_NOFOLLOW) == 0 {
                 if (st.st_mode & S_IFMT) != S_IFDIR {
                     try removeAt(parent, leaf, parentRel: parentRel)
                     try mkdirAt(parent, leaf, rel: rel)
@@ -163,8 +165,13 @@ public final class SafeExtractor {
             }
             deferredDirs.append((rel, perm, mtime))
         case AZL_AE_IFREG:
+            // Checked on the header's size, before a byte is written: the bound is never passed.
+            if let max = options.maxBytes, result.bytes + archive_entry_size(entry) > max {
+                throw AZLError(.tooLarge, "\(name) unpacks to more than \(max) bytes (at entry '\(EntryFailure.shown(rel))')",
+                               hint: "a compression bomb, or a layer larger than the bound: raise AZL_UNPACK_MAX_RATIO / AZL_UNPACK_MIN_BYTES or free disk space; nothing was kept")
+            }
             try replaceNonDirectory(parent, leaf, parentRel: parentRel)
-            let fd = azl_openat_mode(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            let fd = azl_openat_mode(parent, FSName.cPath(leaf), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             if fd < 0 { throw EntryFailure.system(errno, "cannot create", path: rel) }
             defer { close(fd) }
             let r = archive_read_data_into_fd(stream.inner, fd)
@@ -184,15 +191,15 @@ public final class SafeExtractor {
             // libarchive 3.6 gives no target (nil) for one only in a pax `linkpath` or GNU
             // long-link record; Linux cannot make a symlink to "". Either way: refuse the entry,
             // rather than leave a link that is not what the archive meant.
-            guard let target = (archive_entry_symlink(entry) ?? archive_entry_symlink_utf8(entry)).map({ String(cString: $0) }),
+            guard let target = (archive_entry_symlink(entry) ?? archive_entry_symlink_utf8(entry)).map({ FSName.string(cString: $0) }),
                   !target.isEmpty else {
                 throw EntryFailure.symlinkWithoutTarget(warning: stream.lastWarning)
             }
-            if target.utf8.count > EntryFailure.pathMax { throw EntryFailure.symlinkTargetTooLong(bytes: target.utf8.count) }
+            if FSName.bytes(target).count > EntryFailure.pathMax { throw EntryFailure.symlinkTargetTooLong(bytes: FSName.bytes(target).count) }
             try replaceNonDirectory(parent, leaf, parentRel: parentRel)
-            if symlinkat(target, parent, leaf) != 0 { throw EntryFailure.system(errno, "cannot create symlink", path: rel) }
+            if symlinkat(FSName.cPath(target), parent, FSName.cPath(leaf)) != 0 { throw EntryFailure.system(errno, "cannot create symlink", path: rel) }
             var times = [timespec(tv_sec: 0, tv_nsec: AZL_UTIME_OMIT), mtime]
-            utimensat(parent, leaf, &times, AT_SYMLINK_NOFOLLOW)
+            utimensat(parent, FSName.cPath(leaf), &times, AT_SYMLINK_NOFOLLOW)
         case AZL_AE_IFCHR, AZL_AE_IFBLK:
             // mknod of devices needs CAP_MKNOD in the initial namespace: record, don't create.
             let dev = archive_entry_rdev(entry)
@@ -201,7 +208,7 @@ public final class SafeExtractor {
                                              minor: UInt32(azl_minor(UInt64(dev))), mode: UInt32(perm)))
         case AZL_AE_IFIFO:
             try replaceNonDirectory(parent, leaf, parentRel: parentRel)
-            if mkfifoat(parent, leaf, perm & 0o777) != 0 { throw EntryFailure.system(errno, "cannot create fifo", path: rel) }
+            if mkfifoat(parent, FSName.cPath(leaf), perm & 0o777) != 0 { throw EntryFailure.system(errno, "cannot create fifo", path: rel) }
         case AZL_AE_IFSOCK:
             // A socket in an archive is meaningless once its process is gone.
             result.refused.append("\(rel): socket")
@@ -212,7 +219,7 @@ public final class SafeExtractor {
     }
 
     private func mkdirAt(_ parent: Int32, _ leaf: String, rel: String) throws {
-        if mkdirat(parent, leaf, 0o700) != 0 && errno != EEXIST {
+        if mkdirat(parent, FSName.cPath(leaf), 0o700) != 0 && errno != EEXIST {
             throw EntryFailure.system(errno, "cannot create directory", path: rel)
         }
     }
@@ -221,7 +228,7 @@ public final class SafeExtractor {
     /// (a later layer or entry may turn a directory into a file).
     private func replaceNonDirectory(_ parent: Int32, _ leaf: String, parentRel: String) throws {
         var st = stat()
-        guard fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        guard fstatat(parent, FSName.cPath(leaf), &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
         try removeAt(parent, leaf, parentRel: parentRel)
     }
 
@@ -231,7 +238,7 @@ public final class SafeExtractor {
         }
         // Resolve the target inside the tree; its last component is not followed, so a link to
         // a symlink links the symlink itself, as tar does.
-        let tfd = azl_openat2(rootFD, targetRel, AZL_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0,
+        let tfd = azl_openat2(rootFD, FSName.cPath(targetRel), AZL_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0,
                               AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
         if tfd < 0 {
             result.refused.append("\(rel): hardlink target '\(target)' does not exist in the tree"); return
@@ -243,7 +250,7 @@ public final class SafeExtractor {
         }
         try replaceNonDirectory(parent, leaf, parentRel: SafeExtractor.split(rel).0)
         // linkat through /proc/self/fd links the inode we resolved, not whatever a path names now.
-        if linkat(AT_FDCWD, "/proc/self/fd/\(tfd)", parent, leaf, AT_SYMLINK_FOLLOW) != 0 {
+        if linkat(AT_FDCWD, "/proc/self/fd/\(tfd)", parent, FSName.cPath(leaf), AT_SYMLINK_FOLLOW) != 0 {
             throw EntryFailure.system(errno, "cannot create hardlink", path: rel)
         }
     }
@@ -258,7 +265,7 @@ public final class SafeExtractor {
         let victim = String(leaf.dropFirst(4))
         guard !victim.isEmpty, victim != ".", victim != ".." else { return }
         var st = stat()
-        if fstatat(parent, victim, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+        if fstatat(parent, FSName.cPath(victim), &st, AT_SYMLINK_NOFOLLOW) == 0 {
             try removeAt(parent, victim, parentRel: parentRel)
         }
     }
@@ -275,16 +282,16 @@ public final class SafeExtractor {
     private func removeAt(_ dirFD: Int32, _ name: String, parentRel: String) throws {
         invalidateCache()
         let rel = parentRel.isEmpty ? name : parentRel + "/" + name
-        if unlinkat(dirFD, name, 0) == 0 { return }
+        if unlinkat(dirFD, FSName.cPath(name), 0) == 0 { return }
         guard errno == EISDIR || errno == EPERM else {
             if errno == ENOENT { return }
             throw EntryFailure.system(errno, "cannot replace", path: rel)
         }
-        let sub = azl_openat_mode(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
+        let sub = azl_openat_mode(dirFD, FSName.cPath(name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
         if sub < 0 {
             // A directory without owner-read/exec: make it ours to empty.
-            fchmodat(dirFD, name, 0o700, 0)
-            let again = azl_openat_mode(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
+            fchmodat(dirFD, FSName.cPath(name), 0o700, 0)
+            let again = azl_openat_mode(dirFD, FSName.cPath(name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
             if again < 0 { throw EntryFailure.system(errno, "cannot open", path: rel) }
             defer { close(again) }
             try removeContents(again, rel: rel)
@@ -293,7 +300,7 @@ public final class SafeExtractor {
             fchmod(sub, 0o700)
             try removeContents(sub, rel: rel)
         }
-        if unlinkat(dirFD, name, AT_REMOVEDIR) != 0 && errno != ENOENT {
+        if unlinkat(dirFD, FSName.cPath(name), AT_REMOVEDIR) != 0 && errno != ENOENT {
             throw EntryFailure.system(errno, "cannot remove", path: rel)
         }
     }
@@ -312,7 +319,7 @@ public final class SafeExtractor {
         var names: [String] = []
         while let ent = readdir(d) {
             let name = withUnsafePointer(to: ent.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { FSName.string(cString: $0) }
             }
             if name != "." && name != ".." { names.append(name) }
         }
@@ -328,7 +335,7 @@ public final class SafeExtractor {
         if let c = cachedParent, c.path == parentRel { return c.fd }
         invalidateCache()
         closeRetired()
-        var fd = azl_openat2(rootFD, parentRel, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+        var fd = azl_openat2(rootFD, FSName.cPath(parentRel), AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
                              AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
         if fd < 0 {
             // Missing components are made; anything else is found, and named, on the way.
@@ -347,15 +354,15 @@ public final class SafeExtractor {
         var sofar = ""
         for comp in rel.split(separator: "/").map(String.init) {
             sofar = sofar.isEmpty ? comp : sofar + "/" + comp
-            var next = azl_openat2(rootFD, sofar, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+            var next = azl_openat2(rootFD, FSName.cPath(sofar), AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
                                    AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
             if next < 0 && errno == ENOENT {
                 // Missing, or a symlink to something missing (then mkdir says EEXIST).
-                if mkdirat(current, comp, 0o755) != 0 && errno != EEXIST {
+                if mkdirat(current, FSName.cPath(comp), 0o755) != 0 && errno != EEXIST {
                     let e = errno; close(current)
                     throw EntryFailure.system(e, "cannot create directory", path: sofar)
                 }
-                next = azl_openat2(rootFD, sofar, AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                next = azl_openat2(rootFD, FSName.cPath(sofar), AZL_O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
                                    AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
             }
             if next < 0 {
@@ -370,7 +377,7 @@ public final class SafeExtractor {
 
     /// Why `rel` (whose parents all resolved) cannot be opened as a directory: what is there.
     private func notADirectory(_ rel: String, errno e: Int32) -> EntryFailure {
-        let fd = azl_openat2(rootFD, rel, AZL_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0,
+        let fd = azl_openat2(rootFD, FSName.cPath(rel), AZL_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0,
                              AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
         guard fd >= 0 else { return .system(e, "cannot open directory", path: rel) }
         defer { close(fd) }
@@ -381,14 +388,14 @@ public final class SafeExtractor {
         case S_IFLNK:
             var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             let n = readlinkat(fd, "", &buf, Int(PATH_MAX))
-            let target = n >= 0 ? String(cString: Array(buf[..<n]) + [0]) : "?"
+            let target = n >= 0 ? FSName.string(buf[..<n].map { UInt8(bitPattern: $0) }) : "?"
             let to = "a symlink to '\(EntryFailure.shown(target, limit: 100))'"
             switch e {
             case ENOENT:
                 // The target itself missing, or the end of a chain of symlinks?
                 let (dir, _) = SafeExtractor.split(rel)
                 let hop = target.hasPrefix("/") || dir.isEmpty ? target : dir + "/" + target
-                let t = n > 0 ? azl_openat2(rootFD, hop, AZL_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0,
+                let t = n > 0 ? azl_openat2(rootFD, FSName.cPath(hop), AZL_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0,
                                             AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS) : -1
                 if t >= 0 { close(t) }
                 why = t >= 0 ? "\(to), a chain of symlinks that ends at a missing target" : "\(to), a target missing from the image"
@@ -434,7 +441,7 @@ public final class SafeExtractor {
         var latest: [String: Int] = [:]  // real path in the tree -> index into deferredDirs
         for (i, d) in deferredDirs.enumerated() {
             if d.path.isEmpty { latest[""] = i; continue }
-            let fd = azl_openat2(rootFD, d.path, AZL_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
+            let fd = azl_openat2(rootFD, FSName.cPath(d.path), AZL_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
                                  AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
             if fd < 0 { continue }  // replaced by a later entry: nothing to fix
             var real = d.path
@@ -455,7 +462,7 @@ public final class SafeExtractor {
             if real.isEmpty {
                 fd = fcntl(rootFD, F_DUPFD_CLOEXEC, 0)
             } else {
-                fd = azl_openat2(rootFD, real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
+                fd = azl_openat2(rootFD, FSName.cPath(real), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
                                  AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
             }
             if fd < 0 { continue }
@@ -472,8 +479,7 @@ public final class SafeExtractor {
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/fd/\(fd)", &buf, Int(PATH_MAX))
         guard n > 0 else { return nil }
-        buf[n] = 0
-        return String(cString: buf)
+        return FSName.string(buf[..<n].map { UInt8(bitPattern: $0) })
     }
 
     // MARK: paths

@@ -143,7 +143,14 @@ struct Puller {
         } else {
             progress.unpacking(layers: layers.count)
         }
-        let (key, meta) = try store.unpackLayers(layers) { i, r in progress.unpacked(layer: i + 1, of: layers.count, result: r) }
+        let key: Digest, meta: TreeMeta
+        do {
+            (key, meta) = try store.unpackLayers(layers, bound: .fromEnvironment()) { i, r in progress.unpacked(layer: i + 1, of: layers.count, result: r) }
+        } catch let e as AZLError where e.kind == .tooLarge {
+            // A bomb is no blob worth keeping: drop the layers this pull brought in.
+            for l in pulled.layers where !l.cached && !l.blobPath.isEmpty { unlink(l.blobPath) }
+            throw e
+        }
         // The manifest's extra environment (e.g. DEBIAN_FRONTEND) on top of the image's own.
         var env = pulled.config.env
         for kv in entry?.env ?? [] {

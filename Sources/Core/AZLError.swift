@@ -22,6 +22,9 @@ public struct AZLError: Error, CustomStringConvertible, Equatable, Sendable {
         case registry           // registry / network failure
         case digestMismatch     // content did not match its digest
         case manifest           // a rootfs manifest failed to parse
+        case refused            // a registry answer refused for safety (ambiguous document, redirect scheme)
+        case stalled            // a transfer slower than the minimum rate over the window
+        case tooLarge           // a layer unpacks past the size bound
         case `internal`
     }
 

@@ -39,7 +39,7 @@ public struct Digest: Hashable, Codable, Sendable, CustomStringConvertible, Comp
 }
 
 /// Streaming SHA-256 (swift-crypto: BoringSSL's assembly on Linux).
-public struct Hasher256 {
+public struct Hasher256: @unchecked Sendable {  // a value type; handed between tasks, never shared
     private var h = SHA256()
     public init() {}
     public mutating func update(_ buf: UnsafeRawBufferPointer) { h.update(bufferPointer: buf) }

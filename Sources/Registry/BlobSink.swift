@@ -59,9 +59,9 @@ public final class DirectoryBlobSink: BlobSink, @unchecked Sendable {
         ((try? FileManager.default.contentsOfDirectory(atPath: blobsDirectory)) ?? []).compactMap { Digest($0) }.sorted()
     }
 
-    /// Every partial file (not lock files).
+    /// Every partial file (not lock files, nor the origin each partial's writer is noted in).
     public func partials() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: partialDirectory)) ?? [])
-            .filter { !$0.hasSuffix(".lock") }.sorted()
+            .filter { !$0.hasSuffix(".lock") && !$0.hasSuffix(".origin") }.sorted()
     }
 }

@@ -38,9 +38,54 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// True for registries podman talks plain HTTP to without being told: localhost and loopback.
-    public var isLoopback: Bool {
-        let h = hostName.lowercased()
-        return h == "localhost" || h == "::1" || h.hasPrefix("127.")
+    /// Decided on the addresses the name resolves to, never on its spelling: `127.evil.example`
+    /// is whatever DNS says it is.
+    public var isLoopback: Bool { ImageReference.isLoopbackHost(hostName) }
+
+    /// `localhost`, or a name or address all of whose addresses (getaddrinfo) are in
+    /// 127.0.0.0/8 or ::1. A name that does not resolve is not loopback.
+    public static func isLoopbackHost(_ host: String) -> Bool {
+        var h = host.lowercased()
+        if h.hasPrefix("[") && h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
+        if h == "localhost" { return true }
+        var flags: Int32 = 0
+        #if DEBUG
+        // Tests map names to addresses here (`name=address,...`) to play a name that resolves
+        // elsewhere without touching DNS; release builds never read it.
+        if let map = ProcessInfo.processInfo.environment["AZL_TEST_RESOLVE"] {
+            for pair in map.split(separator: ",") {
+                let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                if kv.count == 2 && kv[0].lowercased() == h { h = kv[1]; flags = AI_NUMERICHOST; break }
+            }
+        }
+        #endif
+        var hints = addrinfo()
+        hints.ai_flags = flags
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(h, nil, &hints, &res) == 0, let first = res else { return false }
+        defer { freeaddrinfo(first) }
+        var any = false
+        var p: UnsafeMutablePointer<addrinfo>? = first
+        while let a = p, let sa = a.pointee.ai_addr {
+            switch Int32(a.pointee.ai_family) {
+            case AF_INET:
+                let b = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
+                if b >> 24 != 127 { return false }
+            case AF_INET6:
+                let bytes = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { s6 in
+                    withUnsafeBytes(of: s6.pointee.sin6_addr) { Array($0) }
+                }
+                let v4mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff
+                let isOne = bytes[0..<15].allSatisfy { $0 == 0 } && bytes[15] == 1
+                if !(isOne || (v4mapped && bytes[12] == 127)) { return false }
+            default:
+                return false
+            }
+            any = true
+            p = a.pointee.ai_next
+        }
+        return any
     }
 
     /// What the manifest endpoint is asked for: the digest when there is one, else the tag.

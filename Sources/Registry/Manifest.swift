@@ -111,6 +111,64 @@ struct ImageConfigJSON: Decodable {
     var rootfs: RootFS?
 }
 
+/// Finds a key that occurs twice in one JSON object, at any depth. Foundation's decoders keep
+/// one of the two silently and Go's and Python's keep the other, so a document with one is read
+/// differently by different tools under one digest: it is refused, not interpreted.
+enum DuplicateKeys {
+    /// The first duplicated key (`path.key`), or nil. Assumes nothing about validity: a
+    /// document that is not JSON is left to the decoder to refuse.
+    static func find(in data: Data) -> String? {
+        let b = [UInt8](data)
+        var i = 0
+        // One entry per open container: keys seen (nil for an array), the key path.
+        var stack: [(keys: Set<[UInt8]>?, path: String)] = []
+        var pendingKey: String? = nil
+        var expectKey = false
+        while i < b.count {
+            let c = b[i]
+            switch c {
+            case UInt8(ascii: "{"):
+                let parent = stack.last?.path ?? ""
+                let path = pendingKey.map { parent.isEmpty ? $0 : parent + "." + $0 } ?? parent
+                stack.append((Set(), path)); pendingKey = nil; expectKey = true; i += 1
+            case UInt8(ascii: "["):
+                let parent = stack.last?.path ?? ""
+                let path = pendingKey.map { parent.isEmpty ? $0 : parent + "." + $0 } ?? parent
+                stack.append((nil, path)); pendingKey = nil; expectKey = false; i += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if !stack.isEmpty { stack.removeLast() }
+                pendingKey = nil; expectKey = false; i += 1
+            case UInt8(ascii: ","):
+                expectKey = stack.last?.keys != nil; pendingKey = nil; i += 1
+            case UInt8(ascii: "\""):
+                var j = i + 1
+                var raw: [UInt8] = []
+                while j < b.count && b[j] != UInt8(ascii: "\"") {
+                    if b[j] == UInt8(ascii: "\\") && j + 1 < b.count { raw.append(b[j]); j += 1 }
+                    raw.append(b[j]); j += 1
+                }
+                if expectKey, stack.last?.keys != nil {
+                    // Compared decoded: `"a"` and `"\u0061"` are one key to every parser.
+                    let quoted = Data([UInt8(ascii: "\"")] + raw + [UInt8(ascii: "\"")])
+                    let key = (try? JSONDecoder().decode(String.self, from: quoted)) ?? String(decoding: raw, as: UTF8.self)
+                    let k = Array(key.utf8)
+                    if stack[stack.count - 1].keys!.contains(k) {
+                        let parent = stack.last!.path
+                        return parent.isEmpty ? key : parent + "." + key
+                    }
+                    stack[stack.count - 1].keys!.insert(k)
+                    pendingKey = key
+                    expectKey = false
+                }
+                i = j + 1
+            default:
+                i += 1
+            }
+        }
+        return nil
+    }
+}
+
 enum ManifestParser {
     /// What a manifest body is, from the Content-Type header and, when that is missing or
     /// generic, from the body's own `mediaType` / shape.
@@ -133,6 +191,19 @@ enum ManifestParser {
         if p.manifests != nil { return MediaType.ociIndex }
         if p.layers != nil { return MediaType.ociManifest }
         return nil
+    }
+
+    /// A document that is both an index and a manifest: which one it is would depend on the
+    /// Content-Type header, so one digest would name two root filesystems (skopeo refuses it too).
+    static func isAmbiguous(_ body: Data) -> Bool {
+        struct Probe: Decodable {
+            var manifests: AnyDecodable?
+            var layers: AnyDecodable?
+            var config: AnyDecodable?
+        }
+        struct AnyDecodable: Decodable { init(from decoder: Decoder) throws {} }
+        guard let p = try? JSONDecoder().decode(Probe.self, from: body) else { return false }
+        return p.manifests != nil && (p.layers != nil || p.config != nil)
     }
 
     /// Choose the manifest for `platform` from an index: an exact match (variant included) first,

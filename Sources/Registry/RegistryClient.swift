@@ -35,6 +35,11 @@ public struct PullOptions: Sendable {
     /// Seconds to connect and finish the TLS handshake.
     public var connectTimeout: Double
     public var progress: (@Sendable (PullEvent) -> Void)?
+    /// A transfer that moves fewer than `minRate` bytes a second over `rateWindow` seconds
+    /// fails (a trickling server would otherwise hold a pull forever). Defaults: 1 KiB/s over
+    /// 60 s, or `AZL_PULL_MIN_RATE` / `AZL_PULL_RATE_WINDOW`; 0 turns the check off.
+    public var minRate: Double
+    public var rateWindow: Double
     /// Asked with the image's diff_ids (from the verified config) before any layer is fetched:
     /// false when the caller already has what they unpack to (the store has the tree), and no
     /// layer is downloaded. nil: layers are always fetched (unless the sink has them).
@@ -46,6 +51,9 @@ public struct PullOptions: Sendable {
         self.platform = platform; self.tlsVerify = tlsVerify; self.maxParallel = max(1, maxParallel)
         self.retries = max(0, retries); self.retryDelay = retryDelay
         self.credentials = credentials; self.connectTimeout = connectTimeout; self.progress = progress
+        let env = ProcessInfo.processInfo.environment
+        minRate = env["AZL_PULL_MIN_RATE"].flatMap(Double.init).map { max(0, $0) } ?? 1024
+        rateWindow = env["AZL_PULL_RATE_WINDOW"].flatMap(Double.init).map { max(0, $0) } ?? 60
     }
 }
 
@@ -160,6 +168,8 @@ final class Session: @unchecked Sendable {
     let options: PullOptions
     let credentials: Credentials?
     let http: HTTPClient
+    /// Decided once, on the addresses the registry's name resolves to.
+    let loopback: Bool
     private let lock = NSLock()
     private var _scheme: String?
     private var _authorization: String?
@@ -172,6 +182,7 @@ final class Session: @unchecked Sendable {
         self.ref = ref
         self.options = options
         self.credentials = credentials
+        loopback = ref.isLoopback
         var tls = TLSConfiguration.makeClientConfiguration()
         if !options.tlsVerify { tls.certificateVerification = .none }
         var config = HTTPClient.Configuration(
@@ -179,7 +190,7 @@ final class Session: @unchecked Sendable {
             redirectConfiguration: .disallow,
             timeout: .init(connect: .milliseconds(Int64(max(0.1, options.connectTimeout) * 1000)), read: .seconds(90)),
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, options.maxParallel + 2)),
-            proxy: Session.proxy(for: ref),
+            proxy: Session.proxy(for: ref, loopback: loopback),
             decompression: .disabled)
         config.httpVersion = .automatic
         // Fail a request on the first refused connection: `withRetries` does the backing off,
@@ -194,9 +205,9 @@ final class Session: @unchecked Sendable {
 
     /// `https_proxy` / `HTTPS_PROXY` (and `http_proxy` for plain HTTP registries), except for
     /// loopback registries and hosts listed in `no_proxy`.
-    static func proxy(for ref: ImageReference) -> HTTPClient.Configuration.Proxy? {
+    static func proxy(for ref: ImageReference, loopback: Bool) -> HTTPClient.Configuration.Proxy? {
         let env = ProcessInfo.processInfo.environment
-        if ref.isLoopback { return nil }
+        if loopback { return nil }
         let noProxy = (env["no_proxy"] ?? env["NO_PROXY"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         let host = ref.apiHost.lowercased()
         for n in noProxy where !n.isEmpty {
@@ -261,10 +272,17 @@ final class Session: @unchecked Sendable {
                 }
                 await Session.drain(resp)
                 hops += 1
-                guard let next = URL(string: loc, relativeTo: URL(string: url))?.absoluteString else {
+                guard let nextURL = URL(string: loc, relativeTo: URL(string: url)), let next = Optional(nextURL.absoluteString) else {
                     throw AZLError(.registry, "\(ref.apiHost) redirected to an invalid location")
                 }
-                if next.lowercased().hasPrefix("http://") && url.lowercased().hasPrefix("https://") && options.tlsVerify {
+                // Only the web's own schemes: `http+unix://`, `unix://` and friends would reach a
+                // local socket (a container engine's API) on the registry's say-so.
+                let nextScheme = nextURL.scheme?.lowercased() ?? ""
+                guard nextScheme == "https" || nextScheme == "http" else {
+                    throw AZLError(.refused, "\(ref.apiHost) redirected \(Shown.text(pathOrURL, limit: 120)) to a '\(Shown.text(nextScheme, limit: 40))' URL; only https (and http under the plain-HTTP rules) is followed",
+                                   hint: "the registry is misconfigured or hostile; nothing was fetched from there")
+                }
+                if nextScheme == "http" && !url.lowercased().hasPrefix("http://") && options.tlsVerify {
                     throw AZLError(.registry, "\(ref.apiHost) redirected from HTTPS to plain HTTP; refusing",
                                    hint: "use --tls-verify=false only if you trust the network")
                 }
@@ -285,10 +303,10 @@ final class Session: @unchecked Sendable {
         let data = Data(buf.readableBytesView)
         struct Errs: Decodable { struct E: Decodable { var code: String?; var message: String? }; var errors: [E]? }
         if let e = try? JSONDecoder().decode(Errs.self, from: data), let errs = e.errors, !errs.isEmpty {
-            return errs.map { [$0.code, $0.message].compactMap { $0 }.joined(separator: ": ") }.joined(separator: "; ")
+            return Shown.text(errs.map { [$0.code, $0.message].compactMap { $0 }.joined(separator: ": ") }.joined(separator: "; "))
         }
         let text = String(decoding: data.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return text.unicodeScalars.allSatisfy({ $0.value >= 0x20 || $0 == "\n" }) ? text : ""
+        return text.unicodeScalars.allSatisfy({ $0.value >= 0x20 || $0 == "\n" }) ? Shown.text(text) : ""
     }
 
     /// Turn a non-success status into the right error. 5xx and 429 are transient.
@@ -321,16 +339,26 @@ final class Session: @unchecked Sendable {
     /// until a timeout), accepted only when it answers like a registry (200 or 401); then HTTPS.
     func ping() async throws {
         let schemes: [String]
-        if ref.isLoopback { schemes = ["http", "https"] }
+        if loopback { schemes = ["http", "https"] }
         else if options.tlsVerify { schemes = ["https"] }
         else { schemes = ["https", "http"] }
         var lastError: Error?
+        var firstError: Error?
         for (i, s) in schemes.enumerated() {
             let isLast = i + 1 == schemes.count
             lock.withLock { _scheme = s }
             do {
-                let resp = try await withRetries("contacting \(ref.apiHost)") {
-                    try await self.sendPing(timeout: .seconds(isLast ? 60 : 5))
+                var exhausted = false
+                let resp: HTTPClientResponse
+                do {
+                    resp = try await withRetries("contacting \(ref.apiHost)", exhausted: &exhausted) {
+                        try await self.sendPing(timeout: .seconds(isLast ? 60 : 5))
+                    }
+                } catch let e as AZLError where !isLast && exhausted {
+                    // Transport failures on this scheme: try the next one.
+                    firstError = firstError ?? e
+                    lastError = e
+                    continue
                 }
                 let code = resp.status.code
                 if code == 401 {
@@ -354,12 +382,17 @@ final class Session: @unchecked Sendable {
                 _ = detail
                 return
             } catch let e as AZLError {
-                if isLast || e.kind != .registry || !e.message.contains("failed after") { throw e }
-                lastError = e
+                throw e
             } catch {
+                firstError = firstError ?? error
                 lastError = error
                 if isLast { break }
             }
+        }
+        // A loopback registry is spoken to in plain HTTP first: when HTTPS then fails because the
+        // server does not speak TLS, the plain-HTTP failure is the one that says what is wrong.
+        if loopback, let first = firstError, let last = lastError, last is NIOSSLError || last is BoringSSLError {
+            throw first
         }
         throw lastError ?? AZLError(.registry, "cannot reach \(ref.apiHost)")
     }
@@ -389,13 +422,18 @@ final class Session: @unchecked Sendable {
                 throw AZLError(.registry, "\(ref.apiHost) requires a login to pull \(ref)",
                                hint: "add credentials to $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json")
             }
-            guard scheme == "https" || ref.isLoopback else {
+            guard scheme == "https" || loopback else {
                 throw AZLError(.registry, "\(ref.apiHost) asks for a password over plain HTTP; refusing to send it")
             }
             authorization = c.basicHeader
             return
         }
         throw AZLError(.registry, "access to \(ref) denied by \(ref.apiHost): unsupported authentication challenge '\(challenges.first?.scheme ?? "none")'")
+    }
+
+    /// Credentials go to a token realm over HTTPS, or over plain HTTP to loopback by address.
+    static func realmIsSafe(scheme: String, host: String) -> Bool {
+        scheme == "https" || ImageReference.isLoopbackHost(host)
     }
 
     /// The token flow: `GET realm?service=...&scope=repository:REPO:pull`.
@@ -419,7 +457,7 @@ final class Session: @unchecked Sendable {
         req.headers.add(name: "User-Agent", value: "azl-shell")
         let anonymous = req
         let realmHost = comps.host?.lowercased() ?? ""
-        let realmIsSafe = rs == "https" || realmHost == "localhost" || realmHost == "::1" || realmHost.hasPrefix("127.")
+        let realmIsSafe = Session.realmIsSafe(scheme: rs, host: realmHost)
         if let c = credentials, let refresh = c.identityToken, realmIsSafe {
             // Docker's identitytoken is an OAuth2 refresh token: the token service takes it in a
             // form POST (the distribution token spec's "OAuth2 token" flow), not as a password.
@@ -462,7 +500,7 @@ final class Session: @unchecked Sendable {
         guard code == 200 else {
             let detail = await Session.registryErrorText(resp)
             let who = credentials.map { $0.identityToken != nil ? " the identity token from \($0.source)" : " for user \($0.username) (credentials from \($0.source))" } ?? " anonymously"
-            throw AZLError(.registry, "access to \(ref) denied: the token service \(realmHost) refused\(who) (HTTP \(code)\(detail.isEmpty ? "" : " " + detail))",
+            throw AZLError(.registry, "access to \(ref) denied: the token service \(Shown.text(realmHost)) refused\(who) (HTTP \(code)\(detail.isEmpty ? "" : " " + detail))",
                            hint: credentials == nil ? "the image may be private: add credentials to $REGISTRY_AUTH_FILE or ~/.docker/config.json"
                                : credentials?.identityToken != nil ? "log in again: the identity token may have expired" : "check the user name and password")
         }
@@ -470,7 +508,7 @@ final class Session: @unchecked Sendable {
         struct TokenJSON: Decodable { var token: String?; var access_token: String? }
         guard let t = try? JSONDecoder().decode(TokenJSON.self, from: Data(body.readableBytesView)),
               let token = t.token ?? t.access_token, !token.isEmpty else {
-            throw AZLError(.registry, "the token service \(realmHost) for \(ref.apiHost) answered without a token")
+            throw AZLError(.registry, "the token service \(Shown.text(realmHost)) for \(ref.apiHost) answered without a token")
         }
         return token
     }
@@ -478,6 +516,12 @@ final class Session: @unchecked Sendable {
     // MARK: retries
 
     func withRetries<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        var exhausted = false
+        return try await withRetries(what, exhausted: &exhausted, body)
+    }
+
+    /// `exhausted` is set when the error thrown is transient ones that outlasted the retries.
+    func withRetries<T>(_ what: String, exhausted: inout Bool, _ body: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             do {
@@ -485,8 +529,10 @@ final class Session: @unchecked Sendable {
             } catch {
                 guard Session.isTransient(error), attempt < options.retries else {
                     if let t = error as? TransientError {
+                        exhausted = true
                         throw AZLError(.registry, "\(what) for \(ref) failed after \(attempt + 1) attempts: \(t.description)")
                     }
+                    exhausted = Session.isTransient(error)
                     throw error
                 }
                 attempt += 1
@@ -581,18 +627,27 @@ final class Session: @unchecked Sendable {
     func fetchManifest(_ reference: String, expected: Descriptor?) async throws -> (Data, String, Digest) {
         let what = "manifest \(reference)"
         let (data, contentType, headerDigest) = try await withRetries("fetching \(what)") { () async throws -> (Data, String?, String?) in
-            let resp = try await self.send("/v2/\(self.ref.repository)/manifests/\(reference)",
-                                           headers: [("Accept", MediaType.acceptManifests)])
-            guard resp.status.code == 200 else { throw await self.statusError(resp, what: what) }
-            if let len = resp.headers.first(name: "Content-Length").flatMap(Int.init), len > Session.maxManifestBytes {
-                throw AZLError(.registry, "\(what) of \(self.ref) is \(len) bytes, more than the \(Session.maxManifestBytes) allowed")
+            try await self.guarded(what) { moved in
+                let resp = try await self.send("/v2/\(self.ref.repository)/manifests/\(reference)",
+                                               headers: [("Accept", MediaType.acceptManifests)])
+                guard resp.status.code == 200 else { throw await self.statusError(resp, what: what) }
+                if let len = resp.headers.first(name: "Content-Length").flatMap(Int.init), len > Session.maxManifestBytes {
+                    throw AZLError(.registry, "\(what) of \(self.ref) is \(len) bytes, more than the \(Session.maxManifestBytes) allowed")
+                }
+                var body = Data()
+                do {
+                    for try await buf in resp.body {
+                        moved.add(buf.readableBytes)
+                        guard body.count + buf.readableBytes <= Session.maxManifestBytes else {
+                            throw AZLError(.registry, "\(what) of \(self.ref) is larger than \(Session.maxManifestBytes) bytes")
+                        }
+                        body.append(contentsOf: buf.readableBytesView)
+                    }
+                } catch let e as AZLError { throw e } catch is CancellationError { throw CancellationError() } catch {
+                    throw TransientError(description: "the transfer of \(what) broke off: \(Session.describe(error))")
+                }
+                return (body, resp.headers.first(name: "Content-Type"), resp.headers.first(name: "Docker-Content-Digest"))
             }
-            let buf: ByteBuffer
-            do { buf = try await resp.body.collect(upTo: Session.maxManifestBytes) } catch let e as NIOTooManyBytesError {
-                _ = e
-                throw AZLError(.registry, "\(what) of \(self.ref) is larger than \(Session.maxManifestBytes) bytes")
-            }
-            return (Data(buf.readableBytesView), resp.headers.first(name: "Content-Type"), resp.headers.first(name: "Docker-Content-Digest"))
         }
         let digest = Digest.of(data)
         if let expected {
@@ -609,8 +664,16 @@ final class Session: @unchecked Sendable {
             throw AZLError(.digestMismatch, "manifest of \(ref) does not match the digest the registry announced: \(h), got \(digest)",
                            hint: "the registry or a proxy served different content; nothing was kept")
         }
+        if let key = DuplicateKeys.find(in: data) {
+            throw AZLError(.refused, "manifest \(digest) of \(ref) has the key '\(Shown.text(key, limit: 80))' twice, which tools read differently; refusing it",
+                           hint: "the registry serves a malformed or hostile manifest; nothing was kept")
+        }
+        if ManifestParser.isAmbiguous(data) {
+            throw AZLError(.refused, "manifest \(digest) of \(ref) is both an image index ('manifests') and an image manifest ('layers' or 'config'); refusing it",
+                           hint: "the registry serves a malformed or hostile manifest; nothing was kept")
+        }
         guard let kind = ManifestParser.kind(contentType: contentType, body: data) else {
-            throw AZLError(.registry, "\(ref): the registry answered something that is not an image manifest (Content-Type \(contentType ?? "none"))")
+            throw AZLError(.registry, "\(ref): the registry answered something that is not an image manifest (Content-Type \(Shown.text(contentType ?? "none", limit: 100)))")
         }
         return (data, kind, digest)
     }
@@ -631,7 +694,7 @@ final class Session: @unchecked Sendable {
             guard let chosen = ManifestParser.choose(index, platform: options.platform) else {
                 let have = ManifestParser.platforms(index)
                 throw AZLError(.notFound, "\(ref) has no image for platform \(options.platform)",
-                               hint: have.isEmpty ? "the index lists no platforms" : "it has: " + have.joined(separator: ", ") + "; choose one with --platform")
+                               hint: have.isEmpty ? "the index lists no platforms" : "it has: " + Shown.text(have.joined(separator: ", ")) + "; choose one with --platform")
             }
             if indexDigest == nil { indexDigest = digest }
             (data, kind, digest) = try await fetchManifest(chosen.digest.description, expected: chosen)
@@ -641,7 +704,7 @@ final class Session: @unchecked Sendable {
                            hint: "push it again with a current tool (schema 2 or OCI)")
         }
         guard MediaType.isManifest(kind) else {
-            throw AZLError(.registry, "\(ref) is not a container image (manifest type \(kind))")
+            throw AZLError(.registry, "\(ref) is not a container image (manifest type \(Shown.text(kind, limit: 100)))")
         }
         let m: ManifestJSON
         do { m = try JSONDecoder().decode(ManifestJSON.self, from: data) } catch {
@@ -655,11 +718,54 @@ final class Session: @unchecked Sendable {
             switch e {
             case .dataCorrupted(let c), .keyNotFound(_, let c), .typeMismatch(_, let c), .valueNotFound(_, let c):
                 let path = c.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-                return (path.isEmpty ? "" : path + ": ") + c.debugDescription
-            @unknown default: return "\(e)"
+                return Shown.text((path.isEmpty ? "" : path + ": ") + c.debugDescription)
+            @unknown default: return Shown.text("\(e)")
             }
         }
-        return "\(error)"
+        return Shown.text("\(error)")
+    }
+
+    // MARK: stalls
+
+    /// Bytes a transfer has moved, read by its watchdog.
+    final class Moved: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n: Int64 = 0
+        func add(_ k: Int) { lock.withLock { n += Int64(k) } }
+        var value: Int64 { lock.withLock { n } }
+    }
+
+    /// Run `body` (a request and its body) under a watchdog: when, over the last `rateWindow`
+    /// seconds, it moved fewer than `minRate` bytes a second, it is cancelled and the pull
+    /// fails (`.stalled`). The HTTP read timeout alone restarts with every byte.
+    func guarded<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Moved) async throws -> T) async throws -> T {
+        let moved = Moved()
+        let window = options.rateWindow, rate = options.minRate
+        guard window > 0, rate > 0 else { return try await body(moved) }
+        let windowNs = UInt64(window * 1e9)
+        let host = ref.apiHost
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body(moved) }
+            group.addTask {
+                // Samples (time, bytes); the oldest kept is the newest at least a window old.
+                var samples: [(UInt64, Int64)] = [(DispatchTime.now().uptimeNanoseconds, 0)]
+                while true {
+                    try await Task.sleep(nanoseconds: max(10_000_000, windowNs / 20))
+                    let now = DispatchTime.now().uptimeNanoseconds, v = moved.value
+                    samples.append((now, v))
+                    while samples.count > 1 && now - samples[1].0 >= windowNs { samples.removeFirst() }
+                    if now - samples[0].0 >= windowNs && Double(v - samples[0].1) < rate * window {
+                        throw AZLError(.stalled, "\(host) sent \(what) of \(self.ref) at less than \(Int(rate)) bytes/s over \(Shown.text(String(window))) s; giving up",
+                                       hint: "the registry or the network is stalled: try again later (the floor is AZL_PULL_MIN_RATE bytes/s over AZL_PULL_RATE_WINDOW seconds)")
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            while let r = try await group.next() {
+                if let r { return r }
+            }
+            throw CancellationError()
+        }
     }
 
     // MARK: pull
@@ -670,19 +776,29 @@ final class Session: @unchecked Sendable {
         var layers: [(Descriptor, LayerCompression)] = []
         for l in m.layers {
             guard let c = LayerCompression(mediaType: l.mediaType) else {
-                throw AZLError(.registry, "\(ref): layer \(l.digest.short) has media type \(l.mediaType), which is not a filesystem layer azl-shell can unpack")
+                throw AZLError(.registry, "\(ref): layer \(l.digest.short) has media type \(Shown.text(l.mediaType, limit: 100)), which is not a filesystem layer azl-shell can unpack")
             }
             guard l.size >= 0 else { throw AZLError(.registry, "\(ref): layer \(l.digest.short) has a negative size") }
             layers.append((l, c))
         }
         options.progress?(.resolved(manifest: r.digest, layers: layers.count, platform: options.platform.description, index: r.index))
 
+        // An artifact (a Helm chart, a signature) may carry tar layers; only an image config
+        // makes it a container image.
+        guard m.config.mediaType == MediaType.ociConfig || m.config.mediaType == MediaType.dockerConfig else {
+            throw AZLError(.registry, "\(ref) is not a container image: its config has media type \(Shown.text(m.config.mediaType, limit: 100))",
+                           hint: "it is an artifact of another kind; pull it with a tool made for it")
+        }
         // The config first: it is small, and its diff_ids must agree with the layers.
         guard m.config.size >= 0, m.config.size <= Int64(Session.maxConfigBytes) else {
             throw AZLError(.registry, "\(ref): the image config is \(m.config.size) bytes; refusing")
         }
         let (configPath, _) = try await fetchBlob(m.config, sink: sink, what: "config", report: false)
         let configData = try FS.readFile(configPath)
+        if let key = DuplicateKeys.find(in: configData) {
+            throw AZLError(.refused, "image config \(m.config.digest) of \(ref) has the key '\(Shown.text(key, limit: 80))' twice, which tools read differently; refusing it",
+                           hint: "the registry serves a malformed or hostile image; nothing was kept")
+        }
         let cfg: ImageConfigJSON
         do { cfg = try JSONDecoder().decode(ImageConfigJSON.self, from: configData) } catch {
             throw AZLError(.registry, "\(ref): the image config \(m.config.digest.short) cannot be parsed: \(Session.decodingText(error))")
@@ -755,6 +871,7 @@ final class Session: @unchecked Sendable {
             try await self.download(desc, to: partial, what: what, report: report)
         }
         let final = try sink.commit(d, from: partial)
+        unlink(Session.originPath(partial))
         if report { options.progress?(.layerDone(d, cached: false)) }
         return (final, false)
     }
@@ -769,25 +886,50 @@ final class Session: @unchecked Sendable {
         }
     }
 
-    /// One attempt: resume `partial` if it holds a prefix, stream the rest while hashing, and
-    /// verify digest and size. A mismatch deletes the partial file; a dropped connection
-    /// leaves it (TransientError) for the next attempt.
+    /// One attempt: resume `partial` if it holds a prefix written from this registry's origin,
+    /// stream the rest while hashing, and verify digest and size. A mismatch deletes the partial
+    /// file; a dropped connection leaves it (TransientError) for the next attempt.
     func download(_ desc: Descriptor, to partial: String, what: String, report: Bool) async throws {
         let d = desc.digest
         let size = desc.size
         let fd = open(partial, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 { throw AZLError.errno(errno, "cannot write", path: partial) }
         defer { close(fd) }
+        do {
+            try await download(desc, fd: fd, partial: partial, what: what, report: report)
+        } catch {
+            // Nothing received: leave no empty partial (nor its origin) behind.
+            var st = stat()
+            if fstat(fd, &st) == 0 && st.st_size == 0 { unlink(partial); unlink(Session.originPath(partial)) }
+            throw error
+        }
+    }
+
+    /// Where the origin (scheme://host:port) that wrote a partial file is kept: a partial is
+    /// resumed only from that origin, so another registry's bytes never prefix an honest blob.
+    static func originPath(_ partial: String) -> String { partial + ".origin" }
+
+    private struct Overrun: Error {}
+
+    private func download(_ desc: Descriptor, fd: Int32, partial: String, what: String, report: Bool) async throws {
+        let d = desc.digest
+        let size = desc.size
         func mismatch(_ why: String) -> AZLError {
             ftruncate(fd, 0)
             unlink(partial)
+            unlink(Session.originPath(partial))
             return AZLError(.digestMismatch, "\(what) \(d) of \(ref) does not match its digest: \(why)",
                             hint: "the registry or a proxy served different content; nothing was kept")
         }
         var st = stat()
         fstat(fd, &st)
         var have = Int64(st.st_size)
-        if have > size { ftruncate(fd, 0); have = 0 }
+        let origin = registryOriginKey ?? self.origin
+        let wroteIt = (try? String(contentsOfFile: Session.originPath(partial), encoding: .utf8)) == origin
+        if have > size || (have > 0 && !wroteIt) { ftruncate(fd, 0); have = 0 }
+        if have == 0 && !wroteIt {
+            try FS.atomicWrite(Data(origin.utf8), to: Session.originPath(partial), mode: 0o600)
+        }
         // Re-hash what an earlier attempt left.
         var hasher = Hasher256()
         if have > 0 {
@@ -814,7 +956,10 @@ final class Session: @unchecked Sendable {
         }
         var headers: [(String, String)] = []
         if have > 0 { headers.append(("Range", "bytes=\(have)-")) }
-        let resp = try await send("/v2/\(ref.repository)/blobs/\(d)", headers: headers, timeout: .hours(6))
+        let path = "/v2/\(ref.repository)/blobs/\(d)"
+        let resp = try await guarded("\(what) \(d)") { _ in
+            try await self.send(path, headers: headers, timeout: .hours(6))
+        }
         let code = resp.status.code
         var offset = have
         switch code {
@@ -826,7 +971,7 @@ final class Session: @unchecked Sendable {
             guard start == have else {
                 await Session.drain(resp)
                 ftruncate(fd, 0)
-                throw TransientError(description: "the server answered the range request with '\(cr)'; starting over")
+                throw TransientError(description: "the server answered the range request with '\(Shown.text(cr, limit: 80))'; starting over")
             }
             if report { options.progress?(.resumed(d, from: have)) }
         case 416:
@@ -834,7 +979,6 @@ final class Session: @unchecked Sendable {
             ftruncate(fd, 0)
             throw TransientError(description: "the server refused to resume at byte \(have); starting over")
         default:
-            if have == 0 { unlink(partial) }   // nothing of it received: leave no empty file behind
             throw await statusError(resp, what: "\(what) \(d)")
         }
         if let len = resp.headers.first(name: "Content-Length").flatMap(Int64.init), offset + len != size {
@@ -843,12 +987,35 @@ final class Session: @unchecked Sendable {
         }
         if lseek(fd, off_t(offset), SEEK_SET) < 0 { throw AZLError.errno(errno, "cannot seek", path: partial) }
         if ftruncate(fd, off_t(offset)) != 0 { throw AZLError.errno(errno, "cannot truncate", path: partial) }
-        var done = offset
+        let start = hasher
+        let got: Hasher256, done: Int64
+        do {
+            (got, done) = try await guarded("\(what) \(d)") { moved in
+                try await self.receive(resp, fd: fd, partial: partial, digest: d, size: size, from: offset,
+                                       hasher: start, report: report, moved: moved)
+            }
+        } catch is Overrun {
+            throw mismatch("more than the \(size) bytes the manifest says")
+        }
+        if done < size {
+            throw TransientError(description: "the transfer of \(d.short) ended at \(done) of \(size) bytes")
+        }
+        let digest = got.finalize()
+        guard digest == d else { throw mismatch("got \(digest)") }
+        if fsync(fd) != 0 { throw AZLError.errno(errno, "cannot sync", path: partial) }
+    }
+
+    /// Stream a blob's body to `fd` from `from`, hashing it; returns the hasher and the bytes held.
+    private func receive(_ resp: HTTPClientResponse, fd: Int32, partial: String, digest d: Digest, size: Int64, from: Int64,
+                         hasher start: Hasher256, report: Bool, moved: Moved) async throws -> (Hasher256, Int64) {
+        var hasher = start
+        var done = from
         var lastReport = DispatchTime.now().uptimeNanoseconds
         do {
             for try await buf in resp.body {
                 let n = Int64(buf.readableBytes)
-                if done + n > size { throw mismatch("more than the \(size) bytes the manifest says") }
+                moved.add(buf.readableBytes)
+                if done + n > size { throw Overrun() }
                 try buf.withUnsafeReadableBytes { raw in
                     hasher.update(raw)
                     var off = 0
@@ -872,14 +1039,13 @@ final class Session: @unchecked Sendable {
             }
         } catch let e as AZLError {
             throw e
+        } catch let e as Overrun {
+            throw e
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             throw TransientError(description: "the transfer of \(d.short) broke off at \(done) of \(size) bytes: \(Session.describe(error))")
         }
-        if done < size {
-            throw TransientError(description: "the transfer of \(d.short) ended at \(done) of \(size) bytes")
-        }
-        let got = hasher.finalize()
-        guard got == d else { throw mismatch("got \(got)") }
-        if fsync(fd) != 0 { throw AZLError.errno(errno, "cannot sync", path: partial) }
+        return (hasher, done)
     }
 }

@@ -259,13 +259,20 @@ public final class ImageStore {
             unlink(paths.locks + "/" + n)
             l.unlock()
         }
-        // Interrupted downloads kept for resuming: dropped unless a pull holds their lock now.
+        // Interrupted downloads kept for resuming (with the origin that wrote each), and the
+        // locks of downloads that are over: dropped unless a pull holds the lock now.
         let partial = paths.root + "/partial"
-        for n in (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? [] where !n.hasSuffix(".lock") {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? []
+        let downloads = Set(names.map { n -> String in
+            for suffix in [".lock", ".origin"] where n.hasSuffix(suffix) { return String(n.dropLast(suffix.count)) }
+            return n
+        })
+        for n in downloads {
             guard let l = try? FileLock(tryPath: partial + "/" + n + ".lock", mode: .exclusive) else { continue }
             var st = stat()
             if stat(partial + "/" + n, &st) == 0 { report.bytes += Int64(st.st_size) }
             unlink(partial + "/" + n)
+            unlink(partial + "/" + n + ".origin")
             unlink(partial + "/" + n + ".lock")
             l.unlock()
         }

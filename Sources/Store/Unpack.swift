@@ -12,6 +12,29 @@ public struct LayerSource: Sendable {
     }
 }
 
+/// How far a pulled layer may unpack: `ratio` times its compressed size, but at least
+/// `floorBytes` (small layers of sparse or zero-filled files compress far better than that
+/// ratio), and never more than the free space of the store's filesystem.
+public struct UnpackBound: Sendable, Equatable {
+    public var ratio: Int64
+    public var floorBytes: Int64
+    public init(ratio: Int64 = 200, floorBytes: Int64 = 1 << 30) { self.ratio = ratio; self.floorBytes = floorBytes }
+
+    /// `AZL_UNPACK_MAX_RATIO` and `AZL_UNPACK_MIN_BYTES` override the defaults.
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> UnpackBound {
+        var b = UnpackBound()
+        if let r = env["AZL_UNPACK_MAX_RATIO"].flatMap(Int64.init), r > 0 { b.ratio = r }
+        if let f = env["AZL_UNPACK_MIN_BYTES"].flatMap(Int64.init), f >= 0 { b.floorBytes = f }
+        return b
+    }
+
+    func limit(compressed: Int64, free: Int64?) -> Int64 {
+        let (scaled, over) = compressed.multipliedReportingOverflow(by: ratio)
+        let byRatio = max(floorBytes, over ? Int64.max : scaled)
+        return min(byRatio, free ?? Int64.max)
+    }
+}
+
 extension ImageStore {
     /// The OCI chain id: what identifies a stack of layers, bottom first.
     public static func chainID(_ diffIDs: [Digest]) -> Digest {
@@ -55,7 +78,9 @@ extension ImageStore {
 
     /// Unpack `layers` in order into a tree keyed by their chain id (reusing it if present).
     /// Each blob's diff_id is checked against `expectedDiffID` when given.
-    public func unpackLayers(_ layers: [LayerSource], progress: ((Int, ExtractResult) -> Void)? = nil) throws -> (key: Digest, meta: TreeMeta) {
+    /// With `bound`, a layer that unpacks past it fails (`.tooLarge`) and nothing is kept.
+    public func unpackLayers(_ layers: [LayerSource], bound: UnpackBound? = nil,
+                             progress: ((Int, ExtractResult) -> Void)? = nil) throws -> (key: Digest, meta: TreeMeta) {
         let known = layers.map { $0.expectedDiffID ?? knownDiffID(ofBlob: $0.blob) }
         var unpackLock: FileLock?
         defer { unpackLock?.unlock() }
@@ -78,7 +103,14 @@ extension ImageStore {
             let fd = open(layer.path, O_RDONLY | O_CLOEXEC)
             if fd < 0 { throw AZLError.errno(errno, "cannot open layer", path: layer.path) }
             defer { close(fd) }
-            let ex = try SafeExtractor(root: staged + "/rootfs", options: ExtractOptions(ociLayer: true))
+            var maxBytes: Int64? = nil
+            if let bound {
+                var st = stat(), vfs = statvfs()
+                let compressed = fstat(fd, &st) == 0 ? Int64(st.st_size) : 0
+                let free = statvfs(staged, &vfs) == 0 ? Int64(vfs.f_bavail) * Int64(vfs.f_frsize) : nil
+                maxBytes = bound.limit(compressed: compressed, free: free)
+            }
+            let ex = try SafeExtractor(root: staged + "/rootfs", options: ExtractOptions(ociLayer: true, maxBytes: maxBytes))
             let r = try ex.extract(fd: fd, name: "layer \(layer.blob)")
             if r.blobDigest != layer.blob {
                 throw AZLError(.digestMismatch, "layer \(layer.blob) has digest \(r.blobDigest) on disk",
@@ -119,16 +151,31 @@ extension ImageStore {
             if line.hasPrefix("#") { return nil }
             let f = line.split(separator: " ", maxSplits: 3)
             guard f.count == 4, let u = Int64(f[0]), let g = Int64(f[1]), let m = UInt32(f[2], radix: 8) else { return nil }
-            return OwnershipRecord(path: String(f[3]).removingPercentEncoding ?? String(f[3]), uid: u, gid: g, mode: m)
+            return OwnershipRecord(path: unescapePath(f[3]), uid: u, gid: g, mode: m)
         }
     }
 
+    /// The name's bytes (FSName), so one that is not UTF-8 comes back byte for byte.
     static func escapePath(_ p: String) -> String {
         var out = ""
-        for u in p.utf8 {
+        for u in FSName.bytes(p) {
             if u <= 0x20 || u == 0x25 || u >= 0x7f { out += String(format: "%%%02X", u) } else { out.append(Character(UnicodeScalar(u))) }
         }
         return out
+    }
+
+    static func unescapePath(_ s: Substring) -> String {
+        var bytes: [UInt8] = []
+        let u = Array(s.utf8)
+        var i = 0
+        while i < u.count {
+            if u[i] == 0x25, i + 2 < u.count, let b = UInt8(String(decoding: u[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
+                bytes.append(b); i += 3
+            } else {
+                bytes.append(u[i]); i += 1
+            }
+        }
+        return FSName.string(bytes)
     }
 }
 

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Builds tar archives byte by byte, so tests can make the hostile ones no well-behaved tool
@@ -84,7 +85,7 @@ public struct TarBuilder {
                                        size: Int, link: String, major: Int, minor: Int) {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ s: String, _ off: Int, _ len: Int) {
-            for (i, b) in s.utf8.prefix(len).enumerated() { h[off + i] = b }
+            for (i, b) in FSName.bytes(s).prefix(len).enumerated() { h[off + i] = b }  // names are bytes (FSName)
         }
         func octal(_ v: Int, _ off: Int, _ len: Int) {
             put(String(repeating: "0", count: max(0, len - 1 - String(v, radix: 8).count)) + String(v, radix: 8), off, len - 1)

@@ -114,3 +114,75 @@ struct ExtractorTests {
         #expect(r.blobDigest != r.diffID)
     }
 }
+
+/// Issue 17: names are bytes. A name that is not UTF-8 is kept byte for byte (and is not
+/// confused with the name its bytes would be "repaired" to), in files, hardlink targets,
+/// whiteouts and the ownership records; where one is shown, its bad bytes are escaped.
+struct ByteNameTests {
+    static let latin1 = FSName.string([0x63, 0x61, 0x66, 0xE9] + Array(".txt".utf8))          // caf\xe9.txt
+    static let repaired = "caf\u{FFFD}.txt"                                                     // what String(cString:) made of it
+    static let link = FSName.string(Array("link".utf8) + [0xFF])
+    static let gone = FSName.string(Array("gone".utf8) + [0xFE])
+
+    func names(_ dir: String) throws -> Set<[UInt8]> {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        return Set(try SafeExtractor.list(fd, rel: "").map(FSName.bytes))
+    }
+
+    @Test func mappingIsOneToOneAndRoundTrips() {
+        let samples: [[UInt8]] = [[0xE9], [0xEF, 0xBF, 0xBD], [0xEE, 0xBE, 0x80], Array("plain".utf8), [0xC3, 0xA9], [0xF0, 0x9F, 0x98, 0x80, 0xFF]]
+        for s in samples { #expect(FSName.bytes(FSName.string(s)) == s, "\(s)") }
+        #expect(Set(samples.map { FSName.string($0) }).count == samples.count)
+        #expect(Shown.text(ByteNameTests.latin1) == "caf\\xe9.txt")
+    }
+
+    @Test func nonUTF8NamesSurviveExtractionByteForByte() throws {
+        var t = Array("/tmp/azl-bytes-XXXXXX".utf8CString)
+        let d = String(cString: mkdtemp(&t)!)
+        defer { try? FS.removeTree(d); unlink(d + ".tar"); unlink(d + "2.tar") }
+        var b = TarBuilder()
+        b.dir("n")
+        b.file("n/" + ByteNameTests.latin1, "latin-1\n", uid: 1000, gid: 1000)
+        b.file("n/" + ByteNameTests.repaired, "replacement\n")
+        b.hardlink("n/" + ByteNameTests.link, to: "n/" + ByteNameTests.latin1)
+        b.file("n/" + ByteNameTests.gone, "x")
+        try b.finished().write(to: URL(fileURLWithPath: d + ".tar"))
+        let fd = open(d + ".tar", O_RDONLY)
+        let r = try SafeExtractor(root: d, options: ExtractOptions(ociLayer: true)).extract(fd: fd, name: d + ".tar")
+        close(fd)
+        #expect(r.refused.isEmpty, "\(r.refused)")
+        let want: Set<[UInt8]> = Set([ByteNameTests.latin1, ByteNameTests.repaired, ByteNameTests.link, ByteNameTests.gone].map(FSName.bytes))
+        #expect(try names(d + "/n") == want, "four entries in, four files out")
+        #expect(try String(contentsOfFile: d + "/n/" + ByteNameTests.repaired, encoding: .utf8) == "replacement\n")
+        var s1 = stat(), s2 = stat()
+        #expect(stat(FSName.cPath(d + "/n/" + ByteNameTests.latin1), &s1) == 0 && stat(FSName.cPath(d + "/n/" + ByteNameTests.link), &s2) == 0)
+        #expect(s1.st_ino == s2.st_ino, "the hardlink's target was found by its bytes")
+        #expect(r.ownership.map(\.path) == ["n/" + ByteNameTests.latin1])
+
+        // A whiteout of a name that is not UTF-8 removes exactly that name.
+        var w = TarBuilder()
+        w.file("n/.wh." + ByteNameTests.gone)
+        try w.finished().write(to: URL(fileURLWithPath: d + "2.tar"))
+        let fd2 = open(d + "2.tar", O_RDONLY)
+        _ = try SafeExtractor(root: d, options: ExtractOptions(ociLayer: true)).extract(fd: fd2, name: d + "2.tar")
+        close(fd2)
+        #expect(try names(d + "/n") == want.subtracting([FSName.bytes(ByteNameTests.gone)]))
+    }
+
+    @Test func theBoundStopsABombBeforeItIsWritten() throws {
+        var t = Array("/tmp/azl-bomb-XXXXXX".utf8CString)
+        let d = String(cString: mkdtemp(&t)!)
+        defer { try? FS.removeTree(d); unlink(d + ".tar") }
+        var b = TarBuilder()
+        b.file("small", bytes: Data(count: 1000))
+        b.file("big", bytes: Data(count: 5000))
+        try b.finished().write(to: URL(fileURLWithPath: d + ".tar"))
+        let fd = open(d + ".tar", O_RDONLY)
+        defer { close(fd) }
+        #expect { try SafeExtractor(root: d, options: ExtractOptions(maxBytes: 4096)).extract(fd: fd, name: "layer x") } throws: { e in
+            (e as? AZLError)?.kind == .tooLarge && (e as? AZLError)?.message.contains("layer x") == true
+        }
+        #expect(!FileManager.default.fileExists(atPath: d + "/big"), "nothing of the entry past the bound was written")
+    }
+}
