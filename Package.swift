@@ -2,8 +2,9 @@
 import PackageDescription
 
 // One library module per concern; the executable is a thin shell over `Commands`.
-// The only C we write lives in `azl-shell-sandbox` (the single-threaded part that
-// carries out a sandbox plan) — everything else is Swift over system libraries.
+// The C we write lives in `SandboxRuntime` (the single-threaded part that carries out a
+// sandbox plan, and the plan cache's lookup) and `PlanReplay` (its constructor); everything
+// else is Swift over system libraries.
 let package = Package(
     name: "azl-shell",
     platforms: [.macOS(.v13)],
@@ -63,7 +64,7 @@ let package = Package(
         .target(name: "PlanReplay", dependencies: ["SandboxRuntime"]),
         // Every verb: calls `Commands`.
         .executableTarget(name: "azl-shell-cli", dependencies: ["Commands"]),
-        // The only C we write: the single-threaded part that carries out a plan (clone, id
+        // The C part: the single-threaded code that carries out a plan (clone, id
         // maps, mounts, pivot_root, pid 1, seccomp, exec). The lean azl-shell calls it in
         // process; azl-shell-cli, which has threads, execs azl-shell-sandbox.
         // nettle (HMAC-SHA256 of state files, state_mac.c) comes with libarchive.

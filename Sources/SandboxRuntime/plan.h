@@ -28,7 +28,7 @@
  *   seccomp HEXBPF NOTIFY       the command's seccomp program (struct sock_filter[], hex);
  *                               NOTIFY: notify-uname (uname goes to the supervisor) or -
  *   caps BND EFF PRM INH AMB    capability masks, 16 hex digits each
- *   uname RELEASE VERSION       what the supervisor answers for uname (with notify-uname)
+ *   uname RELEASE VERSION       what pid 1 answers for uname (with notify-uname)
  *   nnp                         set no_new_privs on the command
  *   keeper PROGRAM STATE IDLE   keep the user namespace for these (helper-written) maps:
  *                               PROGRAM is azl-shell-sandbox, STATE the keeper's file, IDLE
