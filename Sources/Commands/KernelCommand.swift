@@ -24,14 +24,7 @@ struct KernelCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Run in this unpacked root directory instead of a stored image.", visibility: .hidden))
     var rootfs: String?
 
-    @Option(name: .long, help: ArgumentHelp("A profile, a release such as 5.15.0, or host.", valueName: "PROFILE|RELEASE|host"))
-    var kernel: String?
-
-    @Option(name: .customLong("cap-add"), help: ArgumentHelp("As for run.", valueName: "CAP"))
-    var capAdd: [String] = []
-
-    @Option(name: .customLong("cap-drop"), help: ArgumentHelp("As for run.", valueName: "CAP"))
-    var capDrop: [String] = []
+    @OptionGroup(title: "Kernel and policy") var policy: KernelOptions
 
     @Flag(name: .long, help: "One JSON object.")
     var json = false
@@ -56,17 +49,17 @@ struct KernelCommand: ParsableCommand {
             tree = rootfs
         }
         let choice: KernelChoice
-        if kernel == nil && tree == nil {
+        if policy.kernel == nil && tree == nil {
             choice = KernelChoice(profile: .host, chosenBy: "host (no --image and no --kernel)")
         } else {
-            choice = try KernelChoice.choose(spec: kernel, manifestName: manifest, rootfs: tree)
+            choice = try KernelChoice.choose(spec: policy.kernel, manifestName: manifest, rootfs: tree)
         }
         if filter {
             print(try KernelPolicy.pseudoCode(profile: choice.profile), terminator: "")
             return
         }
-        let policy = try KernelPolicy.build(profile: choice.profile, capsAdd: capAdd, capsDrop: capDrop)
-        let report = KernelReport(policy: policy, chosenBy: choice.chosenBy)
+        let built = try KernelPolicy.build(profile: choice.profile, capsAdd: policy.capAdd, capsDrop: policy.capDrop)
+        let report = KernelReport(policy: built, chosenBy: choice.chosenBy)
         if json {
             print(try Render.json(report))
         } else {

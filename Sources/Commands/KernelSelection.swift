@@ -1,3 +1,4 @@
+import ArgumentParser
 import CLinux
 import Core
 import Foundation
@@ -37,7 +38,7 @@ struct KernelChoice {
             do {
                 return KernelChoice(profile: try KernelProfile.parse(release: s), chosenBy: "--kernel \(s)")
             } catch let e as AZLError {
-                throw e.message.hasPrefix("--kernel") ? e : AZLError(e.kind, "--kernel \(s): \(e.message)", hint: e.hint)
+                throw AZLError(e.kind, "--kernel \(s): \(e.message)", hint: e.hint)
             }
         }
 
@@ -170,4 +171,18 @@ extension KernelPolicy {
                                 inheritable: c.inheritable, ambient: c.ambient),
             noNewPrivs: noNewPrivs)
     }
+}
+
+/// `--kernel`, `--cap-add`, `--cap-drop`: one option group for every verb that builds a policy.
+public struct KernelOptions: ParsableArguments {
+    public init() {}
+
+    @Option(name: .long, help: ArgumentHelp("The kernel the command sees: a profile (azl-shell kernel --list), a release such as 5.15.0, or host (default: the image's profile).", valueName: "PROFILE|RELEASE|host"))
+    public var kernel: String?
+
+    @Option(name: .customLong("cap-add"), help: ArgumentHelp("Keep this capability too (CAP_NET_ADMIN, net_admin, or all); repeatable.", valueName: "CAP"))
+    public var capAdd: [String] = []
+
+    @Option(name: .customLong("cap-drop"), help: ArgumentHelp("Drop this capability from the default set (or all); repeatable.", valueName: "CAP"))
+    public var capDrop: [String] = []
 }

@@ -58,14 +58,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("auto (use /etc/subuid ranges when possible) or single.", visibility: .hidden))
     var idMap: String = "auto"
 
-    @Option(name: .long, help: ArgumentHelp("The kernel the command sees: a profile (azl-shell kernel --list), a release such as 5.15.0, or host (default: the image's profile).", valueName: "PROFILE|RELEASE|host"))
-    var kernel: String?
-
-    @Option(name: .customLong("cap-add"), help: ArgumentHelp("Keep this capability too (CAP_NET_ADMIN, net_admin, or all); repeatable.", valueName: "CAP"))
-    var capAdd: [String] = []
-
-    @Option(name: .customLong("cap-drop"), help: ArgumentHelp("Drop this capability from the default set (or all); repeatable.", valueName: "CAP"))
-    var capDrop: [String] = []
+    @OptionGroup(title: "Kernel and policy") var policy: KernelOptions
 
     @Flag(name: .long, help: ArgumentHelp("Print the sandbox plan instead of running it.", visibility: .hidden))
     var dryRun = false
@@ -148,10 +141,10 @@ struct RunCommand: ParsableCommand {
 
         // The kernel profile and the security policy (docs/kernel.md). A warm run reads the
         // seccomp program from the cache instead of compiling it with libseccomp.
-        let choice = try KernelChoice.choose(spec: kernel, manifestName: opened?.record.manifest, rootfs: request.rootfs)
-        let policy = try KernelPolicy.build(profile: choice.profile, capsAdd: capAdd, capsDrop: capDrop,
+        let choice = try KernelChoice.choose(spec: policy.kernel, manifestName: opened?.record.manifest, rootfs: request.rootfs)
+        let kernelPolicy = try KernelPolicy.build(profile: choice.profile, capsAdd: policy.capAdd, capsDrop: policy.capDrop,
                                             cacheDirectory: global.paths.cache + "/seccomp")
-        request.kernel = policy.sandboxSettings
+        request.kernel = kernelPolicy.sandboxSettings
         if let n = choice.note { global.note(n) } else {
             global.note("kernel profile \(choice.profile.name) (uname -r \(choice.profile.release)), from \(choice.chosenBy)")
         }

@@ -90,7 +90,8 @@ public struct KernelProfile: Equatable, Hashable, Sendable, Codable {
     /// or "#1 SMP": the format real kernels print, without a build date we cannot know.
     public static func parse(release: String, version: String? = nil) throws -> KernelProfile {
         guard let (ma, mi, pa) = leadingVersion(release) else {
-            throw AZLError(.usage, "--kernel \(release): not a profile name, 'host', or a kernel release starting with MAJOR.MINOR",
+            // Said without an option's name: the caller names where the value came from.
+            throw AZLError(.usage, "not a profile name, 'host', or a kernel release starting with MAJOR.MINOR",
                            hint: "profiles: " + bundledNames.joined(separator: ", "))
         }
         let v = version ?? (code(ma, mi, pa) >= code(5, 18, 0) ? "#1 SMP PREEMPT_DYNAMIC" : "#1 SMP")
