@@ -85,6 +85,10 @@ struct RunCommand: ParsableCommand {
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
 
+        // Everything planning reads of the environment and the host's files from here on is
+        // recorded: the plan cache keys its entry on exactly that (PlanInputs).
+        let inputs = PlanInputs.start()
+        defer { PlanInputs.stop() }
         var request: RunRequest
         var keepLocked: [String] = []
         var seenBeforePlanning: [String: [UInt64]] = [:]
@@ -153,6 +157,13 @@ struct RunCommand: ParsableCommand {
         var plan = try builder.build()
         for n in builder.notes { global.note(n) }
         plan.keeper = try userNamespaceKeeper(for: plan)
+        #if DEBUG
+        // Tests only: planning that reads one more variable or file (named by these), to show
+        // that the cache follows what planning reads with no edit of the cache's code.
+        if let name = PlanInputs.variable("AZL_SHELL_TEST_READ_VARIABLE") { _ = PlanInputs.variable(name) }
+        if let file = PlanInputs.variable("AZL_SHELL_TEST_READ_FILE") { PlanInputs.file(file, .content) }
+        #endif
+        PlanInputs.stop()
         if dryRun {
             print(plan.description)
             return
@@ -164,8 +175,9 @@ struct RunCommand: ParsableCommand {
         if let opened, !global.verbose, var c = PlanCache.forThisProcess(arguments: CommandLine.arguments),
            c.directory == global.paths.cache + "/plans" {
             c.seenBeforePlanning = seenBeforePlanning
+            c.variables = inputs.variables
             cache = c
-            dependencies = planDependencies(plan, image: opened, store: try ImageStore(paths: global.paths))
+            dependencies = planDependencies(plan, inputs: inputs)
         }
         // The store's lock stays held until the helper has taken its own (inherited) one.
         try withExtendedLifetime(opened) { try plan.exec(keepLocked: keepLocked, cache: cache, dependencies: dependencies) }
@@ -180,7 +192,7 @@ struct RunCommand: ParsableCommand {
     func userNamespaceKeeper(for plan: SandboxPlan) throws -> SandboxPlan.UserNamespaceKeeper? {
         guard plan.uidMap.helper != nil, plan.gidMap.helper != nil else { return nil }
         var idle = RunCommand.defaultKeeperIdle
-        if let v = ProcessInfo.processInfo.environment["AZL_SHELL_USERNS_IDLE"] {
+        if let v = PlanInputs.variable("AZL_SHELL_USERNS_IDLE") {
             guard let n = UInt32(v) else {
                 throw AZLError(.usage, "AZL_SHELL_USERNS_IDLE=\(v): not a number of seconds", hint: "0 keeps no user namespace between runs")
             }
@@ -225,43 +237,27 @@ struct RunCommand: ParsableCommand {
         return tail.isEmpty ? "/" : tail
     }
 
-    /// Every file a plan was computed from, besides the command line, environment, working
-    /// directory and ids (the cache key): a replay needs each to be the same file still.
-    func planDependencies(_ plan: SandboxPlan, image: RunnableImage, store: ImageStore) -> [PlanCache.Dependency] {
-        var content = [
-            // The record, and the folder of records: a name that now means another image, a new
-            // image an id prefix would now match, or an `rmi`.
-            store.paths.images, store.recordPath(name: image.record.name, tag: image.record.tag),
-            // The stores to hide besides this run's.
-            Paths.rememberedRootsFile(),
-            // HostFacts: the user's name and home, the subordinate ranges, the id-map helpers.
-            "/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid",
-            "/usr/bin/newuidmap", "/bin/newuidmap", "/usr/sbin/newuidmap",
-            "/usr/bin/newgidmap", "/bin/newgidmap", "/usr/sbin/newgidmap",
-            // Bound when readable: a chmod decides (content, since presence has no mode).
-            "/etc/resolv.conf", "/etc/hosts",
-        ]
+    /// Every file a plan was computed from (besides the command line, the working directory
+    /// and the ids, the key; and the variables): what planning read (`inputs`), what the plan
+    /// binds as the runtime opens it, and our own programs.
+    func planDependencies(_ plan: SandboxPlan, inputs: PlanInputs) -> [PlanCache.Dependency] {
+        var deps: [PlanCache.Dependency] = inputs.dependencies.map {
+            switch $0.kind {
+            case .content: return .content($0.path)
+            case .presence: return .presence($0.path)
+            case .resolved: return .resolved($0.path)
+            }
+        }
         // Our own programs: an upgrade may plan differently (and bundles other manifests).
         if let dir = Launcher.selfDirectory() {
-            content += ["azl-shell", "azl-shell-cli", "azl-shell-sandbox"].map { dir + "/" + $0 }
+            deps += ["azl-shell", "azl-shell-cli", "azl-shell-sandbox"].map { .content(dir + "/" + $0) }
         }
-        // The user's rootfs-manifests (kernel profiles): the folder and each file in it.
-        let manifests = Paths.configDirectory() + "/rootfs-manifests"
-        content.append(manifests)
-        for n in (try? FileManager.default.contentsOfDirectory(atPath: manifests)) ?? [] { content.append(manifests + "/" + n) }
-        // Host paths bound into the sandbox, as given and as resolved, and the protected state
-        // folders: which file each is decided the plan, not what is in it (bound live).
-        // The state folders as named (one created since must be guarded: a miss) and resolved.
-        var presence = [image.rootfs, global.paths.root, global.paths.cache, HostFacts.current().cwd]
-            + Paths.stateFolders(rootOption: global.root).map(\.path)
-        presence += volume.map { String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "") }
+        // What the runtime opens without following symlinks: bind sources as the plan names
+        // them, and the state folders (one created, moved or swapped since is a new plan).
+        for case .bind(let source, _, _) in plan.mounts { deps.append(.resolved(source)) }
+        deps += plan.guards.map { .resolved($0.path) }
         // Without its folder, a replayed plan could never start a keeper again.
-        if plan.keeper != nil { presence.append(global.paths.cache + "/userns") }
-        // What the runtime opens without following symlinks: bind sources as the plan names them,
-        // and every state folder (one created since, or moved, must be planned for anew).
-        var resolved: [String] = []
-        for case .bind(let source, _, _) in plan.mounts { resolved.append(source) }
-        resolved += plan.guards.map(\.path)
-        return content.map { .content($0) } + presence.filter { !$0.isEmpty }.map { .presence($0) } + resolved.map { .resolved($0) }
+        if plan.keeper != nil { deps.append(.presence(global.paths.cache + "/userns")) }
+        return deps
     }
 }

@@ -11,7 +11,7 @@ public struct Paths: Sendable {
         self.cache = cache.map(Paths.absolute) ?? (self.root + "/cache")
     }
 
-    public static func resolve(rootOption: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> Paths {
+    public static func resolve(rootOption: String?, environment env: Environment = .process) -> Paths {
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         if let r = rootOption ?? env["AZL_SHELL_ROOT"], !r.isEmpty {
             return Paths(root: r)
@@ -21,7 +21,7 @@ public struct Paths: Sendable {
         return Paths(root: data + "/azl-shell", cache: cache + "/azl-shell")
     }
 
-    public static func configDirectory(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func configDirectory(environment env: Environment = .process) -> String {
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         let config = env["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.config"
         return config + "/azl-shell"
@@ -32,7 +32,7 @@ public struct Paths: Sendable {
     /// the XDG variables: another shell of the user's may not set them), hidden from every
     /// sandbox (`hide`); the config folders (rootfs-manifests), read-only. A sandbox must not
     /// write what a later run trusts, whichever store that run picks.
-    public static func stateFolders(rootOption: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [(path: String, hide: Bool)] {
+    public static func stateFolders(rootOption: String?, environment env: Environment = .process) -> [(path: String, hide: Bool)] {
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         var out: [(String, Bool)] = []
         for r in [rootOption, env["AZL_SHELL_ROOT"]].compactMap({ $0 }) + rememberedRoots(environment: env) where !r.isEmpty {
@@ -52,7 +52,7 @@ public struct Paths: Sendable {
     }
 
     /// The cache folders among `stateFolders`.
-    public static func cacheFolders(rootOption: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+    public static func cacheFolders(rootOption: String?, environment env: Environment = .process) -> [String] {
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         var out = [rootOption, env["AZL_SHELL_ROOT"]].compactMap { $0 }.filter { !$0.isEmpty }.map { Paths(root: $0).cache }
         out += rememberedRoots(environment: env).map { Paths(root: $0).cache }
@@ -63,21 +63,22 @@ public struct Paths: Sendable {
     /// The list of the stores this user has used other than the default one (`--root`,
     /// `AZL_SHELL_ROOT`), one absolute path a line, kept in the default store's folder, which
     /// every sandbox has hidden: a run from another shell, without that variable, hides them too.
-    public static func rememberedRootsFile(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func rememberedRootsFile(environment env: Environment = .process) -> String {
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         let data = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.local/share"
         return absolute(data) + "/azl-shell/roots"
     }
 
-    public static func rememberedRoots(environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+    public static func rememberedRoots(environment env: Environment = .process) -> [String] {
+        PlanInputs.file(rememberedRootsFile(environment: env), .content)
         guard let text = try? String(contentsOfFile: rememberedRootsFile(environment: env), encoding: .utf8) else { return [] }
         return text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("/") }
     }
 
     /// Add ROOT to the remembered stores (not the default one), dropping those that are gone.
     /// Best effort: a store that cannot be remembered is still hidden from every run that names it.
-    public static func remember(root: String, environment env: [String: String] = ProcessInfo.processInfo.environment) {
-        let defaults = resolve(rootOption: nil, environment: env.filter { $0.key != "AZL_SHELL_ROOT" })
+    public static func remember(root: String, environment env: Environment = .process) {
+        let defaults = resolve(rootOption: nil, environment: env.without("AZL_SHELL_ROOT"))
         let root = absolute(root)
         let known = rememberedRoots(environment: env)
         guard root != defaults.root, !known.contains(root) else { return }

@@ -46,9 +46,11 @@ public struct Manifests: Sendable {
         var m = Manifests()
         for f in Bundled.files { try m.add(text: f.text, file: "rootfs-manifests/" + f.name) }
         let dir = userDirectory ?? Paths.configDirectory() + "/rootfs-manifests"
+        PlanInputs.file(dir, .content)
         if let names = try? FileManager.default.contentsOfDirectory(atPath: dir) {
             for n in names.sorted() where n.hasSuffix(".toml") {
                 let p = dir + "/" + n
+                PlanInputs.file(p, .content)
                 guard let text = try? String(contentsOfFile: p, encoding: .utf8) else {
                     throw AZLError(.manifest, "cannot read rootfs manifest \(p)", hint: "check its permissions")
                 }

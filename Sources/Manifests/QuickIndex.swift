@@ -32,6 +32,7 @@ extension Manifests {
     /// Whether the user's manifest directory holds any `.toml` (then `load()` is needed).
     public static func hasUserManifests(userDirectory: String? = nil) -> Bool {
         let dir = userDirectory ?? Paths.configDirectory() + "/rootfs-manifests"
+        PlanInputs.file(dir, .content)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return false }
         return names.contains { $0.hasSuffix(".toml") }
     }

@@ -58,7 +58,8 @@ public struct HostFacts: Sendable {
     public var userName: String
     public var home: String
     public var cwd: String
-    public var environment: [String: String]
+    /// The process's (each variable planning reads is recorded: `PlanInputs`), or a test's.
+    public var environment: Environment
     /// The user's ranges from /etc/subuid and /etc/subgid (first matching line of each).
     public var subuid: (start: UInt32, count: UInt32)?
     public var subgid: (start: UInt32, count: UInt32)?
@@ -69,7 +70,7 @@ public struct HostFacts: Sendable {
     public var hasHosts = true
 
     public init(uid: UInt32, gid: UInt32, userName: String, home: String, cwd: String,
-                environment: [String: String] = [:],
+                environment: Environment = [:],
                 subuid: (start: UInt32, count: UInt32)? = nil, subgid: (start: UInt32, count: UInt32)? = nil,
                 newuidmap: String? = nil, newgidmap: String? = nil) {
         self.uid = uid; self.gid = gid; self.userName = userName; self.home = home; self.cwd = cwd
@@ -85,29 +86,28 @@ public struct HostFacts: Sendable {
             name = String(cString: pw.pointee.pw_name)
             home = String(cString: pw.pointee.pw_dir)
         }
+        // getpwuid reads these (through NSS's files).
+        PlanInputs.file("/etc/passwd", .content)
+        PlanInputs.file("/etc/group", .content)
         var cwd = "/"
         if let p = getcwd(nil, 0) { cwd = String(cString: p); free(p) }
-        var env: [String: String] = [:]
-        var e = Glibc.environ
-        while let p = e.pointee {
-            let s = String(cString: p)
-            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            e += 1
-        }
-        var facts = HostFacts(uid: uid, gid: gid, userName: name, home: home, cwd: cwd, environment: env)
+        var facts = HostFacts(uid: uid, gid: gid, userName: name, home: home, cwd: cwd, environment: .process)
         if uid != 0 {
             facts.subuid = subordinateRange(file: "/etc/subuid", name: name, id: uid)
             facts.subgid = subordinateRange(file: "/etc/subgid", name: name, id: uid)
             facts.newuidmap = executable(["/usr/bin/newuidmap", "/bin/newuidmap", "/usr/sbin/newuidmap"])
             facts.newgidmap = executable(["/usr/bin/newgidmap", "/bin/newgidmap", "/usr/sbin/newgidmap"])
         }
+        // Bound when readable: a chmod decides (content, since presence has no mode).
+        PlanInputs.file("/etc/resolv.conf", .content)
+        PlanInputs.file("/etc/hosts", .content)
         facts.hasResolvConf = access("/etc/resolv.conf", R_OK) == 0
         facts.hasHosts = access("/etc/hosts", R_OK) == 0
         return facts
     }
 
     static func executable(_ candidates: [String]) -> String? {
-        candidates.first { access($0, X_OK) == 0 }
+        candidates.first { PlanInputs.file($0, .content); return access($0, X_OK) == 0 }
     }
 
     /// The first `NAME:START:COUNT` (or `UID:START:COUNT`) line of `file` for this user.
@@ -129,6 +129,7 @@ public struct HostFacts: Sendable {
 
 /// Read a small regular file (not following a final symlink), nil if absent or unreadable.
 func readSmallFile(_ path: String, limit: Int = 4 << 20) -> String? {
+    PlanInputs.file(path, .content)
     let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
     if fd < 0 { return nil }
     return readAll(fd, limit: limit)
@@ -184,8 +185,9 @@ public struct PlanBuilder {
         self.symlinksOnTheWay = symlinksOnTheWay ?? hostSymlinks
         let root = request.rootfs
         self.readImageFile = readImageFile ?? { readImageFileInRoot(root, $0) }
-        self.hostPathExists = hostPathExists ?? { access($0, F_OK) == 0 }
-        self.resolveHostPath = resolveHostPath ?? realPath
+        // What these look at of the host is an input of the plan: which file each path is.
+        self.hostPathExists = hostPathExists ?? { PlanInputs.file($0, .presence); return access($0, F_OK) == 0 }
+        self.resolveHostPath = resolveHostPath ?? { PlanInputs.file($0, .presence); return realPath($0) }
     }
 
     public mutating func build() throws -> SandboxPlan {
@@ -239,7 +241,6 @@ public struct PlanBuilder {
         }
         set("PATH", PlanBuilder.defaultPath)
         set("HOME", home)
-        // Every variable read here must be in plan_cache.c's read_vars (or named by --env).
         if let term = host.environment["TERM"], !term.isEmpty { set("TERM", term) }
         set("LANG", host.environment["LANG"].flatMap { $0.isEmpty ? nil : $0 } ?? "C.UTF-8")
         // Which userland a shell is in, for prompts and tools (shell-profiles/README.md).

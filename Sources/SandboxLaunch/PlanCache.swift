@@ -24,9 +24,12 @@ public struct PlanCache {
     /// record, the folder of records): one that changed meanwhile (a pull or a retag while this
     /// run planned) means the plan may be of the old content, so it is not kept.
     public var seenBeforePlanning: [String: [UInt64]] = [:]
+    /// The environment variables planning read (`PlanInputs`): the entry holds their values,
+    /// and a run whose values differ is a miss.
+    public var variables: [String] = []
 
-    /// plan_cache.c's MAGIC.
-    static let magic = Array("azl-plan-cache 3\n".utf8)
+    /// The entry format's first line, as plan_cache.c (which reads entries) has it.
+    static let magic = Array(String(cString: azl_plan_cache_magic()).utf8)
     /// Entries kept at most; the oldest go first when a store finds more.
     public static let capacity = 256
 
@@ -59,15 +62,29 @@ public struct PlanCache {
         }
     }
 
-    /// Everything a plan is computed from that is not a file: the arguments after the program
-    /// name, the variables of the environment that `run` reads (plan_cache.c lists them; a
-    /// variable the command line names counts too), the working directory and the ids.
-    public static func key(arguments: [String], environment: [String], cwd: String, uid: UInt32, gid: UInt32) -> [UInt8] {
+    /// What every plan is computed from: the arguments after the program name, the working
+    /// directory and the ids. The variables of the environment are the entry's own: those its
+    /// planning read (`envSection`).
+    public static func key(arguments: [String], cwd: String, uid: UInt32, gid: UInt32) -> [UInt8] {
         withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in
+            var out: UnsafeMutablePointer<UInt8>?
+            let n = azl_plan_cache_key(argv, cwd, uid, gid, &out)
+            guard n >= 0, let out else { return [] }
+            defer { free(out) }
+            return Array(UnsafeBufferPointer(start: out, count: n))
+        }
+    }
+
+    /// The entry's record of the variables `names` with their values in `environment` (the
+    /// C code that compares them on a hit writes it); nil when one is set twice there.
+    public static func envSection(names: [String], environment: [String]) -> [UInt8]? {
+        withCStrings(environment) { envp in
+            withCStrings(names) { list in
                 var out: UnsafeMutablePointer<UInt8>?
-                let n = azl_plan_cache_key(argv, envp, cwd, uid, gid, &out)
-                guard n >= 0, let out else { return [] }
+                let n = list.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: names.count + 1) {
+                    azl_plan_cache_env_section(envp, $0, Int32(names.count), &out)
+                }
+                guard n >= 0, let out else { return nil }
                 defer { free(out) }
                 return Array(UnsafeBufferPointer(start: out, count: n))
             }
@@ -118,6 +135,10 @@ public struct PlanCache {
     /// effort: a cache that cannot be written only costs speed. Nothing is kept without the
     /// user's state secret (state_mac.c): an entry is only ever believed for its MAC.
     public func store(plan: [UInt8], lockPath: String, dependencies: [Dependency]) {
+        var environment: [String] = []
+        var e = environ
+        while let p = e.pointee { environment.append(String(cString: p)); e += 1 }
+        guard let envSection = PlanCache.envSection(names: variables, environment: environment) else { return }
         var secret = [UInt8](repeating: 0, count: Int(AZL_STATE_KEY_LEN))
         guard azl_state_key(&secret) == 0 else { return }
         // First: creating the folder may touch a dependency (a state folder above it).
@@ -126,6 +147,7 @@ public struct PlanCache {
         func u32(_ v: UInt32) { for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
         func chunk(_ b: [UInt8]) { u32(UInt32(b.count)); out.append(contentsOf: b) }
         chunk(key)
+        out += envSection
         chunk(Array(lockPath.utf8))
         let deps = Array(Set(dependencies)).sorted()
         u32(UInt32(deps.count))

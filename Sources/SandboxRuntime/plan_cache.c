@@ -9,7 +9,7 @@
  * these same functions, so a stored entry and a lookup can never disagree.
  *
  * Entry (written by PlanCache.store): the magic, then chunks (u32 little-endian length + bytes):
- * key, lock path; u32 dependency count; per dependency: path chunk, kind byte (AZL_DEP_*), u32
+ * key; the variables planning read (azl_plan_cache_env_section); lock path; u32 dependency count; per dependency: path chunk, kind byte (AZL_DEP_*), u32
  * count, count u64 values (its identity when stored); the plan chunk; last, the state MAC
  * (state_mac.c, purpose "plan") of everything before it. Nothing of an entry is believed before
  * its MAC is: a command in a sandbox may write into any folder its binds expose, this one
@@ -32,16 +32,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define MAGIC "azl-plan-cache 3\n"
+#define MAGIC "azl-plan-cache 4\n"
 #define ENTRY_MAX (32u << 20)   /* a plan (at most PLAN_MAX_BYTES) and a key that holds the command line again */
-
-/* The variables `run` reads (state folders, and what PlanBuilder copies into the command's
- * environment); a variable the command line names counts too. Nothing else of the environment
- * may change a plan: keep this list with PlanBuilder. */
-static const char *const read_vars[] = {
-    "HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "AZL_SHELL_ROOT", "TERM", "LANG",
-    "CFFIXED_USER_HOME", "AZL_SHELL_USERNS_IDLE", NULL,
-};
 
 struct buf { unsigned char *p; size_t len, cap; int failed; };
 
@@ -62,12 +54,6 @@ static void put(struct buf *b, const void *data, size_t n) {
 static void field(struct buf *b, const char *s) { put(b, s, strlen(s) + 1); }
 
 static size_t name_len(const char *kv) { const char *eq = strchr(kv, '='); return eq ? (size_t)(eq - kv) : strlen(kv); }
-
-static int is_read_var(const char *name, size_t n) {
-    for (const char *const *v = read_vars; *v; v++)
-        if (strlen(*v) == n && !memcmp(*v, name, n)) return 1;
-    return 0;
-}
 
 /* The value of NAME in ENVP (first occurrence), NULL when unset or empty. */
 static const char *value(char *const envp[], const char *name) {
@@ -140,21 +126,11 @@ char *azl_plan_cache_directory(char *const argv[], char *const envp[], const cha
     return out;
 }
 
-static int by_bytes(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+const char *azl_plan_cache_magic(void) { return MAGIC; }
 
-/* Does the command line name this variable (as a word, --env=NAME, -eNAME, -e=NAME)? */
-static int named(char *const argv[], const char *name, size_t n) {
-    for (int i = 1; argv[i]; i++) {
-        const char *a = argv[i];
-        if (strlen(a) == n && !memcmp(a, name, n)) return 1;
-        const char *rest = !strncmp(a, "--env=", 6) ? a + 6 : !strncmp(a, "-e=", 3) ? a + 3 : !strncmp(a, "-e", 2) ? a + 2 : NULL;
-        if (rest && strlen(rest) == n && !memcmp(rest, name, n)) return 1;
-    }
-    return 0;
-}
-
-long azl_plan_cache_key(char *const argv[], char *const envp[], const char *cwd, unsigned uid, unsigned gid,
-                        unsigned char **out) {
+long azl_plan_cache_key(char *const argv[], const char *cwd, unsigned uid, unsigned gid, unsigned char **out) {
+    /* What every run has: the ids, the working directory, the arguments. The environment is
+     * not here: each entry holds the variables its planning read (below), whatever they are. */
     struct buf b = { 0 };
     char num[64];
     put(&b, MAGIC, strlen(MAGIC));
@@ -165,18 +141,44 @@ long azl_plan_cache_key(char *const argv[], char *const envp[], const char *cwd,
     while (argv[argc]) argc++;
     snprintf(num, sizeof num, "argc=%d", argc - 1); field(&b, num);
     for (int i = 1; i < argc; i++) field(&b, argv[i]);
-    /* The read variables, sorted: the order of environ is no input (strace, env(1) reorder it). */
-    size_t ne = 0, k = 0;
-    while (envp[ne]) ne++;
-    const char **pick = malloc((ne + 1) * sizeof *pick);
-    if (!pick) { free(b.p); return -1; }
-    for (size_t i = 0; i < ne; i++) {
-        size_t n = name_len(envp[i]);
-        if (is_read_var(envp[i], n) || named(argv, envp[i], n)) pick[k++] = envp[i];
+    if (b.failed) { free(b.p); return -1; }
+    *out = b.p;
+    return (long)b.len;
+}
+
+/* NAME's value in ENVP (first occurrence, may be empty), NULL when unset; *TWICE when it is set
+ * more than once (which one counts is then the order of environ, which nothing keeps). */
+static const char *env_value(char *const envp[], const char *name, size_t n, int *twice) {
+    const char *v = NULL;
+    *twice = 0;
+    for (; *envp; envp++)
+        if (name_len(*envp) == n && !memcmp(*envp, name, n) && (*envp)[n] == '=') {
+            if (v) { *twice = 1; break; }
+            v = *envp + n + 1;
+        }
+    return v;
+}
+
+static void put_u32(struct buf *b, uint32_t v) {
+    unsigned char c[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24) };
+    put(b, c, 4);
+}
+
+long azl_plan_cache_env_section(char *const envp[], const char *const names[], int n, unsigned char **out) {
+    /* u32 count; per variable: its name (chunk), set (byte), its value (chunk). */
+    struct buf b = { 0 };
+    put_u32(&b, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int twice;
+        const char *v = env_value(envp, names[i], strlen(names[i]), &twice);
+        if (twice) { free(b.p); return -1; }
+        put_u32(&b, (uint32_t)strlen(names[i]));
+        put(&b, names[i], strlen(names[i]));
+        unsigned char set = v != NULL;
+        put(&b, &set, 1);
+        put_u32(&b, v ? (uint32_t)strlen(v) : 0);
+        if (v) put(&b, v, strlen(v));
     }
-    qsort(pick, k, sizeof *pick, by_bytes);
-    for (size_t i = 0; i < k; i++) field(&b, pick[i]);
-    free(pick);
     if (b.failed) { free(b.p); return -1; }
     *out = b.p;
     return (long)b.len;
@@ -211,21 +213,15 @@ int azl_plan_cache_identity(const char *path, int kind, unsigned long long out[9
 
 int azl_plan_cache_input(char *const argv[], char *const envp[], char **dir, unsigned char **key, long *keylen) {
     /* No cache without HOME (the state folders then come from elsewhere: the passwd entry,
-     * CFFIXED_USER_HOME), nor when a variable run reads (or the command line names, -e NAME)
-     * is set twice (which one wins is the order of environ, which the key does not keep). */
-    int home = 0;
-    for (char *const *e = envp; *e; e++) {
-        size_t n = name_len(*e);
-        if (!strncmp(*e, "HOME=/", 6)) home = 1;
-        if (!is_read_var(*e, n) && !named(argv, *e, n)) continue;
-        for (char *const *f = e + 1; *f; f++)
-            if (name_len(*f) == n && !memcmp(*f, *e, n)) return -1;
-    }
+     * CFFIXED_USER_HOME). */
+    int home = 0, twice;
+    const char *h = env_value(envp, "HOME", 4, &twice);
+    home = h && h[0] == '/' && !twice;
     if (!home) return -1;
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd)) cwd[0] = '\0';
     if (!(*dir = azl_plan_cache_directory(argv, envp, cwd))) return -1;
-    if ((*keylen = azl_plan_cache_key(argv, envp, cwd, (unsigned)getuid(), (unsigned)getgid(), key)) < 0) {
+    if ((*keylen = azl_plan_cache_key(argv, cwd, (unsigned)getuid(), (unsigned)getgid(), key)) < 0) {
         free(*dir);
         return -1;
     }
@@ -302,6 +298,22 @@ static int chunk_path(struct reader *r, char path[PATH_MAX]) {
     return 0;
 }
 
+/* Every variable the plan's planning read has the value it had (unset stays unset). */
+static int env_current(struct reader *r, char *const envp[]) {
+    uint32_t n;
+    if (u32(r, &n) || n > 4096) return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *name, *set, *val;
+        uint32_t nl, vl;
+        if (chunk(r, &name, &nl) || take(r, 1, &set) || chunk(r, &val, &vl)) return 0;
+        int twice;
+        const char *now = env_value(envp, (const char *)name, nl, &twice);
+        if (twice || (now != NULL) != (set[0] == 1)) return 0;
+        if (now && (strlen(now) != vl || memcmp(now, val, vl))) return 0;
+    }
+    return 1;
+}
+
 /* Every dependency still is the file it was. */
 static int current(struct reader *r) {
     uint32_t n;
@@ -342,7 +354,8 @@ void azl_plan_cache_replay(int argc, char **argv, char **envp) {
     uint32_t n, plen;
     char lockpath[PATH_MAX];
     if (take(&r, strlen(MAGIC), &p) || memcmp(p, MAGIC, strlen(MAGIC)) ||
-        chunk(&r, &p, &n) || n != (uint32_t)keylen || memcmp(p, key, n) || chunk_path(&r, lockpath)) goto miss;
+        chunk(&r, &p, &n) || n != (uint32_t)keylen || memcmp(p, key, n) || !env_current(&r, envp) ||
+        chunk_path(&r, lockpath)) goto miss;
     /* The image's tree lock, held shared while the sandbox runs (not close-on-exec: it is the
      * supervisor's), taken before the dependencies are checked: no `rmi` + `prune` can come in
      * between any more. No lock file any more means the image is gone: a miss. */

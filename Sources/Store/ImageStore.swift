@@ -133,8 +133,11 @@ public final class ImageStore {
 
     /// Find a record by `NAME[:TAG]`, or by a digest (or unique prefix of at least 4 hex digits).
     public func lookup(_ reference: String) throws -> ImageRecord {
+        // The folder of records: a new name an id prefix would now match, a retag, an rmi.
+        PlanInputs.file(paths.images, .content)
         if let (name, tag) = try? ImageName.parse(reference) {
             let p = recordPath(name: name, tag: tag)
+            PlanInputs.file(p, .content)
             if let data = FileManager.default.contents(atPath: p) {
                 do { return try ImageStore.decoder().decode(ImageRecord.self, from: data) } catch {
                     throw AZLError(.io, "image record \(p) is unreadable: \(error)", hint: "remove it and import again")

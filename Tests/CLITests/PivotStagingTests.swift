@@ -20,7 +20,11 @@ import TestSupport
             return (0..<4).reduce(0) { $0 | Int(bytes[pos + $1]) << (8 * $1) }
         }
         func skip(_ n: Int) -> Bool { guard n >= 0, bytes.count - pos >= n else { return false }; pos += n; return true }
-        guard let k = u32(), skip(k), let l = u32(), skip(l), let n = u32() else { return nil }
+        guard let k = u32(), skip(k), let vars = u32() else { return nil }
+        for _ in 0..<vars {   // the variables planning read: name, set, value
+            guard let nl = u32(), skip(nl), skip(1), let vl = u32(), skip(vl) else { return nil }
+        }
+        guard let l = u32(), skip(l), let n = u32() else { return nil }
         for _ in 0..<n {
             guard let p = u32(), skip(p + 1), let c = u32(), skip(c * 8) else { return nil }
         }

@@ -15,11 +15,11 @@ struct CoreTests {
 
     @Test func pathsFollowXDGAndOverrides() {
         let env = ["HOME": "/home/u", "XDG_DATA_HOME": "/d", "XDG_CACHE_HOME": "/c"]
-        #expect(Paths.resolve(rootOption: nil, environment: env).root == "/d/azl-shell")
-        #expect(Paths.resolve(rootOption: nil, environment: env).cache == "/c/azl-shell")
+        #expect(Paths.resolve(rootOption: nil, environment: Environment(env)).root == "/d/azl-shell")
+        #expect(Paths.resolve(rootOption: nil, environment: Environment(env)).cache == "/c/azl-shell")
         #expect(Paths.resolve(rootOption: nil, environment: ["HOME": "/home/u"]).root == "/home/u/.local/share/azl-shell")
-        #expect(Paths.resolve(rootOption: nil, environment: env.merging(["AZL_SHELL_ROOT": "/r"]) { $1 }).root == "/r")
-        #expect(Paths.resolve(rootOption: "/o", environment: env.merging(["AZL_SHELL_ROOT": "/r"]) { $1 }).root == "/o")
+        #expect(Paths.resolve(rootOption: nil, environment: Environment(env.merging(["AZL_SHELL_ROOT": "/r"]) { $1 })).root == "/r")
+        #expect(Paths.resolve(rootOption: "/o", environment: Environment(env.merging(["AZL_SHELL_ROOT": "/r"]) { $1 })).root == "/o")
     }
 
     @Test func digestsParseAndHash() {

@@ -21,13 +21,18 @@ int azl_sandbox_run_in_process(const void *plan, size_t len);
  * exactly this input, carry it out (never returns); otherwise return, having done nothing. */
 void azl_plan_cache_replay(int argc, char **argv, char **envp);
 /* This process's cache input for ARGV and ENVP: the plans folder and the key (both malloc'd);
- * -1 when no plan may be cached or replayed (no HOME, a read variable set twice). */
+ * -1 when no plan may be cached or replayed (no HOME). */
 int azl_plan_cache_input(char *const argv[], char *const envp[], char **dir, unsigned char **key, long *keylen);
 /* The plans folder (malloc'd) for ARGV, ENVP and CWD, or NULL. */
 char *azl_plan_cache_directory(char *const argv[], char *const envp[], const char *cwd);
-/* The key (malloc'd into *OUT) of that input; its length, or -1. */
-long azl_plan_cache_key(char *const argv[], char *const envp[], const char *cwd, unsigned uid, unsigned gid,
-                        unsigned char **out);
+/* The first line of every entry (and key): the entry format's version. */
+const char *azl_plan_cache_magic(void);
+/* The key (malloc'd into *OUT) of that input (ids, working directory, arguments); its length,
+ * or -1. */
+long azl_plan_cache_key(char *const argv[], const char *cwd, unsigned uid, unsigned gid, unsigned char **out);
+/* The entry's record of the N variables NAMES that planning read, with their values in ENVP
+ * (malloc'd into *OUT); its length, or -1 when one is set twice (nothing may be cached then). */
+long azl_plan_cache_env_section(char *const envp[], const char *const names[], int n, unsigned char **out);
 /* FNV-1a (64 bits) of LEN bytes: names files after their input (plan entries, keepers). */
 unsigned long long azl_fnv1a(const void *data, size_t len);
 /* The entry's file name for KEY: 16 hex digits of its FNV-1a and ".plan". */
