@@ -61,7 +61,7 @@ Priority: optional
 Description: run commands in a distro's userland, rootless and daemonless
  azl-shell keeps distro root filesystems (OCI images or rootfs tarballs) unpacked in a
  content-addressed cache and runs build and test commands inside an unprivileged namespace
- sandbox. `azl-shell doctor` checks that this machine and user can run it.
+ sandbox. "azl-shell doctor" checks that this machine and user can run it.
 EOF
 mkdir -p "$out"
 deb=$out/azl-shell_${version}_$arch.deb
