@@ -50,9 +50,13 @@ let package = Package(
         // Kernel profiles, the per-arch syscall tables (generated Swift, see kernel-data/gen-swift.py),
         // the seccomp program (libseccomp) and the capability sets.
         .target(name: "Kernel", dependencies: ["Core", "CSeccomp", "SandboxRuntime"]),
+        // `azl-shell doctor`'s checks, over a host-facts layer tests can fake; the kernel
+        // probes that fork into a user namespace are C (DoctorProbe).
+        .target(name: "Doctor", dependencies: ["Core", "DoctorProbe"]),
+        .target(name: "DoctorProbe", cSettings: [.define("_GNU_SOURCE")]),
         // CLI verbs.
         .target(name: "Commands", dependencies: [
-            "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "Registry", "Manifests", "Kernel",
+            "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "Registry", "Manifests", "Kernel", "Doctor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The program users run: a warm `run` replays its cached plan from here; everything
@@ -85,6 +89,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Core", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxLaunch", "Core", "TestSupport"]),
+        .testTarget(name: "DoctorTests", dependencies: ["Doctor", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Sandbox", "Core", "TestSupport"],
                     exclude: ["Fixtures"]),

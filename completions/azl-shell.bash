@@ -173,13 +173,13 @@ _azl-shell() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    run|pull|import|images|rmi|prune|kernel|help)
+    run|pull|import|images|rmi|prune|kernel|doctor|help)
         # Offer subcommand argument completions
         "_azl-shell_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel doctor help' -- "${cur}"))
         ;;
     esac
 }
@@ -364,6 +364,21 @@ _azl-shell_kernel() {
         return
         ;;
     '--cap-drop')
+        return
+        ;;
+    esac
+}
+
+_azl-shell_doctor() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--root)
+    __azl-shell_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
         return
         ;;
     esac

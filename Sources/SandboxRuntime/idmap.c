@@ -59,7 +59,7 @@ static void wait_map(pid_t h, const char *helper) {
         if (errno != EINTR) die("waiting for %s", helper);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         errno = 0;
-        die("%s failed (see its message above; check /etc/subuid and /etc/subgid)", helper);
+        die("%s failed (see its message above; check /etc/subuid and /etc/subgid; run `azl-shell doctor`)", helper);
     }
 }
 

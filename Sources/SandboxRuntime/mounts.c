@@ -124,16 +124,17 @@ static int ensure_file(const char *path) {
 /* die() with the filesystem's own log message (fsopen keeps one), when it has one. */
 __attribute__((noreturn)) static void die_fs(int fs, const char *what, const char *dst) {
     int e = errno;
+    const char *doctor = strcmp(what, "overlay") == 0 ? "; run `azl-shell doctor`" : "";
     char log[256];
     ssize_t n = fs >= 0 ? read(fs, log, sizeof log - 1) : -1;
     if (n > 2) {
         log[n] = '\0';
         if (log[n - 1] == '\n') log[n - 1] = '\0';
         errno = 0;
-        die("cannot mount %s on %s: %s (%s)", what, dst, strerror(e), log + 2);
+        die("cannot mount %s on %s: %s (%s)%s", what, dst, strerror(e), log + 2, doctor);
     }
-    errno = e;
-    die("cannot mount %s on %s", what, dst);
+    errno = 0;
+    die("cannot mount %s on %s: %s%s", what, dst, strerror(e), doctor);
 }
 
 void mnt_fs_set(int fs, const char *key, const char *val, const char *what, const char *dst) {
@@ -351,7 +352,7 @@ static int make_overlay(const char *lower, const char *upper, const char *work, 
     int fs = fsopen("overlay", FSOPEN_CLOEXEC);
     if (fs < 0) {
         if (soft) return -1;
-        die("cannot mount overlay on %s (is the overlay module available?)", name);
+        die("cannot mount overlay on %s (is the overlay module available? run `azl-shell doctor`)", name);
     }
     if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", lower, 0) < 0) {
         /* Kernels before 6.8 lack "lowerdir+": the classic option, with ':' and '\\' escaped. */
@@ -425,7 +426,7 @@ void setup_root(const struct plan *p) {
         /* Fresh upper and work dirs: a refused detached attempt may still hold the first pair. */
         if (mkdir("/upper.2", 0755) || mkdir("/work.2", 0755)) die("cannot make directories in the staging tmpfs");
         int ovl = make_overlay(lower, "/upper.2", "/work.2", p->root_lower, 0);
-        if (move_mount(ovl, "", AT_FDCWD, "/newroot", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount overlay on /newroot");
+        if (move_mount(ovl, "", AT_FDCWD, "/newroot", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount overlay on /newroot (run `azl-shell doctor`)");
         close(ovl);
     }
     rootfd = openat(stagefd, "newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);

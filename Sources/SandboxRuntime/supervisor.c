@@ -276,8 +276,11 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     /* Raw clone, fork-like (as bubblewrap's raw_clone): the child is pid 1 of the new pid namespace. */
     pid_t child = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
     if (child < 0) {
-        if (errno == EPERM || errno == ENOSPC || errno == EUSERS)
-            die("cannot create the sandbox's namespaces (are unprivileged user namespaces allowed? see sysctl user.max_user_namespaces)");
+        if (errno == EPERM || errno == ENOSPC || errno == EUSERS) {
+            const char *why = strerror(errno);
+            errno = 0;   /* the reason goes before the hint: the line ends with what to run */
+            die("cannot create the sandbox's namespaces: %s (are unprivileged user namespaces allowed? run `azl-shell doctor`)", why);
+        }
         die("cannot create the sandbox's namespaces");
     }
     if (child == 0) {
