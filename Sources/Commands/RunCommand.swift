@@ -252,12 +252,17 @@ struct RunCommand: ParsableCommand {
         if let dir = Launcher.selfDirectory() {
             deps += ["azl-shell", "azl-shell-cli", "azl-shell-sandbox"].map { .content(dir + "/" + $0) }
         }
-        // What the runtime opens without following symlinks: bind sources as the plan names
-        // them, and the state folders (one created, moved or swapped since is a new plan).
-        for case .bind(let source, _, _) in plan.mounts { deps.append(.resolved(source)) }
+        // What the runtime opens without following symlinks: the user's bind sources as the plan
+        // names them, and the state folders (one created, moved or swapped since is a new plan).
+        for case .bind(let source, _, let flags) in plan.mounts where flags.contains(.guarded) { deps.append(.resolved(source)) }
         deps += plan.guards.map { .resolved($0.path) }
         // Without its folder, a replayed plan could never start a keeper again.
         if plan.keeper != nil { deps.append(.presence(global.paths.cache + "/userns")) }
-        return deps
+        // Which file a path is, is part of its content's identity and of its resolved one: a
+        // presence check more of the same path costs a warm run a stat for nothing.
+        let stronger = Set(deps.compactMap { d -> String? in
+            switch d { case .content(let p), .resolved(let p): return p; case .presence: return nil }
+        })
+        return deps.filter { if case .presence(let p) = $0 { return !stronger.contains(p) }; return true }
     }
 }

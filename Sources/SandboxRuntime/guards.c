@@ -26,7 +26,11 @@
 #include <unistd.h>
 
 #define CHAIN_MAX 128
-struct chain { int n; dev_t dev[CHAIN_MAX]; ino_t ino[CHAIN_MAX]; int fd[CHAIN_MAX]; };
+/* A folder and those above it, up to the root. Each level is reached as BASE (an O_PATH fd) and
+ * UP times "..": one fstatat a level on a warm run, and an fd only where a state folder is found
+ * below a bind (level_fd). OWN: the fds this chain opened (levels met in an earlier chain are
+ * that chain's, bases and all). */
+struct chain { int n, nown; dev_t dev[CHAIN_MAX]; ino_t ino[CHAIN_MAX]; int base[CHAIN_MAX]; short up[CHAIN_MAX]; int own[2]; };
 static struct chain *guard_chain;   /* one per guard record; n == 0: the folder does not exist */
 static int guards_ready;
 
@@ -36,31 +40,50 @@ static int chain_find(const struct chain *c, dev_t dev, ino_t ino) {
     return -1;
 }
 
-/* The folders from FD (a directory, taken) up to the root, FD first, each with an O_PATH fd,
- * appended to C. The walk stops early where it meets a folder of an earlier chain (SHARED,
- * NSHARED of them): the rest is theirs, fds included (never closed twice: guard fds live until
- * setup_root ends). */
+/* "../.." UP times (".": UP 0) into BUF. */
+static const char *dots(int up, char buf[3 * CHAIN_MAX + 2]) {
+    if (!up) return ".";
+    for (int i = 0; i < up; i++) memcpy(buf + 3 * i, "../", 3);
+    buf[3 * up - 1] = '\0';
+    return buf;
+}
+
+/* An O_PATH fd of level LVL of C (the caller closes it). */
+static int level_fd(const struct chain *c, int lvl, const char *what) {
+    char buf[3 * CHAIN_MAX + 2];
+    int fd = c->up[lvl] ? openat(c->base[lvl], dots(c->up[lvl], buf), O_PATH | O_DIRECTORY | O_CLOEXEC)
+                        : fcntl(c->base[lvl], F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) die("cannot open the folders above %s", what);
+    return fd;
+}
+
+/* The folders from FD (a directory, taken: this chain's) up to the root, FD first, appended to
+ * C. ".." is walked by the kernel across mounts, so an alias is met as the folder itself. The
+ * walk stops where it meets a folder of an earlier chain (SHARED, NSHARED of them): the rest is
+ * theirs. */
 static void walk_up(int fd, struct chain *c, const struct chain *shared, int nshared, const char *what) {
-    for (;;) {
+    c->own[c->nown++] = fd;
+    char buf[3 * CHAIN_MAX + 2];
+    for (int up = 0;; up++) {
         struct stat st;
-        if (fstat(fd, &st) < 0) die("cannot inspect the folders above %s", what);
-        if (c->n && st.st_dev == c->dev[c->n - 1] && st.st_ino == c->ino[c->n - 1]) { close(fd); return; }
+        if (fstatat(fd, dots(up, buf), &st, 0) < 0) die("cannot inspect the folders above %s", what);
+        if (c->n && st.st_dev == c->dev[c->n - 1] && st.st_ino == c->ino[c->n - 1]) return;
         for (int j = 0; j < nshared; j++) {
             int k = chain_find(&shared[j], st.st_dev, st.st_ino);
             if (k < 0) continue;
-            close(fd);
             for (; k < shared[j].n && c->n < CHAIN_MAX; k++, c->n++) {
                 c->dev[c->n] = shared[j].dev[k];
                 c->ino[c->n] = shared[j].ino[k];
-                c->fd[c->n] = shared[j].fd[k];
+                c->base[c->n] = shared[j].base[k];
+                c->up[c->n] = shared[j].up[k];
             }
             return;
         }
-        if (c->n == CHAIN_MAX) errno = 0, die("%s is more than %d folders deep", what, CHAIN_MAX);
+        if (c->n == CHAIN_MAX) errno = 0, die("%s is more than %d folders deep", what, CHAIN_MAX - 1);
         c->dev[c->n] = st.st_dev;
         c->ino[c->n] = st.st_ino;
-        c->fd[c->n++] = fd;
-        if ((fd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) die("cannot open the folders above %s", what);
+        c->base[c->n] = fd;
+        c->up[c->n++] = (short)up;
     }
 }
 
@@ -89,7 +112,9 @@ static void open_guards(const struct plan *p) {
         }
         c->dev[0] = st.st_dev;
         c->ino[0] = st.st_ino;
-        c->fd[0] = l;
+        c->base[0] = l;
+        c->up[0] = 0;
+        c->own[c->nown++] = l;
         c->n = 1;
         walk_up(dir, c, guard_chain, i, p->guards[i].path);
     }
@@ -142,11 +167,14 @@ static void cover(int next, const struct chain *c, int kind, const char *what) {
         mnt_fs_set(fs, "size", "4k", "tmpfs", what);
         m = mnt_fs_mount(fs, MF_RO | MF_NOSUID | MF_NODEV | MF_NOEXEC, "tmpfs", what);
     } else if (kind == GUARD_RO) {
-        m = open_tree(c->fd[0], "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        int f = level_fd(c, 0, what);
+        m = open_tree(f, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        close(f);
         struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
         if (m >= 0 && mount_setattr(m, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0) die("cannot make %s read-only", what);
     } else {
-        m = open_tree(c->fd[0], "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        /* the symlink itself: level 0 is its own fd (O_PATH, not followed) */
+        m = open_tree(c->base[0], "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
     }
     if (m < 0 || move_mount(m, "", next, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
         die("cannot protect %s", what);
@@ -160,14 +188,18 @@ static void cover(int next, const struct chain *c, int kind, const char *what) {
 static void protect_below(int cur, const struct chain *c, int k, int kind, const char *what) {
     for (int lvl = k - 1; lvl >= 0; lvl--) {
         char name[NAME_MAX + 1];
-        child_name(c->fd[lvl + 1], c->dev[lvl], c->ino[lvl], name, what);
+        int parent = level_fd(c, lvl + 1, what);
+        child_name(parent, c->dev[lvl], c->ino[lvl], name, what);
+        close(parent);
         int next = open_same(cur, name, c->dev[lvl], c->ino[lvl], what, lvl == 0);
         if (lvl == 0) {
             cover(next, c, kind, what);
             close(next);
             break;
         }
-        int m = open_tree(c->fd[lvl], "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        int here = level_fd(c, lvl, what);
+        int m = open_tree(here, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        close(here);
         if (m < 0 || move_mount(m, "", next, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             die("cannot protect %s", what);
         close(m);
@@ -288,12 +320,7 @@ void guards_check_source(const struct mount_op *m, const struct plan *p, int src
             errno = 0, die("cannot bind %s: it is inside azl-shell's own state (%s)", m->src, p->guards[g].path);
         *attrs |= MOUNT_ATTR_RDONLY;
     }
-    for (int i = 0; i < mine->n; i++) {   /* its own fds only: shared ones are the guards' */
-        int shared = 0;
-        for (int g = 0; g < p->nguards && !shared; g++)
-            for (int j = 0; j < guard_chain[g].n && !shared; j++) shared = guard_chain[g].fd[j] == mine->fd[i];
-        if (!shared) close(mine->fd[i]);
-    }
+    for (int i = 0; i < mine->nown; i++) close(mine->own[i]);
     free(mine);
 }
 
@@ -311,12 +338,7 @@ void guards_protect(const struct mount_op *m, const struct plan *p, const struct
 void guards_close(const struct plan *p) {
     if (!guard_chain) return;
     for (int g = 0; g < p->nguards; g++)
-        for (int i = 0; i < guard_chain[g].n; i++) {
-            int fd = guard_chain[g].fd[i], seen = 0;
-            for (int h = 0; h < g && !seen; h++) seen = chain_find(&guard_chain[h], guard_chain[g].dev[i], guard_chain[g].ino[i]) >= 0;
-            if (!seen && fd >= 0) close(fd);
-        }
+        for (int i = 0; i < guard_chain[g].nown; i++) close(guard_chain[g].own[i]);
     free(guard_chain);
     guard_chain = NULL;
 }
-

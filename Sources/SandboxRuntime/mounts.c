@@ -196,18 +196,36 @@ int mnt_open_host(const char *path, int flags) {
 }
 
 static void do_bind(const struct mount_op *m, const struct plan *p) {
-    int guarded = (m->flags & MF_GUARD) && p->nguards;
+    int guarded = (m->flags & MF_GUARD) != 0;
+    unsigned attrs = attrs_of(m->flags);
+    unsigned rec = m->flags & MF_REC ? AT_RECURSIVE : 0;
+    struct stat st;
+    if (!guarded) {
+        /* The machine's own files (/sys, /dev/null, /etc/resolv.conf): no command of ours can
+         * change what their paths name, so one open_tree, as they always were. */
+        char src[PATH_MAX];
+        if (snprintf(src, sizeof src, "%s%s", mnt_host, m->src) >= (int)sizeof src) errno = 0, die("path too long: %s", m->src);
+        int tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+        if (tree < 0 && errno == ENOENT && (m->flags & MF_OPTIONAL)) return;
+        if (tree < 0 || fstat(tree, &st) < 0) die("cannot bind %s", m->src);
+        if (attrs) {
+            struct mount_attr a = { .attr_set = attrs };
+            if (mount_setattr(tree, "", AT_EMPTY_PATH | rec, &a, sizeof a) < 0) die("cannot make %s read-only", m->dst);
+        }
+        int t = S_ISDIR(st.st_mode) ? ensure_dir(m->dst, 0755) : ensure_file(m->dst);
+        if (t < 0) die("cannot make mountpoint %s for %s", m->dst, m->src);
+        attach(tree, t, m->src, m->dst);
+        return;
+    }
+    /* The user's (working directory, volumes): a command may have written on the way. */
     int src = mnt_open_host(m->src, 0);
     if (src < 0) {
         if (m->flags & MF_OPTIONAL) return;
         die("cannot bind %s: it does not exist on the host", m->src);
     }
-    struct stat st;
     if (fstat(src, &st) < 0) die("cannot bind %s", m->src);
     if (S_ISLNK(st.st_mode)) errno = 0, die("%s changed while the sandbox was set up (it is now a symlink); run again", m->src);
-    unsigned attrs = attrs_of(m->flags);
-    if (guarded) guards_check_source(m, p, src, &st, &attrs);
-    unsigned rec = m->flags & MF_REC ? AT_RECURSIVE : 0;
+    if (p->nguards) guards_check_source(m, p, src, &st, &attrs);
     int tree = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | rec);
     if (tree < 0) die("cannot bind %s", m->src);
     close(src);
@@ -219,7 +237,7 @@ static void do_bind(const struct mount_op *m, const struct plan *p) {
     int t = S_ISDIR(st.st_mode) ? ensure_dir(m->dst, 0755) : ensure_file(m->dst);
     if (t < 0) die("cannot make mountpoint %s for %s", m->dst, m->src);
     attach(tree, t, m->src, m->dst);
-    if (guarded) guards_protect(m, p, &st);
+    if (p->nguards) guards_protect(m, p, &st);
 }
 
 static void do_symlink(const struct mount_op *m) {
