@@ -258,15 +258,7 @@ extension Session {
                 if done + n > size { throw Overrun() }
                 try buf.withUnsafeReadableBytes { raw in
                     hasher.update(raw)
-                    var off = 0
-                    while off < raw.count {
-                        let w = write(fd, raw.baseAddress! + off, raw.count - off)
-                        if w < 0 {
-                            if errno == EINTR { continue }
-                            throw AZLError.errno(errno, "cannot write", path: partial)
-                        }
-                        off += w
-                    }
+                    try FS.writeAll(fd: fd, raw, path: partial)
                 }
                 done += n
                 if report {
