@@ -206,7 +206,9 @@ struct RunCommand: ParsableCommand {
         // One keeper per map: keep-id and the default map, or a changed /etc/subuid, never share one.
         let maps = [plan.uidMap, plan.gidMap].map { $0.ranges.map { "\($0.inside):\($0.outside):\($0.count);" }.joined() + "/" }
         let hex = String(Array(maps.joined().utf8).withUnsafeBytes { azl_fnv1a($0.baseAddress, $0.count) }, radix: 16)
-        return .init(program: program, stateFile: dir + "/map-" + String(repeating: "0", count: 16 - hex.count) + hex,
+        // The state format's version in the name: a keeper of an older build (its file in the
+        // old format, which this build cannot join) never stops this one from keeping its own.
+        return .init(program: program, stateFile: dir + "/map-v3-" + String(repeating: "0", count: 16 - hex.count) + hex,
                      idleSeconds: idle)
     }
 
