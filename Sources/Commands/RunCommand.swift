@@ -89,12 +89,13 @@ struct RunCommand: ParsableCommand {
         // recorded: the plan cache keys its entry on exactly that (PlanInputs).
         let inputs = PlanInputs.start()
         defer { PlanInputs.stop() }
+        let host = HostFacts.current()
         var request: RunRequest
         var keepLocked: [String] = []
         var seenBeforePlanning: [String: [UInt64]] = [:]
         var opened: RunnableImage?   // holds the shared lock until exec
         if let rootfs {
-            let abs = rootfs.hasPrefix("/") ? rootfs : (HostFacts.current().cwd + "/" + rootfs)
+            let abs = rootfs.hasPrefix("/") ? rootfs : (host.cwd + "/" + rootfs)
             guard FS.isDirectory(abs) else { throw AZLError(.notFound, "--rootfs \(rootfs): not a directory") }
             request = RunRequest(rootfs: abs, imageName: abs.split(separator: "/").last.map(String.init) ?? "azl-shell")
         } else {
@@ -139,7 +140,7 @@ struct RunCommand: ParsableCommand {
         request.readOnly = readOnly
         request.idMapping = mapping
         request.verbose = global.verbose
-        request.stateFolders = RunCommand.stateFolders(root: global.root, shown: [HostFacts.current().cwd] + request.volumes.map {
+        request.stateFolders = RunCommand.stateFolders(root: global.root, shown: [host.cwd] + request.volumes.map {
             String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "")
         })
 
@@ -153,7 +154,7 @@ struct RunCommand: ParsableCommand {
             global.note("kernel profile \(choice.profile.name) (uname -r \(choice.profile.release)), from \(choice.chosenBy)")
         }
 
-        var builder = PlanBuilder(request: request, host: HostFacts.current())
+        var builder = PlanBuilder(request: request, host: host)
         var plan = try builder.build()
         for n in builder.notes { global.note(n) }
         plan.keeper = try userNamespaceKeeper(for: plan)
@@ -218,13 +219,12 @@ struct RunCommand: ParsableCommand {
     /// they are hidden. Not caches: whatever is in one is believed only for its MAC.
     static func stateFolders(root: String?, shown: [String]) -> [(path: String, hide: Bool)] {
         let folders = Paths.stateFolders(rootOption: root)
-        let caches = Set(Paths.cacheFolders(rootOption: root))
         let sources = shown.filter { !$0.isEmpty }.map { realPathOfExistingPart(Paths.absolute($0)) }
-        for f in folders where !FS.exists(f.path) && !caches.contains(f.path) {
+        for f in folders where f.kind != .cache && !FS.exists(f.path) {
             let p = realPathOfExistingPart(f.path)
             if sources.contains(where: { $0 == "/" || p.hasPrefix($0 + "/") }) { try? FS.mkdirs(p, mode: 0o700) }
         }
-        return folders
+        return folders.map { ($0.path, $0.hide) }
     }
 
     /// PATH with its longest existing ancestor resolved (realpath), the rest as it is.

@@ -27,36 +27,34 @@ public struct Paths: Sendable {
         return config + "/azl-shell"
     }
 
-    /// Every folder of this user's that azl-shell keeps state in, whichever run uses it: the
-    /// stores and caches of `--root`, `AZL_SHELL_ROOT` and the XDG defaults (with and without
-    /// the XDG variables: another shell of the user's may not set them), hidden from every
-    /// sandbox (`hide`); the config folders (rootfs-manifests), read-only. A sandbox must not
-    /// write what a later run trusts, whichever store that run picks.
-    public static func stateFolders(rootOption: String?, environment env: Environment = .process) -> [(path: String, hide: Bool)] {
-        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
-        var out: [(String, Bool)] = []
-        for r in [rootOption, env["AZL_SHELL_ROOT"]].compactMap({ $0 }) + rememberedRoots(environment: env) where !r.isEmpty {
-            let p = Paths(root: r)
-            out += [(p.root, true), (p.cache, true)]
-        }
-        for data in [env["XDG_DATA_HOME"], home + "/.local/share"].compactMap({ $0 }) where !data.isEmpty {
-            out.append((absolute(data) + "/azl-shell", true))
-        }
-        for cache in [env["XDG_CACHE_HOME"], home + "/.cache"].compactMap({ $0 }) where !cache.isEmpty {
-            out.append((absolute(cache) + "/azl-shell", true))
-        }
-        for config in [env["XDG_CONFIG_HOME"], home + "/.config"].compactMap({ $0 }) where !config.isEmpty {
-            out.append((absolute(config) + "/azl-shell", false))
-        }
-        return out
+    /// A folder azl-shell keeps state in: a store, a cache (whose content is believed only for
+    /// its MAC) or a config folder (rootfs-manifests).
+    public struct StateFolder: Sendable {
+        public enum Kind: Sendable { case store, cache, config }
+        public let path: String
+        public let kind: Kind
+        /// Hidden from every sandbox (stores, caches); a config folder is read-only instead.
+        public var hide: Bool { kind != .config }
     }
 
-    /// The cache folders among `stateFolders`.
-    public static func cacheFolders(rootOption: String?, environment env: Environment = .process) -> [String] {
+    /// Every folder of this user's that azl-shell keeps state in, whichever run uses it: the
+    /// stores and caches of `--root`, `AZL_SHELL_ROOT`, the stores used before and the XDG
+    /// defaults (with and without the XDG variables: another shell of the user's may not set
+    /// them); the config folders. A sandbox must not write what a later run trusts, whichever
+    /// store that run picks.
+    public static func stateFolders(rootOption: String?, environment env: Environment = .process) -> [StateFolder] {
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
-        var out = [rootOption, env["AZL_SHELL_ROOT"]].compactMap { $0 }.filter { !$0.isEmpty }.map { Paths(root: $0).cache }
-        out += rememberedRoots(environment: env).map { Paths(root: $0).cache }
-        out += [env["XDG_CACHE_HOME"], home + "/.cache"].compactMap { $0 }.filter { !$0.isEmpty }.map { absolute($0) + "/azl-shell" }
+        var out: [StateFolder] = []
+        for r in [rootOption, env["AZL_SHELL_ROOT"]].compactMap({ $0 }) + rememberedRoots(environment: env) where !r.isEmpty {
+            let p = Paths(root: r)
+            out += [StateFolder(path: p.root, kind: .store), StateFolder(path: p.cache, kind: .cache)]
+        }
+        for (xdg, fallback, kind) in [("XDG_DATA_HOME", "/.local/share", StateFolder.Kind.store),
+                                      ("XDG_CACHE_HOME", "/.cache", .cache), ("XDG_CONFIG_HOME", "/.config", .config)] {
+            for base in [env[xdg], home + fallback].compactMap({ $0 }) where !base.isEmpty {
+                out.append(StateFolder(path: absolute(base) + "/azl-shell", kind: kind))
+            }
+        }
         return out
     }
 

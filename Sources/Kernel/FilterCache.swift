@@ -47,10 +47,13 @@ public enum FilterCache {
     }
 
     /// What the MAC covers: the key (the file's name) and the file's bytes before the MAC.
+    static func signed(path: String, _ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        Array((path as NSString).lastPathComponent.utf8) + [0] + bytes
+    }
+
     static func mac(_ secret: [UInt8], path: String, _ bytes: ArraySlice<UInt8>) -> [UInt8] {
-        let name = Array((path as NSString).lastPathComponent.utf8) + [0]
         var mac = [UInt8](repeating: 0, count: Int(AZL_STATE_MAC_LEN))
-        (name + bytes).withUnsafeBytes { azl_state_mac(secret, "seccomp", $0.baseAddress, $0.count, &mac) }
+        signed(path: path, bytes).withUnsafeBytes { azl_state_mac(secret, "seccomp", $0.baseAddress, $0.count, &mac) }
         return mac
     }
 
@@ -62,7 +65,6 @@ public enum FilterCache {
     /// The cached program, or nil when there is none or it does not pass the checks: a regular
     /// file of this user's that nobody else may write, whose MAC is right.
     static func load(_ path: String) -> [UInt8]? {
-        guard let secret = secret() else { return nil }
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -75,7 +77,8 @@ public enum FilterCache {
         guard bytes.count > head.count + macLen, Array(bytes[0..<head.count]) == head else { return nil }
         let body = bytes[..<(bytes.count - macLen)]
         let given = Array(bytes[(bytes.count - macLen)...])
-        guard mac(secret, path: path, body).elementsEqualInConstantTime(given) else { return nil }
+        // Compared by the C side's constant-time check (without the secret: never believed).
+        guard signed(path: path, body).withUnsafeBytes({ azl_state_mac_ok("seccomp", $0.baseAddress, $0.count, given) }) != 0 else { return nil }
         let bpf = Array(bytes[head.count..<(bytes.count - macLen)])
         guard !bpf.isEmpty, bpf.count % 8 == 0, bpf.count <= 4096 * 8 else { return nil }
         return bpf
@@ -94,15 +97,5 @@ public enum FilterCache {
         let ok = (try? FS.writeAll(fd: fd, bytes)) != nil
         close(fd)
         if !ok || rename(tmp, path) != 0 { unlink(tmp) }
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Equal, in time that does not depend on where the first difference is.
-    func elementsEqualInConstantTime(_ other: [UInt8]) -> Bool {
-        guard count == other.count else { return false }
-        var diff: UInt8 = 0
-        for i in indices { diff |= self[i] ^ other[i] }
-        return diff == 0
     }
 }

@@ -34,6 +34,7 @@
  */
 #include "azl_sandbox.h"
 #include "sandbox.h"
+#include "seccomp_notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,8 +114,8 @@ static int read_state(int fd, pid_t *pid, unsigned long long *ino, int *limits_o
     char *nl = strchr(buf, '\n');
     if (!nl || strlen(nl + 1) != 2 * AZL_STATE_MAC_LEN + 1 || nl[1 + 2 * AZL_STATE_MAC_LEN] != '\n') return -1;
     unsigned char mac[AZL_STATE_MAC_LEN];
-    for (int i = 0; i < AZL_STATE_MAC_LEN; i++)
-        if (sscanf(nl + 1 + 2 * i, "%2hhx", &mac[i]) != 1) return -1;
+    nl[1 + 2 * AZL_STATE_MAC_LEN] = '\0';
+    if (azl_seccomp_hex_decode(nl + 1, mac, sizeof mac) != AZL_STATE_MAC_LEN) return -1;
     if (!azl_state_mac_ok("keeper", buf, (size_t)(nl + 1 - buf), mac)) return -1;
     int p;
     unsigned long long l[NLIMITS];

@@ -53,14 +53,24 @@ static void put(struct buf *b, const void *data, size_t n) {
 
 static void field(struct buf *b, const char *s) { put(b, s, strlen(s) + 1); }
 
-static size_t name_len(const char *kv) { const char *eq = strchr(kv, '='); return eq ? (size_t)(eq - kv) : strlen(kv); }
+/* NAME's (N bytes) value in ENVP (first occurrence, may be empty), NULL when unset; *TWICE when
+ * it is set more than once (which one counts is then the order of environ, which nothing keeps). */
+static const char *env_value(char *const envp[], const char *name, size_t n, int *twice) {
+    const char *v = NULL;
+    *twice = 0;
+    for (; *envp; envp++)
+        if (!strncmp(*envp, name, n) && (*envp)[n] == '=') {
+            if (v) { *twice = 1; break; }
+            v = *envp + n + 1;
+        }
+    return v;
+}
 
 /* The value of NAME in ENVP (first occurrence), NULL when unset or empty. */
 static const char *value(char *const envp[], const char *name) {
-    size_t n = strlen(name);
-    for (; *envp; envp++)
-        if (!strncmp(*envp, name, n) && (*envp)[n] == '=') return (*envp)[n + 1] ? *envp + n + 1 : NULL;
-    return NULL;
+    int twice;
+    const char *v = env_value(envp, name, strlen(name), &twice);
+    return v && *v ? v : NULL;
 }
 
 /* `run`'s own options (RunCommand, GlobalOptions, PullOptionsGroup in Sources/Commands): 1 takes
@@ -144,19 +154,6 @@ long azl_plan_cache_key(char *const argv[], const char *cwd, unsigned uid, unsig
     if (b.failed) { free(b.p); return -1; }
     *out = b.p;
     return (long)b.len;
-}
-
-/* NAME's value in ENVP (first occurrence, may be empty), NULL when unset; *TWICE when it is set
- * more than once (which one counts is then the order of environ, which nothing keeps). */
-static const char *env_value(char *const envp[], const char *name, size_t n, int *twice) {
-    const char *v = NULL;
-    *twice = 0;
-    for (; *envp; envp++)
-        if (name_len(*envp) == n && !memcmp(*envp, name, n) && (*envp)[n] == '=') {
-            if (v) { *twice = 1; break; }
-            v = *envp + n + 1;
-        }
-    return v;
 }
 
 static void put_u32(struct buf *b, uint32_t v) {
