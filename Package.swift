@@ -54,9 +54,14 @@ let package = Package(
         // probes that fork into a user namespace are C (DoctorProbe).
         .target(name: "Doctor", dependencies: ["Core", "DoctorProbe"]),
         .target(name: "DoctorProbe", cSettings: [.define("_GNU_SOURCE")]),
-        // CLI verbs.
+        // The one planning layer: a verb's request -> image (pulled on first use) -> kernel
+        // policy -> SandboxPlan, ready to exec (run) or spawn (targets, steps, sessions).
+        .target(name: "Planning", dependencies: [
+            "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "SandboxRuntime", "Registry", "Manifests", "Kernel",
+        ]),
+        // CLI verbs: options parsed into requests for Planning, results rendered.
         .target(name: "Commands", dependencies: [
-            "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "Registry", "Manifests", "Kernel", "Doctor",
+            "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "Registry", "Manifests", "Kernel", "Doctor", "Planning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The program users run: a warm `run` replays its cached plan from here; everything
@@ -89,6 +94,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Core", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxLaunch", "Core", "TestSupport"]),
+        .testTarget(name: "PlanningTests", dependencies: ["Planning", "Sandbox", "Core"]),
         .testTarget(name: "DoctorTests", dependencies: ["Doctor", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Sandbox", "Core", "TestSupport"],

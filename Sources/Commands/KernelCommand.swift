@@ -2,6 +2,7 @@ import ArgumentParser
 import Core
 import Foundation
 import Kernel
+import Planning
 import Store
 
 /// `azl-shell kernel [--image NAME] [--kernel P] [--json]`: the kernel profile `run` would use

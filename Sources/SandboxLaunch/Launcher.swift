@@ -92,6 +92,59 @@ public enum Launcher {
         _ = bytes.withUnsafeBytes { azl_sandbox_run_in_process($0.baseAddress, $0.count) }
     }
 
+    /// Start the helper carrying out `bytes` as a child with the given stdio, holding shared
+    /// locks on `keepLocked` until the sandbox ends; the caller waits for the pid. Safe with
+    /// threads: every fd made here is close-on-exec and reaches only this child (dup2 onto
+    /// itself in the spawn's file actions clears the flag there alone), so concurrent spawns
+    /// (a matrix) never inherit each other's plan or locks.
+    public static func spawn(encodedPlan bytes: [UInt8], stdin: Int32 = 0, stdout: Int32 = 1, stderr: Int32 = 2,
+                             keepLocked: [String] = []) throws -> pid_t {
+        let helper = try helperPath()
+        let fd = azl_memfd_create("azl-shell-plan", 1 /* MFD_CLOEXEC */)
+        guard fd >= 0 else { throw LaunchError.errno("cannot create the plan memfd", "memfd") }
+        var owned = [fd]
+        defer { owned.forEach { close($0) } }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + off, $0.count - off, off_t(off)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LaunchError.errno("cannot write the plan", "memfd")
+            }
+            off += n
+        }
+        for path in keepLocked {
+            let l = try holdShared(path)
+            _ = fcntl(l, F_SETFD, FD_CLOEXEC)
+            owned.append(l)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // Above 2 first: a caller's stdio fd number may be one of ours.
+        for f in owned { posix_spawn_file_actions_adddup2(&actions, f, f) }
+        for (from, to) in [(stdin, Int32(0)), (stdout, 1), (stderr, 2)] { posix_spawn_file_actions_adddup2(&actions, from, to) }
+        let argv: [String] = ["azl-shell-sandbox", "--plan-fd", String(fd)]
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { cargs.forEach { free($0) } }
+        var cenv: [UnsafeMutablePointer<CChar>?] = [nil]
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, helper, &actions, nil, &cargs, &cenv)
+        guard rc == 0 else { errno = rc; throw LaunchError.errno("cannot start", helper) }
+        return pid
+    }
+
+    /// The exit status of a spawned helper as `run` gives it: the command's own, 128+N for a
+    /// signal.
+    public static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return 125 }
+        }
+        if status & 0x7f == 0 { return (status >> 8) & 0xff }
+        return 128 + (status & 0x7f)
+    }
+
     public static func exec(encodedPlan bytes: [UInt8]) throws -> Never {
         // A process with one thread carries the plan out itself and saves an exec; one with
         // threads gets -1 back and execs the helper.

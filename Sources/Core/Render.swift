@@ -1,22 +1,22 @@
 import Foundation
 
 /// Output shapes shared by the verbs: JSON, tables, sizes, ages.
-enum Render {
-    static func json<T: Encodable>(_ v: T) throws -> String {
+public enum Render {
+    public static func json<T: Encodable>(_ v: T) throws -> String {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         e.dateEncodingStrategy = .iso8601
         return String(decoding: try e.encode(v), as: UTF8.self)
     }
 
-    static func bytes(_ n: Int64) -> String {
+    public static func bytes(_ n: Int64) -> String {
         let units = ["B", "kB", "MB", "GB", "TB"]
         var v = Double(n), i = 0
         while v >= 1000 && i < units.count - 1 { v /= 1000; i += 1 }
         return i == 0 ? "\(n) B" : String(format: v < 10 ? "%.1f %@" : "%.0f %@", v, units[i])
     }
 
-    static func ago(_ d: Date) -> String {
+    public static func ago(_ d: Date) -> String {
         let s = Int(Date().timeIntervalSince(d))
         func n(_ v: Int, _ unit: String) -> String { "\(v) \(unit)\(v == 1 ? "" : "s") ago" }
         switch s {
@@ -27,7 +27,7 @@ enum Render {
         }
     }
 
-    static func table(_ rows: [[String]]) -> String {
+    public static func table(_ rows: [[String]]) -> String {
         guard let first = rows.first else { return "" }
         var widths = Array(repeating: 0, count: first.count)
         for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }

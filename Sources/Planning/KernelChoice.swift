@@ -1,4 +1,3 @@
-import ArgumentParser
 import CLinux
 import Core
 import Foundation
@@ -15,15 +14,19 @@ import Glibc
 /// or a release string. Otherwise the image's profile: the rootfs-manifest it was pulled as,
 /// else its /etc/os-release matched against the manifests' `os_id`/`os_version_id`; no match
 /// means the host's kernel (said with --verbose).
-struct KernelChoice {
-    var profile: KernelProfile
+public struct KernelChoice {
+    public var profile: KernelProfile
     /// "--kernel cbl-mariner-2.0", "manifest azurelinux:3.0", "/etc/os-release ID=alpine VERSION_ID=3.20.3 (alpine:3.20)".
-    var chosenBy: String
+    public var chosenBy: String
     /// Said with --verbose: why the host's kernel is used.
-    var note: String?
+    public var note: String?
+
+    public init(profile: KernelProfile, chosenBy: String, note: String? = nil) {
+        self.profile = profile; self.chosenBy = chosenBy; self.note = note
+    }
 
     /// `manifestName`: the image record's manifest short name; `rootfs`: the unpacked tree.
-    static func choose(spec: String?, manifestName: String?, rootfs: String?) throws -> KernelChoice {
+    public static func choose(spec: String?, manifestName: String?, rootfs: String?) throws -> KernelChoice {
         if spec?.trimmingCharacters(in: .whitespaces) == "host" { return KernelChoice(profile: .host, chosenBy: "--kernel host") }
         let catalog = Catalog()
         func profile(named name: String) -> KernelProfile? { catalog.profile(named: name) }
@@ -79,7 +82,7 @@ struct KernelChoice {
 
     /// KEY=VALUE pairs of the tree's /etc/os-release (else /usr/lib/os-release), resolved
     /// inside the tree: a symlink in the image cannot make us read a host file.
-    static func osRelease(rootfs: String) -> [String: String]? {
+    public static func osRelease(rootfs: String) -> [String: String]? {
         let root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else { return nil }
         defer { close(root) }
@@ -130,12 +133,12 @@ struct KernelChoice {
 /// own, the bundled keys and profiles compiled into the binary (no TOML parsing on `run`'s hot
 /// path); otherwise every manifest, parsed. A broken user manifest does not stop `run`: the
 /// bundled ones still count, and the error is said with --verbose.
-final class Catalog {
+public final class Catalog {
     private(set) var keys: [ManifestKey]
     private var kernels: [String: ManifestKernel] = [:]
     private(set) var error: String?
 
-    init() {
+    public init() {
         keys = Manifests.bundledKeys
         guard Manifests.hasUserManifests() else { return }
         do {
@@ -147,11 +150,11 @@ final class Catalog {
         }
     }
 
-    func find(_ name: String) -> ManifestKey? {
+    public func find(_ name: String) -> ManifestKey? {
         keys.first { $0.short == name } ?? keys.first { $0.aliases.contains(name) }
     }
 
-    func profile(named name: String) -> KernelProfile? {
+    public func profile(named name: String) -> KernelProfile? {
         if let k = kernels[name] {
             return KernelProfile(name: k.name, release: k.release, version: k.version, major: k.major, minor: k.minor,
                                  patch: k.patch, source: k.source ?? "rootfs-manifests")
@@ -162,7 +165,7 @@ final class Catalog {
 
 extension KernelPolicy {
     /// What the sandbox's C part applies (SandboxPlan records).
-    var sandboxSettings: SandboxPlan.KernelSettings {
+    public var sandboxSettings: SandboxPlan.KernelSettings {
         let c = capabilities
         return SandboxPlan.KernelSettings(
             profile: profile.isHost ? "host" : profile.name, seccomp: bpf,
@@ -173,16 +176,3 @@ extension KernelPolicy {
     }
 }
 
-/// `--kernel`, `--cap-add`, `--cap-drop`: one option group for every verb that builds a policy.
-public struct KernelOptions: ParsableArguments {
-    public init() {}
-
-    @Option(name: .long, help: ArgumentHelp("The kernel the command sees: a profile (azl-shell kernel --list), a release such as 5.15.0, or host (default: the image's profile).", valueName: "PROFILE|RELEASE|host"))
-    public var kernel: String?
-
-    @Option(name: .customLong("cap-add"), help: ArgumentHelp("Keep this capability too (CAP_NET_ADMIN, net_admin, or all); repeatable.", valueName: "CAP"))
-    public var capAdd: [String] = []
-
-    @Option(name: .customLong("cap-drop"), help: ArgumentHelp("Drop this capability from the default set (or all); repeatable.", valueName: "CAP"))
-    public var capDrop: [String] = []
-}

@@ -1,0 +1,264 @@
+import CLinux
+import Core
+import Foundation
+import Kernel
+import Sandbox
+import SandboxLaunch
+import SandboxRuntime
+import Store
+
+/// What a verb asks to run, in its own terms: which image (or tree), which command, which
+/// options. Every verb that starts a sandbox (`run`, a matrix target, a package test, a setup
+/// step, an environment) fills one of these and hands it to `RunPlanner.prepare`.
+public struct RunSpec {
+    public enum Source: Sendable {
+        /// NAME[:TAG], an image id, a short name or a registry reference (pulled on first use).
+        case image(String)
+        /// An unpacked tree outside the store (absolute).
+        case rootfs(String)
+    }
+
+    public var source: Source
+    public var command: [String] = []
+    public var env: [String] = []
+    public var volumes: [String] = []
+    public var workdir: String?
+    public var user: String?
+    public var hostname: String?
+    public var network: RunRequest.Network = .host
+    public var readOnly = false
+    public var idMapping: RunRequest.IDMapping = .auto
+    /// `--kernel`, `--cap-add`, `--cap-drop`.
+    public var kernel: String?
+    public var capAdd: [String] = []
+    public var capDrop: [String] = []
+    /// `--root` (nil: $AZL_SHELL_ROOT or the XDG default).
+    public var rootOption: String?
+    public var verbose = false
+    /// How an image that is not stored yet is pulled.
+    public var pull = PullSettings()
+    /// Keep the plan for the next run of this process's command line. Only `run` may: the C
+    /// side finds the cache folder from run's own option table (plan_cache.c).
+    public var cacheForCommandLine = false
+
+    public init(source: Source) { self.source = source }
+
+    public var paths: Paths { Paths.resolve(rootOption: rootOption) }
+}
+
+/// A plan ready to carry out, with what must stay alive until it starts: the image's shared
+/// lock (so `rmi`/`prune` wait), and for `run` the plan cache entry to write.
+public struct PreparedRun {
+    public var plan: SandboxPlan
+    /// The stored image opened for this run (nil for a tree outside the store).
+    public let image: RunnableImage?
+    public let kernel: KernelChoice
+    /// Said with --verbose.
+    public var notes: [String]
+    var keepLocked: [String]
+    var cache: PlanCache?
+    var dependencies: [PlanCache.Dependency]
+
+    /// Replace this process with the sandbox (`run`).
+    public func exec() throws -> Never {
+        try withExtendedLifetime(image) { try plan.exec(keepLocked: keepLocked, cache: cache, dependencies: dependencies) }
+    }
+
+    /// Start the sandbox as a child with this stdio; `Launcher.wait` gives its exit status by
+    /// `run`'s rules (125/126/127/128+N).
+    public func spawn(stdin: Int32 = 0, stdout: Int32 = 1, stderr: Int32 = 2) throws -> pid_t {
+        do {
+            return try withExtendedLifetime(image) {
+                try Launcher.spawn(encodedPlan: plan.encoded(), stdin: stdin, stdout: stdout, stderr: stderr, keepLocked: keepLocked)
+            }
+        } catch let e as LaunchError {
+            throw AZLError(e)
+        }
+    }
+
+    /// Spawn and wait: the exit status by `run`'s rules.
+    public func run(stdin: Int32 = 0, stdout: Int32 = 1, stderr: Int32 = 2) throws -> Int32 {
+        Launcher.wait(try spawn(stdin: stdin, stdout: stdout, stderr: stderr))
+    }
+}
+
+/// The one place a request becomes a plan: image lookup (and pull on first use), the kernel
+/// profile and policy, the state folders to guard, the plan itself, the user namespace
+/// keeper, and for `run` the plan cache's entry and the files it depends on.
+public enum RunPlanner {
+    public static func prepare(_ spec: RunSpec) throws -> PreparedRun {
+        // Everything planning reads of the environment and the host's files from here on is
+        // recorded: the plan cache keys its entry on exactly that (PlanInputs).
+        let inputs = PlanInputs.start()
+        defer { PlanInputs.stop() }
+        let host = HostFacts.current()
+        let paths = spec.paths
+        var notes: [String] = []
+        var request: RunRequest
+        var keepLocked: [String] = []
+        var seenBeforePlanning: [String: [UInt64]] = [:]
+        var opened: RunnableImage?
+        switch spec.source {
+        case .rootfs(let rootfs):
+            let abs = Paths.absolute(rootfs)
+            guard FS.isDirectory(abs) else { throw AZLError(.notFound, "--rootfs \(rootfs): not a directory") }
+            request = RunRequest(rootfs: abs, imageName: abs.split(separator: "/").last.map(String.init) ?? "azl-shell")
+        case .image(let image):
+            let store = try ImageStore(paths: paths)
+            // Before the record is read (PlanCache.seenBeforePlanning): records are written by a
+            // rename into this folder, so a pull or retag from now on changes it.
+            seenBeforePlanning[store.paths.images] = PlanCache.identity(of: store.paths.images, contentToo: true)
+            let record: ImageRecord
+            do {
+                record = try store.lookup(image)
+            } catch let missing as AZLError where missing.kind == .notFound {
+                // Not stored: a registry reference or a known short name is pulled first.
+                guard let pulled = try Puller(spec.pull).findOrPull(image, store: store) else { throw missing }
+                record = pulled
+            }
+            // Stored but its tree gone: said as such, not pulled under that name.
+            let img = try store.openForRun(record)
+            opened = img
+            keepLocked.append(img.lock.path)
+            request = RunRequest(rootfs: img.rootfs, imageName: img.record.name)
+            let c = img.record.config
+            request.imageEnv = c.env
+            request.imageWorkingDir = c.workingDir
+            request.imageUser = c.user
+            request.entrypoint = c.entrypoint
+            request.imageCmd = c.cmd
+            request.imageReference = img.record.reference
+        }
+        request.command = spec.command
+        request.env = spec.env
+        request.volumes = spec.volumes
+        request.workdir = spec.workdir
+        request.user = spec.user
+        request.hostname = spec.hostname
+        request.network = spec.network
+        request.readOnly = spec.readOnly
+        request.idMapping = spec.idMapping
+        request.verbose = spec.verbose
+        request.stateFolders = stateFolders(root: spec.rootOption, shown: [host.cwd] + spec.volumes.map {
+            String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "")
+        })
+
+        // The kernel profile and the security policy (docs/kernel.md). A warm run reads the
+        // seccomp program from the cache instead of compiling it with libseccomp.
+        let choice = try KernelChoice.choose(spec: spec.kernel, manifestName: opened?.record.manifest, rootfs: request.rootfs)
+        let policy = try KernelPolicy.build(profile: choice.profile, capsAdd: spec.capAdd, capsDrop: spec.capDrop,
+                                            cacheDirectory: paths.cache + "/seccomp")
+        request.kernel = policy.sandboxSettings
+        notes.append(choice.note ?? "kernel profile \(choice.profile.name) (uname -r \(choice.profile.release)), from \(choice.chosenBy)")
+
+        var builder = PlanBuilder(request: request, host: host)
+        var plan = try builder.build()
+        notes += builder.notes
+        plan.keeper = try userNamespaceKeeper(for: plan, cache: paths.cache)
+        #if DEBUG
+        // Tests only: planning that reads one more variable or file (named by these), to show
+        // that the cache follows what planning reads with no edit of the cache's code.
+        if let name = PlanInputs.variable("AZL_SHELL_TEST_READ_VARIABLE") { _ = PlanInputs.variable(name) }
+        if let file = PlanInputs.variable("AZL_SHELL_TEST_READ_FILE") { PlanInputs.file(file, .content) }
+        #endif
+        PlanInputs.stop()
+
+        // Kept for the next run of this command line, unless this run says more than a replay
+        // would (--verbose) or runs a tree outside the store (--rootfs: it may change).
+        var cache: PlanCache?
+        var dependencies: [PlanCache.Dependency] = []
+        if spec.cacheForCommandLine, opened != nil, !spec.verbose,
+           var c = PlanCache.forThisProcess(arguments: CommandLine.arguments), c.directory == paths.cache + "/plans" {
+            c.seenBeforePlanning = seenBeforePlanning
+            c.variables = inputs.variables
+            cache = c
+            dependencies = planDependencies(plan, inputs: inputs, cache: paths.cache)
+        }
+        return PreparedRun(plan: plan, image: opened, kernel: choice, notes: notes, keepLocked: keepLocked,
+                           cache: cache, dependencies: dependencies)
+    }
+
+    /// Seconds a kept user namespace waits for the next run (AZL_SHELL_USERNS_IDLE; 0: keep none).
+    public static let defaultKeeperIdle: UInt32 = 300
+
+    /// The keeper of this plan's user namespace (Sources/SandboxRuntime/keeper.c): only for a
+    /// map the setuid helpers write (a one-line map costs nothing to write), one per map, its
+    /// state in the cache folder. nil where that folder is not this user's alone.
+    static func userNamespaceKeeper(for plan: SandboxPlan, cache: String) throws -> SandboxPlan.UserNamespaceKeeper? {
+        guard plan.uidMap.helper != nil, plan.gidMap.helper != nil else { return nil }
+        var idle = defaultKeeperIdle
+        if let v = PlanInputs.variable("AZL_SHELL_USERNS_IDLE") {
+            guard let n = UInt32(v) else {
+                throw AZLError(.usage, "AZL_SHELL_USERNS_IDLE=\(v): not a number of seconds", hint: "0 keeps no user namespace between runs")
+            }
+            idle = n
+        }
+        guard idle > 0, let program = try? Launcher.helperPath() else { return nil }
+        let dir = cache + "/userns"
+        guard (try? FS.mkdirs(dir, mode: 0o700)) != nil else { return nil }
+        var st = stat()
+        guard stat(dir, &st) == 0, st.st_uid == getuid(), st.st_mode & 0o022 == 0 else { return nil }
+        // One keeper per map: keep-id and the default map, or a changed /etc/subuid, never share one.
+        let maps = [plan.uidMap, plan.gidMap].map { $0.ranges.map { "\($0.inside):\($0.outside):\($0.count);" }.joined() + "/" }
+        let hex = String(Array(maps.joined().utf8).withUnsafeBytes { azl_fnv1a($0.baseAddress, $0.count) }, radix: 16)
+        // The state format's version in the name: a keeper of an older build (its file in the
+        // old format, which this build cannot join) never stops this one from keeping its own.
+        return .init(program: program, stateFile: dir + "/map-v3-" + String(repeating: "0", count: 16 - hex.count) + hex,
+                     idleSeconds: idle)
+    }
+
+    /// The user's state folders (`Paths.stateFolders`). One that does not exist yet cannot be
+    /// hidden, and a command could create it (a store or rootfs-manifests of its own making, for
+    /// a later run to use): those that a bind of this run would show are made now, empty, so
+    /// they are hidden. Not caches: whatever is in one is believed only for its MAC.
+    public static func stateFolders(root: String?, shown: [String]) -> [(path: String, hide: Bool)] {
+        let folders = Paths.stateFolders(rootOption: root)
+        let sources = shown.filter { !$0.isEmpty }.map { realPathOfExistingPart(Paths.absolute($0)) }
+        for f in folders where f.kind != .cache && !FS.exists(f.path) {
+            let p = realPathOfExistingPart(f.path)
+            if sources.contains(where: { $0 == "/" || p.hasPrefix($0 + "/") }) { try? FS.mkdirs(p, mode: 0o700) }
+        }
+        return folders.map { ($0.path, $0.hide) }
+    }
+
+    /// PATH with its longest existing ancestor resolved (realpath), the rest as it is.
+    static func realPathOfExistingPart(_ path: String) -> String {
+        var head = path, tail = ""
+        while !head.isEmpty && head != "/" {
+            if let r = realpath(head, nil) { defer { free(r) }; return String(cString: r) + tail }
+            let ns = head as NSString
+            tail = "/" + ns.lastPathComponent + tail
+            head = ns.deletingLastPathComponent
+        }
+        return tail.isEmpty ? "/" : tail
+    }
+
+    /// Every file a plan was computed from (besides the command line, the working directory
+    /// and the ids, the key; and the variables): what planning read (`inputs`), what the plan
+    /// binds as the runtime opens it, and our own programs.
+    static func planDependencies(_ plan: SandboxPlan, inputs: PlanInputs, cache: String) -> [PlanCache.Dependency] {
+        var deps: [PlanCache.Dependency] = inputs.dependencies.map {
+            switch $0.kind {
+            case .content: return .content($0.path)
+            case .presence: return .presence($0.path)
+            case .resolved: return .resolved($0.path)
+            }
+        }
+        // Our own programs: an upgrade may plan differently (and bundles other manifests).
+        if let dir = Launcher.selfDirectory() {
+            deps += ["azl-shell", "azl-shell-cli", "azl-shell-sandbox"].map { .content(dir + "/" + $0) }
+        }
+        // What the runtime opens without following symlinks: the user's bind sources as the plan
+        // names them, and the state folders (one created, moved or swapped since is a new plan).
+        for case .bind(let source, _, let flags) in plan.mounts where flags.contains(.guarded) { deps.append(.resolved(source)) }
+        deps += plan.guards.map { .resolved($0.path) }
+        // Without its folder, a replayed plan could never start a keeper again.
+        if plan.keeper != nil { deps.append(.presence(cache + "/userns")) }
+        // Which file a path is, is part of its content's identity and of its resolved one: a
+        // presence check more of the same path costs a warm run a stat for nothing.
+        let stronger = Set(deps.compactMap { d -> String? in
+            switch d { case .content(let p), .resolved(let p): return p; case .presence: return nil }
+        })
+        return deps.filter { if case .presence(let p) = $0 { return !stronger.contains(p) }; return true }
+    }
+}
