@@ -19,6 +19,10 @@ public struct RunSpec {
     }
 
     public var source: Source
+    /// Cached layers above the image, bottom to top (setup layers).
+    public var layers: [String] = []
+    /// A kept upper layer (an environment's, a setup step's); nil: an ephemeral root.
+    public var upper: SandboxPlan.UpperLayer?
     public var command: [String] = []
     public var env: [String] = []
     public var volumes: [String] = []
@@ -130,6 +134,8 @@ public enum RunPlanner {
             request.imageReference = img.record.reference
         }
         request.command = spec.command
+        request.layers = spec.layers
+        request.upper = spec.upper
         request.env = spec.env
         request.volumes = spec.volumes
         request.workdir = spec.workdir

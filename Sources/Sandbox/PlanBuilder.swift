@@ -12,6 +12,10 @@ public struct RunRequest: Sendable {
 
     /// The cached image tree (the overlay's lower dir).
     public var rootfs: String
+    /// Cached layers above `rootfs`, bottom to top (SandboxPlan.lowers).
+    public var layers: [String] = []
+    /// A kept upper layer instead of a fresh one (SandboxPlan.upper).
+    public var upper: SandboxPlan.UpperLayer?
     /// The image name: the default hostname.
     public var imageName: String
     /// NAME:TAG as the user knows the image, for the prompt marker (default: imageName).
@@ -384,6 +388,8 @@ public struct PlanBuilder {
             uid: uid, gid: gid, workingDirectory: workdir,
             environment: env.map { $0.0 + "=" + $0.1 }, argv: argv, kernel: r.kernel)
         plan.guards = guards
+        plan.lowers = r.layers
+        plan.upper = r.upper
         return plan
     }
 

@@ -168,6 +168,16 @@ public struct SandboxPlan: Equatable, Sendable {
     public var gidMap: IDMap
     /// The cached image tree: the overlay's lower directory. Never written.
     public var rootfs: String
+    /// Layers above `rootfs`, bottom to top (cached setup layers): read-only like it.
+    public var lowers: [String] = []
+    /// A kept upper layer (an environment's, a setup step's) and its overlay work folder on the
+    /// same filesystem; nil: a fresh one in the sandbox's tmpfs, gone when it ends.
+    public var upper: UpperLayer?
+    public struct UpperLayer: Equatable, Sendable {
+        public var directory: String
+        public var work: String
+        public init(directory: String, work: String) { self.directory = directory; self.work = work }
+    }
     /// `--read-only`: the builder ends `mounts` with `.remountReadOnly("/")`, once every mountpoint exists.
     public var readOnlyRoot: Bool
     public var mounts: [Mount]
@@ -256,6 +266,8 @@ public struct SandboxPlan: Equatable, Sendable {
         map("uidmap", uidMap)
         map("gidmap", gidMap)
         record(["root", rootfs, readOnlyRoot ? "overlay-ro" : "overlay"])
+        for l in lowers { record(["lower", l]) }
+        if let upper { record(["upper", upper.directory, upper.work]) }
         for m in mounts { record(["mount"] + m.wireFields) }
         record(["hostname", hostname])
         record(["user", String(uid), String(gid)])
@@ -280,7 +292,8 @@ extension SandboxPlan: CustomStringConvertible {
             "namespaces \(namespaces.map(\.rawValue).joined(separator: " "))",
             "uidmap \(ranges(uidMap))",
             "gidmap \(ranges(gidMap))",
-            "root overlay of \(rootfs)\(readOnlyRoot ? " (read-only)" : "")",
+            "root overlay of \(([rootfs] + lowers).joined(separator: " + "))\(readOnlyRoot ? " (read-only)" : "")"
+                + (upper.map { ", upper \($0.directory)" } ?? ""),
         ]
         for m in mounts {
             let f = m.wireFields

@@ -353,32 +353,53 @@ static void do_mount(const struct mount_op *m, const struct plan *p) {
     }
 }
 
-/* Escape ':' and '\' for overlay's "lowerdir" (used only on kernels without "lowerdir+"). */
-static void escape_lower(const char *in, char *out, size_t size) {
-    size_t o = 0;
+/* Append IN to OUT (at *O) with ':' and '\' escaped, for overlay's classic "lowerdir". */
+static void escape_lower(const char *in, char *out, size_t size, size_t *o) {
     for (; *in; in++) {
-        if (o + 3 >= size) errno = 0, die("path too long: %s", in);
-        if (*in == ':' || *in == '\\') out[o++] = '\\';
-        out[o++] = *in;
+        if (*o + 3 >= size) errno = 0, die("path too long: %s", in);
+        if (*in == ':' || *in == '\\') out[(*o)++] = '\\';
+        out[(*o)++] = *in;
     }
-    out[o] = '\0';
+    out[*o] = '\0';
 }
 
-/* A detached overlay of a fresh upper (UPPER, WORK) over the image tree LOWER; with SOFT,
- * -1 instead of dying (the first, detached attempt: the other way is left). */
-static int make_overlay(const char *lower, const char *upper, const char *work, const char *name, int soft) {
+/* Lower layer I of the plan, top first (the last "lower" record ... the image's tree), as
+ * seen from here: PREFIX is where the host's tree is ("" or "/oldroot"). */
+static const char *layer(const struct plan *p, int i, const char *prefix, char *buf, size_t size) {
+    const char *l = i < p->nlowers ? p->lowers[p->nlowers - 1 - i] : p->root_lower;
+    if (snprintf(buf, size, "%s%s", prefix, l) >= (int)size) errno = 0, die("path too long: %s", l);
+    return buf;
+}
+
+/* A detached overlay of UPPER (WORK) over the plan's lower layers; with SOFT, -1 instead of
+ * dying (the first, detached attempt: the other way is left). */
+static int make_overlay(const struct plan *p, const char *prefix, const char *upper, const char *work, int soft) {
+    const char *name = p->root_lower;
+    char path[PATH_MAX];
     int fs = fsopen("overlay", FSOPEN_CLOEXEC);
     if (fs < 0) {
         if (soft) return -1;
         die("cannot mount overlay on %s (is the overlay module available? run `azl-shell doctor`)", name);
     }
-    if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", lower, 0) < 0) {
-        /* Kernels before 6.8 lack "lowerdir+": the classic option, with ':' and '\\' escaped. */
-        char esc[PATH_MAX * 2], drain[256];
+    int n = p->nlowers + 1;
+    if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", layer(p, 0, prefix, path, sizeof path), 0) < 0) {
+        /* Kernels before 6.8 lack "lowerdir+": the classic option, top first, ':'-separated. */
+        static char esc[PATH_MAX * 8];
+        char drain[256];
+        size_t o = 0;
         while (read(fs, drain, sizeof drain) > 0) {}
-        escape_lower(lower, esc, sizeof esc);
+        for (int i = 0; i < n; i++) {
+            if (i) esc[o++] = ':';
+            escape_lower(layer(p, i, prefix, path, sizeof path), esc, sizeof esc, &o);
+        }
         if (soft && fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", esc, 0) < 0) goto soft_fail;
         if (!soft) mnt_fs_set(fs, "lowerdir", esc, "overlay", name);
+    } else {
+        for (int i = 1; i < n; i++) {
+            layer(p, i, prefix, path, sizeof path);
+            if (soft && fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", path, 0) < 0) goto soft_fail;
+            if (!soft) mnt_fs_set(fs, "lowerdir+", path, "overlay", name);
+        }
     }
     if (soft) {
         if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0 ||
@@ -408,7 +429,7 @@ static int overlay_on_detached_stage(const struct plan *p) {
     char upper[64], work[64];
     snprintf(upper, sizeof upper, "/proc/self/fd/%d/upper", stagefd);
     snprintf(work, sizeof work, "/proc/self/fd/%d/work", stagefd);
-    int ovl = make_overlay(p->root_lower, upper, work, p->root_lower, 1);
+    int ovl = make_overlay(p, "", p->root_upper ? p->root_upper : upper, p->root_upper ? p->root_work : work, 1);
     if (ovl < 0) return 0;
     int target = openat(stagefd, "newroot", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (target < 0) die("cannot open the staging tmpfs");
@@ -439,11 +460,18 @@ void setup_root(const struct plan *p) {
         if (syscall(SYS_pivot_root, ".", "oldroot") < 0) die("cannot pivot into the staging tmpfs");
         if (chdir("/") < 0) die("cannot chdir to /");
         mnt_host = "/oldroot";
-        char lower[PATH_MAX];
-        if (snprintf(lower, sizeof lower, "/oldroot%s", p->root_lower) >= (int)sizeof lower) errno = 0, die("path too long: %s", p->root_lower);
         /* Fresh upper and work dirs: a refused detached attempt may still hold the first pair. */
         if (mkdir("/upper.2", 0755) || mkdir("/work.2", 0755)) die("cannot make directories in the staging tmpfs");
-        int ovl = make_overlay(lower, "/upper.2", "/work.2", p->root_lower, 0);
+        char upper[PATH_MAX], work[PATH_MAX];
+        if (p->root_upper) {
+            if (snprintf(upper, sizeof upper, "/oldroot%s", p->root_upper) >= (int)sizeof upper ||
+                snprintf(work, sizeof work, "/oldroot%s", p->root_work) >= (int)sizeof work)
+                errno = 0, die("path too long: %s", p->root_upper);
+        } else {
+            strcpy(upper, "/upper.2");
+            strcpy(work, "/work.2");
+        }
+        int ovl = make_overlay(p, "/oldroot", upper, work, 0);
         if (move_mount(ovl, "", AT_FDCWD, "/newroot", MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount overlay on /newroot (run `azl-shell doctor`)");
         close(ovl);
     }

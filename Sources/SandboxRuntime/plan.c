@@ -153,6 +153,14 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
             if (!strcmp(a[1], "overlay")) p->root_readonly = 0;
             else if (!strcmp(a[1], "overlay-ro")) p->root_readonly = 1;
             else return fail(err, errlen, "unknown root mode '%s'", a[1]);
+        } else if (strcmp(name, "lower") == 0) {
+            if (na != 1 || a[0][0] != '/') return fail(err, errlen, "bad lower record");
+            if (p->nlowers == PLAN_MAX_LOWERS) return fail(err, errlen, "too many lower layers");
+            p->lowers[p->nlowers++] = a[0];
+        } else if (strcmp(name, "upper") == 0) {
+            if (na != 2 || a[0][0] != '/' || a[1][0] != '/') return fail(err, errlen, "bad upper record");
+            p->root_upper = a[0];
+            p->root_work = a[1];
         } else if (strcmp(name, "mount") == 0) {
             if (na != 6) return fail(err, errlen, "bad mount record");
             if (p->nmounts == PLAN_MAX_MOUNTS) return fail(err, errlen, "too many mounts");

@@ -19,6 +19,9 @@
  *   uidmap HELPER (IN OUT COUNT)...   HELPER is newuidmap's path, or "" to write the map directly
  *   gidmap HELPER (IN OUT COUNT)...
  *   root LOWERDIR MODE          MODE: overlay | overlay-ro
+ *   lower DIR                   another lower layer above the root's (setup layers), bottom to top
+ *   upper DIR WORKDIR           a kept upper layer (an environment's, a setup step's) instead of
+ *                               the staging tmpfs's fresh one; WORKDIR on the same filesystem
  *   mount KIND DST SRC DATA FLAGS MODE   in order; see enum mount_kind
  *   hostname NAME
  *   user UID GID                ids inside to run the command as
@@ -54,6 +57,7 @@
 #define PLAN_MAX_BPF_INSNS 4096   /* BPF_MAXINSNS */
 #define PLAN_UTS_MAX 64           /* __NEW_UTS_LEN */
 #define PLAN_MAX_GUARDS 256
+#define PLAN_MAX_LOWERS 64   /* overlayfs takes up to 500; a project has a few setup steps */
 
 enum ns_bits { NS_USER = 1, NS_MOUNT = 2, NS_PID = 4, NS_UTS = 8, NS_IPC = 16, NS_NET = 32 };
 enum plan_flags { PF_VERBOSE = 1, PF_PTY = 2 };
@@ -102,6 +106,9 @@ struct plan {
     unsigned flags;
     struct idmap uidmap, gidmap;
     const char *root_lower;
+    const char *lowers[PLAN_MAX_LOWERS];   /* above root_lower, bottom to top */
+    int nlowers;
+    const char *root_upper, *root_work;    /* NULL: a fresh upper in the staging tmpfs */
     int root_readonly;
     struct mount_op mounts[PLAN_MAX_MOUNTS];
     int nmounts;
