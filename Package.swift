@@ -41,7 +41,7 @@ let package = Package(
             "Core", .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // The bundled rootfs-manifests/ (embedded at build time) and the user's overrides.
-        .target(name: "Manifests", dependencies: ["Core", .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "Manifests", dependencies: ["Core", "Kernel", .product(name: "TOMLKit", package: "TOMLKit")]),
         // SandboxPlan, its builder, and the launcher that hands it to the C part.
         .target(name: "Sandbox", dependencies: ["Core", "CLinux", "SandboxLaunch"]),
         // What both entry points need to start the C part: the launcher and the plan cache.

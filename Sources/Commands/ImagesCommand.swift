@@ -1,6 +1,7 @@
 import ArgumentParser
 import Core
 import Foundation
+import Kernel
 import Manifests
 import Store
 
@@ -42,7 +43,7 @@ extension ImagesCommand {
     func listAvailable() throws {
         let m = try Manifests.load()
         if json {
-            struct Entry: Encodable { var image: ManifestImage; var kernel: ManifestKernel? }
+            struct Entry: Encodable { var image: ManifestImage; var kernel: KernelProfile? }
             print(try Render.json(m.images.map { Entry(image: $0, kernel: m.kernel(for: $0)) }))
             return
         }

@@ -1,4 +1,5 @@
 import Core
+import Kernel
 import Foundation
 import TOMLKit
 
@@ -25,21 +26,10 @@ public struct ManifestImage: Codable, Equatable, Sendable {
     public var file: String
 }
 
-/// A kernel profile: what the target VM's kernel reports (kernels.toml).
-public struct ManifestKernel: Codable, Equatable, Sendable {
-    public var name: String
-    public var release: String
-    public var version: String
-    public var major: Int
-    public var minor: Int
-    public var patch: Int
-    public var source: String?
-}
-
 /// The bundled manifests, with the user's directory layered on top (same short name wins).
 public struct Manifests: Sendable {
     public private(set) var images: [ManifestImage] = []
-    public private(set) var kernels: [String: ManifestKernel] = [:]
+    public private(set) var kernels: [String: KernelProfile] = [:]
 
     /// `userDirectory`: `$XDG_CONFIG_HOME/azl-shell/rootfs-manifests` unless given.
     public static func load(userDirectory: String? = nil) throws -> Manifests {
@@ -77,7 +67,7 @@ public struct Manifests: Sendable {
         images.first { $0.short == name } ?? images.first { $0.aliases.contains(name) }
     }
 
-    public func kernel(for image: ManifestImage) -> ManifestKernel? { kernels[image.kernelProfile] }
+    public func kernel(for image: ManifestImage) -> KernelProfile? { kernels[image.kernelProfile] }
 
     // MARK: parsing
 
@@ -97,10 +87,10 @@ public struct Manifests: Sendable {
             for key in profiles.keys.sorted() {
                 guard let p = profiles[key]?.table else { throw ctx.error("profile \(key) is not a table", key: key) }
                 try ctx.onlyKeys(p, ["release", "version", "major", "minor", "patch", "source"], in: "profile \(key)")
-                kernels[key] = ManifestKernel(
+                kernels[key] = KernelProfile(
                     name: key, release: try ctx.string(p, "release", key), version: try ctx.string(p, "version", key),
                     major: try ctx.int(p, "major", key), minor: try ctx.int(p, "minor", key), patch: try ctx.int(p, "patch", key),
-                    source: p["source"]?.string)
+                    source: p["source"]?.string ?? "rootfs-manifests")
             }
         }
         guard let imgs = table["image"]?.array else {

@@ -135,7 +135,7 @@ public struct KernelChoice {
 /// bundled ones still count, and the error is said with --verbose.
 public final class Catalog {
     private(set) var keys: [ManifestKey]
-    private var kernels: [String: ManifestKernel] = [:]
+    private var kernels: [String: KernelProfile] = [:]
     private(set) var error: String?
 
     public init() {
@@ -155,11 +155,7 @@ public final class Catalog {
     }
 
     public func profile(named name: String) -> KernelProfile? {
-        if let k = kernels[name] {
-            return KernelProfile(name: k.name, release: k.release, version: k.version, major: k.major, minor: k.minor,
-                                 patch: k.patch, source: k.source ?? "rootfs-manifests")
-        }
-        return KernelProfile.named(name)
+        kernels[name] ?? KernelProfile.named(name)
     }
 }
 

@@ -10,6 +10,7 @@ import Store
 /// What a verb asks to run, in its own terms: which image (or tree), which command, which
 /// options. Every verb that starts a sandbox (`run`, a matrix target, a package test, a setup
 /// step, an environment) fills one of these and hands it to `RunPlanner.prepare`.
+@dynamicMemberLookup
 public struct RunSpec {
     public enum Source: Sendable {
         /// NAME[:TAG], an image id, a short name or a registry reference (pulled on first use).
@@ -19,26 +20,18 @@ public struct RunSpec {
     }
 
     public var source: Source
-    /// Cached layers above the image, bottom to top (setup layers).
-    public var layers: [String] = []
-    /// A kept upper layer (an environment's, a setup step's); nil: an ephemeral root.
-    public var upper: SandboxPlan.UpperLayer?
-    public var command: [String] = []
-    public var env: [String] = []
-    public var volumes: [String] = []
-    public var workdir: String?
-    public var user: String?
-    public var hostname: String?
-    public var network: RunRequest.Network = .host
-    public var readOnly = false
-    public var idMapping: RunRequest.IDMapping = .auto
+    /// The command and the options shaping its root (`spec.command`, `spec.volumes`, ...).
+    public var options = RunOptions()
+    public subscript<T>(dynamicMember key: WritableKeyPath<RunOptions, T>) -> T {
+        get { options[keyPath: key] }
+        set { options[keyPath: key] = newValue }
+    }
     /// `--kernel`, `--cap-add`, `--cap-drop`.
     public var kernel: String?
     public var capAdd: [String] = []
     public var capDrop: [String] = []
     /// `--root` (nil: $AZL_SHELL_ROOT or the XDG default).
     public var rootOption: String?
-    public var verbose = false
     /// How an image that is not stored yet is pulled.
     public var pull = PullSettings()
     /// Keep the plan for the next run of this process's command line. Only `run` may: the C
@@ -133,18 +126,7 @@ public enum RunPlanner {
             request.imageCmd = c.cmd
             request.imageReference = img.record.reference
         }
-        request.command = spec.command
-        request.layers = spec.layers
-        request.upper = spec.upper
-        request.env = spec.env
-        request.volumes = spec.volumes
-        request.workdir = spec.workdir
-        request.user = spec.user
-        request.hostname = spec.hostname
-        request.network = spec.network
-        request.readOnly = spec.readOnly
-        request.idMapping = spec.idMapping
-        request.verbose = spec.verbose
+        request.options = spec.options
         request.stateFolders = stateFolders(root: spec.rootOption, shown: [host.cwd] + spec.volumes.map {
             String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "")
         })

@@ -75,22 +75,6 @@ struct ManifestJSON: Codable {
     var layers: [Descriptor]
 }
 
-/// What `run` needs from an image config (the OCI image config's `config` object), plus the
-/// platform it declares. The same fields as `Store.ImageConfig`.
-public struct ContainerConfig: Codable, Equatable, Sendable {
-    public var env: [String]
-    public var workingDir: String?
-    public var user: String?
-    public var entrypoint: [String]?
-    public var cmd: [String]?
-
-    public init(env: [String] = [], workingDir: String? = nil, user: String? = nil,
-                entrypoint: [String]? = nil, cmd: [String]? = nil) {
-        self.env = env; self.workingDir = workingDir; self.user = user
-        self.entrypoint = entrypoint; self.cmd = cmd
-    }
-}
-
 /// The parts of an image config blob we read.
 struct ImageConfigJSON: Decodable {
     struct Inner: Decodable {

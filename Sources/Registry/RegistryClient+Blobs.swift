@@ -84,7 +84,7 @@ extension Session {
                         blobPath: results[l.digest]!.0, cached: results[l.digest]!.1)
         }
         let inner = cfg.config
-        let config = ContainerConfig(env: inner?.Env ?? [], workingDir: inner?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 },
+        let config = ImageConfig(env: inner?.Env ?? [], workingDir: inner?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 },
                                      user: inner?.User.flatMap { $0.isEmpty ? nil : $0 },
                                      entrypoint: inner?.Entrypoint, cmd: inner?.Cmd)
         let platform = Platform(os: cfg.os ?? options.platform.os, architecture: cfg.architecture ?? options.platform.architecture, variant: cfg.variant)

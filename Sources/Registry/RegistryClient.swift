@@ -82,7 +82,7 @@ public struct PulledImage: Sendable {
     public var configDigest: Digest
     /// The config blob (also in the sink), verified.
     public var configPath: String
-    public var config: ContainerConfig
+    public var config: ImageConfig
     /// The platform the image config declares.
     public var platform: Platform
     /// `rootfs.diff_ids`: digests of the uncompressed layers, bottom first.

@@ -4,28 +4,18 @@ import Core
 import Glibc
 #endif
 
-/// What `run` was asked for: options and what the image says. Explicit options win over the image.
-public struct RunRequest: Sendable {
+/// What a user asks of a sandbox, whatever the verb: the command and the options that shape
+/// its root. The planning layer's `RunSpec` and the builder's `RunRequest` both carry one.
+public struct RunOptions: Sendable {
     public enum Network: String, Sendable { case host, none }
     /// How to map ids: `auto` uses /etc/subuid ranges via newuidmap when it can; `single` never does.
     public enum IDMapping: String, Sendable { case auto, single }
 
-    /// The cached image tree (the overlay's lower dir).
-    public var rootfs: String
-    /// Cached layers above `rootfs`, bottom to top (SandboxPlan.lowers).
+    /// Cached layers above the image, bottom to top (SandboxPlan.lowers: setup layers).
     public var layers: [String] = []
-    /// A kept upper layer instead of a fresh one (SandboxPlan.upper).
+    /// A kept upper layer instead of a fresh one (SandboxPlan.upper: an environment's, a step's).
     public var upper: SandboxPlan.UpperLayer?
-    /// The image name: the default hostname.
-    public var imageName: String
-    /// NAME:TAG as the user knows the image, for the prompt marker (default: imageName).
-    public var imageReference: String?
-    public var imageEnv: [String] = []
-    public var imageWorkingDir: String?
-    public var imageUser: String?
-    public var entrypoint: [String]?
-    public var imageCmd: [String]?
-
+    /// Empty: the image's entrypoint and cmd.
     public var command: [String] = []
     /// `--env K=V` or `--env K` (pass K through from the host when set there).
     public var env: [String] = []
@@ -39,6 +29,35 @@ public struct RunRequest: Sendable {
     public var readOnly = false
     public var idMapping: IDMapping = .auto
     public var verbose = false
+
+    public init() {}
+}
+
+/// What the builder is given: the user's options and what the image says. Explicit options
+/// win over the image.
+@dynamicMemberLookup
+public struct RunRequest: Sendable {
+    public typealias Network = RunOptions.Network
+    public typealias IDMapping = RunOptions.IDMapping
+
+    public var options = RunOptions()
+    public subscript<T>(dynamicMember key: WritableKeyPath<RunOptions, T>) -> T {
+        get { options[keyPath: key] }
+        set { options[keyPath: key] = newValue }
+    }
+
+    /// The cached image tree (the overlay's lowest layer).
+    public var rootfs: String
+    /// The image name: the default hostname.
+    public var imageName: String
+    /// NAME:TAG as the user knows the image, for the prompt marker (default: imageName).
+    public var imageReference: String?
+    public var imageEnv: [String] = []
+    public var imageWorkingDir: String?
+    public var imageUser: String?
+    public var entrypoint: [String]?
+    public var imageCmd: [String]?
+
     /// azl-shell's state folders of this user (`Paths.stateFolders`: every store, cache and
     /// config folder a run of theirs may use, not only this run's): hidden (or, the config
     /// folder, read-only) wherever the working directory or a volume shows one; a bind from
@@ -170,7 +189,7 @@ public struct PlanBuilder {
     /// a state folder reached through `~/.local -> /data/local` is only as safe as that link.
     public var symlinksOnTheWay: (String) -> [String]
     /// Things worth saying with --verbose (e.g. the single-id fallback).
-    public private(set) var notes: [String] = []
+    public internal(set) var notes: [String] = []
 
     /// Where the spare procfs lives, under an empty read-only tmpfs (see `build`).
     public static let spareProc = "/dev/.azl-proc"
@@ -197,23 +216,7 @@ public struct PlanBuilder {
     public mutating func build() throws -> SandboxPlan {
         var r = request
         r.rootfs = resolveHostPath(r.rootfs)
-        // Resolved, existing ones (one that appears later makes a replayed plan miss: the plan
-        // cache depends on each path), each once; and every symlink on the way to one.
-        var guards: [SandboxPlan.StateGuard] = []
-        func add(_ path: String, _ kind: SandboxPlan.StateGuard.Kind) {
-            if let i = guards.firstIndex(where: { $0.path == path }) {
-                if kind == .hide { guards[i].kind = .hide }
-            } else {
-                guards.append(.init(path: path, kind: kind))
-            }
-        }
-        for f in r.stateFolders {
-            let path = resolveHostPath(normalize(f.path))
-            if hostPathExists(path) { add(path, f.hide ? .hide : .ro) }
-        }
-        for f in r.stateFolders {
-            for link in symlinksOnTheWay(normalize(f.path)) { add(link, .pin) }
-        }
+        let guards = stateGuards(r)
         if let h = r.hostname, !HostName.isValid(h, maxLength: PlanBuilder.utsNameMax) {
             throw AZLError(.usage, "--hostname \(h.prefix(80)): not a valid host name",
                            hint: "RFC 1123: labels of letters, digits and '-' separated by '.', 1 to 63 each, not starting or ending with '-'; at most \(PlanBuilder.utsNameMax) in all, what uname(2) holds")
@@ -221,158 +224,13 @@ public struct PlanBuilder {
         var namespaces: [SandboxPlan.Namespace] = [.user, .mount, .pid, .uts, .ipc]
         if r.network == .none { namespaces.append(.net) }
 
-        // Identity.
-        let keepID = r.user == "keep-id"
-        let (uidMap, gidMap) = idMaps(keepID: keepID)
-        var uid: UInt32 = 0, gid: UInt32 = 0
-        var home = "/root"
-        var passwdFiles: [SandboxPlan.Mount] = []
-        if keepID {
-            uid = host.uid; gid = host.gid; home = host.home
-            passwdFiles = keepIDFiles()
-        } else if let spec = r.user ?? r.imageUser, !spec.isEmpty, spec != "root" {
-            (uid, gid, home) = try resolveUser(spec)
-            guard mapped(uid, uidMap), mapped(gid, gidMap) else {
-                throw AZLError(.usage, "user \(spec) (uid \(uid), gid \(gid)) does not exist in the sandbox: only the mapped ids do",
-                               hint: "give your user a range in /etc/subuid and /etc/subgid (and install newuidmap), or use --user root or keep-id")
-            }
-        }
-
-        // Environment: clean defaults, then the image's, then --env.
-        var env: [(String, String)] = []
-        func set(_ k: String, _ v: String) {
-            if let i = env.firstIndex(where: { $0.0 == k }) { env[i].1 = v } else { env.append((k, v)) }
-        }
-        set("PATH", PlanBuilder.defaultPath)
-        set("HOME", home)
-        if let term = host.environment["TERM"], !term.isEmpty { set("TERM", term) }
-        set("LANG", host.environment["LANG"].flatMap { $0.isEmpty ? nil : $0 } ?? "C.UTF-8")
-        // Which userland a shell is in, for prompts and tools (shell-profiles/README.md).
-        set("container", "azl-shell")
-        set("AZL_SHELL_IMAGE", r.imageReference ?? r.imageName)
-        set("ENV", ShellProfile.path)
-        set("debian_chroot", "azl-shell " + (r.imageReference ?? r.imageName))
-        for kv in r.imageEnv {
-            guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else { continue }
-            set(String(kv[..<eq]), String(kv[kv.index(after: eq)...]))
-        }
-        for kv in r.env {
-            if let eq = kv.firstIndex(of: "=") {
-                let k = String(kv[..<eq])
-                guard !k.isEmpty else { throw AZLError(.usage, "--env \(kv): empty variable name") }
-                set(k, String(kv[kv.index(after: eq)...]))
-            } else if let v = host.environment[kv] {
-                set(kv, v)
-            }
-        }
-
+        let id = try identity(r)
         // Mounts: the machine's layout first, then the user's binds, deepest last.
-        var mounts: [SandboxPlan.Mount] = [.proc(target: "/proc")]
-        // The kernel profile's release in the files that show it, as uname(2) does.
-        if let k = r.kernel, let u = k.uts, !k.seccomp.isEmpty {
-            mounts += [
-                .readOnlyFile(target: "/proc/sys/kernel/osrelease", contents: u.release + "\n", mode: 0o444),
-                .readOnlyFile(target: "/proc/version", contents: u.procVersion, mode: 0o444),
-                .readOnlyFile(target: "/proc/sys/kernel/version", contents: u.version + "\n", mode: 0o444),
-            ]
-        }
-        mounts += [
-            .bind(source: "/sys", target: "/sys", flags: [.recursive, .readOnly, .nosuid, .nodev, .noexec]),
-            .tmpfs(target: "/dev", mode: 0o755, options: "", flags: [.nosuid, .noexec]),
-        ]
-        for d in ["null", "zero", "full", "random", "urandom", "tty"] {
-            // No nosuid/noexec: they mean nothing on a device node (only a regular file is
-            // executed), and each costs a mount_setattr() on every run.
-            mounts.append(.bind(source: "/dev/" + d, target: "/dev/" + d, flags: []))
-        }
-        mounts += [
-            .devpts(target: "/dev/pts"),
-            .symlink(target: "/dev/ptmx", pointsTo: "pts/ptmx"),
-            .tmpfs(target: "/dev/shm", mode: 0o1777, options: "", flags: [.nosuid, .nodev]),
-            .symlink(target: "/dev/fd", pointsTo: "/proc/self/fd"),
-            .symlink(target: "/dev/stdin", pointsTo: "/proc/self/fd/0"),
-            .symlink(target: "/dev/stdout", pointsTo: "/proc/self/fd/1"),
-            .symlink(target: "/dev/stderr", pointsTo: "/proc/self/fd/2"),
-            .tmpfs(target: "/tmp", mode: 0o1777, options: "", flags: [.nosuid, .nodev]),
-            .tmpfs(target: "/run", mode: 0o755, options: "", flags: [.nosuid, .nodev]),
-        ]
-        if let k = r.kernel, k.uts != nil, !k.seccomp.isEmpty {
-            // The files bound over /proc make that procfs "not fully visible" to the kernel,
-            // which then refuses a fresh procfs in a nested user namespace (mount_too_revealing:
-            // `unshare -rpf --mount-proc`, bubblewrap's --proc, rootless podman). A spare procfs
-            // without anything on it keeps those working; it is covered by an empty read-only
-            // tmpfs, so no path reaches it (and mounts copied into a nested namespace are locked).
-            // Its mountpoint is a directory of /dev's tmpfs.
-            mounts += [
-                .proc(target: PlanBuilder.spareProc + "/proc"),
-                .tmpfs(target: PlanBuilder.spareProc, mode: 0o500, options: "size=4k", flags: [.readOnly, .nosuid, .nodev, .noexec]),
-            ]
-        }
-        if r.readOnly {
-            mounts.append(.tmpfs(target: "/var/tmp", mode: 0o1777, options: "", flags: [.nosuid, .nodev]))
-        }
-        if host.hasResolvConf {
-            mounts.append(.bind(source: resolveHostPath("/etc/resolv.conf"), target: "/etc/resolv.conf", flags: [.readOnly, .optional]))
-        }
-        if host.hasHosts {
-            mounts.append(.bind(source: resolveHostPath("/etc/hosts"), target: "/etc/hosts", flags: [.readOnly, .optional]))
-        }
-        mounts += passwdFiles
-        // The prompt marker and $container for interactive shells (shell-profiles/).
-        mounts.append(.file(target: ShellProfile.path, contents: ShellProfile.text, mode: 0o644))
-        if keepID { mounts.append(.mkdir(target: home, mode: 0o755)) }
-
-        let cwd = normalize(host.cwd)
-        let resolvedCwd = resolveHostPath(cwd)
-        var bindCwd = PlanBuilder.canBindWorkingDirectory(resolvedCwd, rootfs: r.rootfs)
-        if bindCwd, let g = guards.first(where: { $0.kind == .hide && (resolvedCwd == $0.path || resolvedCwd.hasPrefix($0.path + "/")) }) {
-            bindCwd = false
-            notes.append("not binding the current directory \(cwd): it is inside azl-shell's own state (\(g.path))")
-        } else if !bindCwd {
-            notes.append("not binding the current directory \(cwd) (a system directory or the image itself)")
-        }
-        var binds: [(target: String, source: String, readOnly: Bool)] = []
-        if bindCwd { binds.append((cwd, resolvedCwd, false)) }
-        for v in r.volumes {
-            let (src, dst, ro) = try parseVolume(v)
-            let source = resolveHostPath(src)
-            if let g = guards.first(where: { $0.kind == .hide && (source == $0.path || source.hasPrefix($0.path + "/")) }) {
-                throw AZLError(.usage, "--volume \(v): \(source) is inside azl-shell's own state (\(g.path))",
-                               hint: "bind another folder; the store and caches are never shown to a sandbox")
-            }
-            // A symlink inside the working directory, which commands in the sandbox write, must
-            // not choose what a later run binds: `ln -s ~ out` there, then `--volume ./out:/out`,
-            // would give a sandbox the home folder.
-            if bindCwd, source != resolvedCwd, !source.hasPrefix(resolvedCwd + "/"),
-               let link = symlinksOnTheWay(src).first(where: { resolveHostPath(parentOf($0)) == resolvedCwd || resolveHostPath(parentOf($0)).hasPrefix(resolvedCwd + "/") }) {
-                throw AZLError(.usage, "--volume \(v): \(link) is a symlink inside the working directory (to \(source)), which a command in the sandbox can write",
-                               hint: "name \(source) itself if that is what to bind")
-            }
-            binds.append((dst, source, ro))
-        }
-        // Parents before children: a volume inside the working directory lands on top of it.
-        binds = binds.enumerated().sorted { a, b in
-            let da = depth(a.element.target), db = depth(b.element.target)
-            return da != db ? da < db : a.offset < b.offset
-        }.map(\.element)
-        // Each is guarded: the runtime hides the state folders it shows right after binding it
-        // (before any deeper bind, so a volume inside it is not hidden by them).
-        for b in binds {
-            mounts.append(.bind(source: b.source, target: b.target, flags: b.readOnly ? [.recursive, .readOnly, .guarded] : [.recursive, .guarded]))
-        }
-
-        let workdir: String
-        if let w = r.workdir {
-            guard w.hasPrefix("/") else { throw AZLError(.usage, "--workdir \(w): must be an absolute path inside the image") }
-            workdir = normalize(w)
-        } else if bindCwd {
-            workdir = cwd
-        } else if let w = r.imageWorkingDir, w.hasPrefix("/") {
-            workdir = normalize(w)
-        } else {
-            workdir = keepID ? home : "/"
-        }
-        if !binds.contains(where: { $0.target == workdir }) && workdir != "/" {
+        var mounts = layout(r, id)
+        let binds = try userBinds(r, guards: guards)
+        mounts += binds.mounts
+        let workdir = try workingDirectory(r, id, binds)
+        if !binds.targets.contains(workdir) && workdir != "/" {
             mounts.append(.mkdir(target: workdir, mode: 0o755))
         }
         if r.readOnly { mounts.append(.remountReadOnly(target: "/")) }
@@ -382,11 +240,11 @@ public struct PlanBuilder {
         if argv.isEmpty { argv = ["/bin/sh"] }
 
         var plan = SandboxPlan(
-            namespaces: namespaces, verbose: r.verbose, pty: true, uidMap: uidMap, gidMap: gidMap,
+            namespaces: namespaces, verbose: r.verbose, pty: true, uidMap: id.uidMap, gidMap: id.gidMap,
             rootfs: r.rootfs, readOnlyRoot: r.readOnly, mounts: mounts,
             hostname: r.hostname ?? PlanBuilder.hostname(forImage: r.imageName),
-            uid: uid, gid: gid, workingDirectory: workdir,
-            environment: env.map { $0.0 + "=" + $0.1 }, argv: argv, kernel: r.kernel)
+            uid: id.uid, gid: id.gid, workingDirectory: workdir,
+            environment: try environment(r, home: id.home), argv: argv, kernel: r.kernel)
         plan.guards = guards
         plan.lowers = r.layers
         plan.upper = r.upper

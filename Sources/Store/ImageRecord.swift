@@ -1,22 +1,6 @@
 import Core
 import Foundation
 
-/// What `run` honours from an image's config (OCI image config `config` object).
-/// Explicit command-line options win over each of these.
-public struct ImageConfig: Codable, Equatable, Sendable {
-    public var env: [String]
-    public var workingDir: String?
-    public var user: String?
-    public var entrypoint: [String]?
-    public var cmd: [String]?
-
-    public init(env: [String] = [], workingDir: String? = nil, user: String? = nil,
-                entrypoint: [String]? = nil, cmd: [String]? = nil) {
-        self.env = env; self.workingDir = workingDir; self.user = user
-        self.entrypoint = entrypoint; self.cmd = cmd
-    }
-}
-
 /// A device node an archive held that we could not create rootless; the sandbox provides it.
 public struct DeviceEntry: Codable, Equatable, Sendable {
     public var path: String      // relative to the tree root, no leading slash

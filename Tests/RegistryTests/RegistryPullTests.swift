@@ -102,7 +102,7 @@ struct RegistryPullTests {
         #expect(img.indexDigest == nil)
         #expect(img.manifestMediaType == MediaType.ociManifest)
         #expect(Digest.of(img.manifest) == img.manifestDigest)
-        #expect(img.config == ContainerConfig(env: RegistryFixture.imageEnv, workingDir: RegistryFixture.imageWorkingDir,
+        #expect(img.config == ImageConfig(env: RegistryFixture.imageEnv, workingDir: RegistryFixture.imageWorkingDir,
                                               user: RegistryFixture.imageUser, entrypoint: RegistryFixture.imageEntrypoint,
                                               cmd: RegistryFixture.imageCmd))
         #expect(img.platform.architecture == Platform.host.architecture)
