@@ -43,11 +43,7 @@ public struct Puller {
     /// (`host.domain/...`, `host:port/...`, `localhost/...`, `docker://...`) or a known short
     /// name. Bare names (`myimage:1`) are local names: never sent to Docker Hub by surprise.
     public static func isPullable(_ name: String) throws -> Bool {
-        if name.hasPrefix("docker://") { return true }
-        if let slash = name.firstIndex(of: "/") {
-            let first = name[..<slash]
-            if first.contains(".") || first.contains(":") || first == "localhost" || first.hasPrefix("[") { return true }
-        }
+        if name.hasPrefix("docker://") || ImageNameGrammar.registryPart(of: name) != nil { return true }
         return try Manifests.load().find(name) != nil
     }
 

@@ -34,7 +34,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
 
     /// Host part of `registry` without the port, brackets kept off for IPv6 (`::1`).
     public var hostName: String {
-        ImageReference.splitHostPort(registry).host
+        ImageNameGrammar.splitHostPort(registry).host
     }
 
     /// True for registries podman talks plain HTTP to without being told: localhost and loopback.
@@ -137,15 +137,10 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         // Registry host: first component when it looks like one.
         var registry = "docker.io"
         var rest = s
-        if let slash = s.firstIndex(of: "/") {
-            let first = String(s[..<slash])
-            if first.contains(".") || first.contains(":") || first == "localhost" || first.hasPrefix("[") {
-                registry = first
-                rest = String(s[s.index(after: slash)...])
-            }
-        }
-        if registry != "docker.io" {
-            try validateHost(registry, bad)
+        if let first = ImageNameGrammar.registryPart(of: s) {
+            registry = String(first)
+            rest = String(s.dropFirst(first.count + 1))
+            if let why = ImageNameGrammar.hostProblem(registry) { throw bad(why) }
         }
         // :tag (a colon after the last slash)
         var tag: String? = nil
@@ -153,7 +148,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         if let colon = rest.lastIndex(of: ":"), lastSlash.map({ colon > $0 }) ?? true {
             let t = String(rest[rest.index(after: colon)...])
             rest = String(rest[..<colon])
-            guard isValidTag(t) else {
+            guard ImageNameGrammar.isValidTag(t) else {
                 throw bad("tag '\(t)' is not valid (letters, digits, '_', '.', '-'; up to 128, not starting with '.' or '-')")
             }
             tag = t
@@ -167,7 +162,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             throw bad("repository name '\(rest)' must be lowercase")
         }
         let components = rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        for c in components where !isValidComponent(c) {
+        for c in components where !ImageNameGrammar.isValidComponent(c) {
             throw bad(c.isEmpty ? "the repository name has an empty path component"
                                 : "path component '\(c)' is not valid (lowercase letters, digits, and '.', '_', '__', '-' between them)")
         }
@@ -175,66 +170,6 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         if (registry + "/" + rest).count > 255 { throw bad("the name is longer than 255 characters") }
         if tag == nil && digest == nil { tag = "latest" }
         return ImageReference(registry: registry, repository: rest, tag: tag, digest: digest)
-    }
-
-    static func isValidTag(_ t: String) -> Bool {
-        guard let first = t.unicodeScalars.first, t.unicodeScalars.count <= 128 else { return false }
-        func word(_ c: Unicode.Scalar) -> Bool {
-            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "_"
-        }
-        guard word(first) else { return false }
-        return t.unicodeScalars.allSatisfy { word($0) || $0 == "." || $0 == "-" }
-    }
-
-    /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
-    static func isValidComponent(_ c: String) -> Bool {
-        let u = Array(c.unicodeScalars)
-        if u.isEmpty { return false }
-        func alnum(_ c: Unicode.Scalar) -> Bool { (c >= "a" && c <= "z") || (c >= "0" && c <= "9") }
-        var i = 0
-        guard alnum(u[0]) else { return false }
-        while i < u.count {
-            if alnum(u[i]) { i += 1; continue }
-            // a separator: ".", "_", "__", or one or more "-"
-            var j = i
-            if u[j] == "." { j += 1 }
-            else if u[j] == "_" { j += 1; if j < u.count && u[j] == "_" { j += 1 } }
-            else if u[j] == "-" { while j < u.count && u[j] == "-" { j += 1 } }
-            else { return false }
-            guard j < u.count, alnum(u[j]) else { return false }
-            i = j
-        }
-        return true
-    }
-
-    static func validateHost(_ registry: String, _ bad: (String, String?) -> AZLError) throws {
-        let (host, port) = splitHostPort(registry)
-        if host.isEmpty { throw bad("registry '\(registry)' has no host name", nil) }
-        if let port {
-            guard let p = Int(port), p > 0, p < 65536 else { throw bad("registry port '\(port)' is not a number from 1 to 65535", nil) }
-        }
-        if registry.hasPrefix("[") {
-            guard host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
-                throw bad("registry '\(registry)' is not a valid IPv6 address", nil)
-            }
-            return
-        }
-        guard HostName.isValid(host) else { throw bad("registry host '\(host)' is not a valid host name", nil) }
-    }
-
-    /// `host:port` / `[v6]:port` → (host without brackets, port).
-    static func splitHostPort(_ s: String) -> (host: String, port: String?) {
-        if s.hasPrefix("[") {
-            guard let close = s.firstIndex(of: "]") else { return (String(s.dropFirst()), nil) }
-            let host = String(s[s.index(after: s.startIndex)..<close])
-            let after = s[s.index(after: close)...]
-            if after.hasPrefix(":") { return (host, String(after.dropFirst())) }
-            return (host, nil)
-        }
-        if let colon = s.lastIndex(of: ":") {
-            return (String(s[..<colon]), String(s[s.index(after: colon)...]))
-        }
-        return (s, nil)
     }
 }
 

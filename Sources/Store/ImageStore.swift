@@ -339,29 +339,18 @@ public enum ImageName {
     }
 
     /// What isValidName accepts, said in errors.
-    public static let nameRule = "a name is lowercase letters, digits and . _ - in parts separated by '/', each part starting with a letter or digit (no '.', '..' or empty parts), optionally after a registry HOST[:PORT]/; e.g. alpine:3.20 or myorg/base:1"
+    public static let nameRule = "a name is lowercase letters and digits with . _ __ or - between them, in parts separated by '/', optionally after a registry HOST[:PORT]/; e.g. alpine:3.20 or myorg/base:1"
 
     static func isValidName(_ n: String) -> Bool {
-        guard !n.isEmpty, n.count <= 255, !n.hasPrefix("/"), !n.hasSuffix("/") else { return false }
-        var comps = n.split(separator: "/", omittingEmptySubsequences: false)
-        // A leading registry host may have a port and dots, and uppercase is not allowed anywhere;
-        // it must be a host name ("..", "." are path components, not hosts).
-        if comps.count > 1, comps[0].contains(".") || comps[0].contains(":") || comps[0] == "localhost" {
-            let hostPort = comps.removeFirst()
-            let parts = hostPort.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            guard HostName.isValid(String(parts[0])), !parts[0].contains(where: \.isUppercase) else { return false }
-            if parts.count == 2 {
-                guard let port = Int(parts[1]), parts[1].allSatisfy(\.isNumber), (1...65535).contains(port) else { return false }
-            }
+        guard !n.isEmpty, n.count <= 255 else { return false }
+        var rest = Substring(n)
+        if let host = ImageNameGrammar.registryPart(of: n) {
+            // Stored names are lowercase throughout: one image, one name.
+            guard ImageNameGrammar.hostProblem(String(host)) == nil, !host.contains(where: \.isUppercase) else { return false }
+            rest = rest.dropFirst(host.count + 1)
         }
-        return comps.allSatisfy { c in
-            !c.isEmpty && c.first!.isASCII && (c.first!.isLowercase || c.first!.isNumber)
-                && c.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
-        }
+        return rest.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { ImageNameGrammar.isValidComponent(String($0)) }
     }
 
-    static func isValidTag(_ t: String) -> Bool {
-        guard let f = t.first, t.count <= 128, f != "." && f != "-" else { return false }
-        return t.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-") }
-    }
+    static func isValidTag(_ t: String) -> Bool { ImageNameGrammar.isValidTag(t) }
 }
