@@ -51,9 +51,8 @@ let package = Package(
         // the seccomp program (libseccomp) and the capability sets.
         .target(name: "Kernel", dependencies: ["Core", "CSeccomp", "SandboxRuntime"]),
         // `azl-shell doctor`'s checks, over a host-facts layer tests can fake; the kernel
-        // probes that fork into a user namespace are C (DoctorProbe).
-        .target(name: "Doctor", dependencies: ["Core", "DoctorProbe"]),
-        .target(name: "DoctorProbe", cSettings: [.define("_GNU_SOURCE")]),
+        // probes that fork into a user namespace are C (SandboxRuntime/doctor_probe.c).
+        .target(name: "Doctor", dependencies: ["Core", "SandboxRuntime"]),
         // The one planning layer: a verb's request -> image (pulled on first use) -> kernel
         // policy -> SandboxPlan, ready to exec (run) or spawn (targets, steps, sessions).
         .target(name: "Planning", dependencies: [

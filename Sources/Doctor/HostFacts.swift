@@ -1,5 +1,5 @@
 import Core
-import DoctorProbe
+import SandboxRuntime
 import Foundation
 
 /// What the checks read of the host. The real one asks the kernel; tests give a fake to see

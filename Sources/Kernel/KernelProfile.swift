@@ -101,13 +101,6 @@ public struct KernelProfile: Equatable, Hashable, Sendable, Codable {
         return p
     }
 
-    /// `--kernel SPEC`: `host`, a bundled profile name, or a release string.
-    public static func resolve(_ spec: String) throws -> KernelProfile {
-        if spec == "host" { return host }
-        if let p = named(spec) { return p }
-        return try parse(release: spec)
-    }
-
     /// uname(2) fields hold 64 bytes and a NUL; control characters would corrupt output. A
     /// release older than the syscall tables' oldest would gate what they list from the start
     /// (read, write: every program dies at once).

@@ -44,7 +44,6 @@ extension Session {
                     try await authenticate(challengeHeader: header)
                     return
                 }
-                let detail = code == 200 ? "" : await Session.registryErrorText(resp)
                 await Session.drain(resp)
                 if code == 200 { return }
                 if !isLast {
@@ -56,7 +55,6 @@ extension Session {
                                    hint: "check the registry host name")
                 }
                 // Some registries answer /v2/ oddly but serve manifests; carry on and let those requests tell.
-                _ = detail
                 return
             } catch let e as AZLError {
                 throw e

@@ -53,10 +53,10 @@ struct KernelProfileTests {
         #expect(try KernelProfile.parse(release: "3.10").versionString == "3.10.0")
     }
 
-    @Test func resolveTakesNamesReleasesAndHost() throws {
-        #expect(try KernelProfile.resolve("cbl-mariner-2.0").name == "cbl-mariner-2.0")
-        #expect(try KernelProfile.resolve("5.10.0-x").minor == 10)
-        let host = try KernelProfile.resolve("host")
+    @Test func profilesByNameReleaseAndHost() throws {
+        #expect(KernelProfile.named("cbl-mariner-2.0")?.name == "cbl-mariner-2.0")
+        #expect(try KernelProfile.parse(release: "5.10.0-x").minor == 10)
+        let host = KernelProfile.host
         #expect(host.isHost)
         var u = utsname()
         uname(&u)

@@ -1,4 +1,5 @@
-/* The C part of azl-shell, as its two callers see it (Sources/SandboxRuntime/supervisor.c). */
+/* The C part of azl-shell, as its callers see it (Sources/SandboxRuntime/supervisor.c); the
+ * doctor's kernel probes are in doctor_probe.h beside this. */
 #ifndef AZL_SANDBOX_PUBLIC_H
 #define AZL_SANDBOX_PUBLIC_H
 
