@@ -123,7 +123,8 @@ public enum Manager: String, Codable, Sendable, CaseIterable {
     public var ownState: [String] {
         switch format {
         case .deb: return ["/var/lib/dpkg", "/var/lib/apt"]
-        case .rpm: return ["/var/lib/rpm", "/usr/lib/sysimage", "/var/lib/dnf", "/var/lib/tdnf", "/var/lib/yum"]
+        // Debian's rpm keeps its database in ~/.rpmdb.
+        case .rpm: return ["/var/lib/rpm", "/usr/lib/sysimage", "/var/lib/dnf", "/var/lib/tdnf", "/var/lib/yum", "/root/.rpmdb"]
         case .apk: return ["/lib/apk", "/etc/apk"]
         }
     }
