@@ -95,6 +95,7 @@ public struct Driver {
             done | grep . && bad=1
             [ $rc -ne 0 ] && [ -z "$out" ] && { say "$n: verify exited $rc"; bad=1; }
           done
+          [ $bad -eq 0 ] && echo "no differences from the package database"
           return $bad
         }
 
@@ -130,7 +131,7 @@ public struct Driver {
           \(manager.remove) || return $?
           footprint > "$O/after"
           comm -13 "$O/before" "$O/after" | grep -vxF -f "$O/config" > "$O/left" || true
-          [ -s "$O/left" ] || return 0
+          [ -s "$O/left" ] || { echo "removed, nothing left behind"; return 0; }
           say "left behind: $(head -n 1 "$O/left")$( [ "$(wc -l < "$O/left")" -gt 1 ] && echo " and $(($(wc -l < "$O/left") - 1)) more")"
           cat "$O/left"
           return 1

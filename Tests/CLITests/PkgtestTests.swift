@@ -101,6 +101,8 @@ import TestSupport
         for s in Self.steps { #expect(rows["deb12 \(s)"]?["outcome"] as? String == "passed", "\(s): \(res)") }
         #expect((rows["deb12 install"]?["message"] as? String ?? "").contains("with apt (manifest debian:12)"), "\(res)")
         #expect((rows["deb12 libraries"]?["message"] as? String) == "2 ELF files checked", "\(res)")
+        #expect((rows["deb12 verify"]?["message"] as? String) == "no differences from the package database", "\(res)")
+        #expect((rows["deb12 remove"]?["message"] as? String) == "removed, nothing left behind", "\(res)")
         // The full logs stay in the folder named: the postinst's output, the smoke run's.
         #expect(try #require(res.stdout.range(of: logs)) != nil)
         let folder = try #require(try FileManager.default.contentsOfDirectory(atPath: logs).first)
