@@ -143,6 +143,16 @@ import TestSupport
         for s in Self.steps.dropFirst() { #expect(rows["deb12 \(s)"]?["outcome"] as? String == "skipped", "\(s): \(res)") }
     }
 
+    @Test func offlineAMissingDependencyIsTheFailureNamed() throws {
+        guard let f = try Fixture.get() else { return }
+        let deb = try f.deb("wants", arch: "all", build: "sed -i '1a Depends: azl-no-such-dependency' root/DEBIAN/control")
+        let res = f.azl(["pkgtest", deb, "--image", "deb12", "--offline", "--json"])
+        #expect(res.status == 1, "\(res)")
+        let rows = try f.rows(res)
+        #expect(rows["deb12 install"]?["outcome"] as? String == "failed", "\(res)")
+        #expect((rows["deb12 install"]?["message"] as? String ?? "").contains("Depends: azl-no-such-dependency"), "\(res)")
+    }
+
     /// No RPM distro rootfs can be fetched here: rpm runs in Debian 12 with Debian's `rpm`
     /// package, installed by apt from Debian's archive inside a sandbox of the image and kept
     /// as an image of its own. (tdnf/dnf: PackageTestTests, on the commands they would run.)
