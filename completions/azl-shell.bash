@@ -173,13 +173,13 @@ _azl-shell() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    run|pull|import|images|rmi|prune|kernel|doctor|help)
+    run|pull|import|images|rmi|prune|kernel|doctor|pkgtest|help)
         # Offer subcommand argument completions
         "_azl-shell_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel doctor help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel doctor pkgtest help' -- "${cur}"))
         ;;
     esac
 }
@@ -379,6 +379,46 @@ _azl-shell_doctor() {
     # Offer option value completions
     case "${prev}" in
     '--root')
+        return
+        ;;
+    esac
+}
+
+_azl-shell_pkgtest() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --offline --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--root --image --platform --kernel --smoke --jobs --logs --tls-verify --creds)
+    __azl-shell_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    '--image')
+        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion pkgtest -- --image "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
+        return
+        ;;
+    '--platform')
+        return
+        ;;
+    '--kernel')
+        return
+        ;;
+    '--smoke')
+        return
+        ;;
+    '--jobs')
+        return
+        ;;
+    '--logs')
+        return
+        ;;
+    '--tls-verify')
+        return
+        ;;
+    '--creds')
         return
         ;;
     esac
