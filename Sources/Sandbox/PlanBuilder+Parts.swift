@@ -130,7 +130,7 @@ extension PlanBuilder {
             // Its mountpoint is a directory of /dev's tmpfs.
             mounts += [
                 .proc(target: PlanBuilder.spareProc + "/proc"),
-                .tmpfs(target: PlanBuilder.spareProc, mode: 0o500, options: "size=4k", flags: [.readOnly, .nosuid, .nodev, .noexec]),
+                .tmpfs(target: PlanBuilder.spareProc, mode: 0o500, options: "", flags: [.readOnly, .nosuid, .nodev, .noexec]),
             ]
         }
         if r.readOnly {

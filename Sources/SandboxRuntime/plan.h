@@ -66,7 +66,8 @@ enum guard_kind { GUARD_HIDE, GUARD_RO, GUARD_PIN };
 
 enum mount_kind {
     MK_BIND,        /* bind host SRC (absolute host path) on DST */
-    MK_TMPFS,       /* fresh tmpfs on DST, DATA = extra options ("size=..."), MODE = root mode */
+    MK_TMPFS,       /* fresh tmpfs on DST, DATA = extra options ("size=..."), MODE = root mode;
+                     * without options: a fresh folder of the staging tmpfs (mnt_stage_dir) */
     MK_PROC,        /* fresh procfs (of the new pid namespace) on DST */
     MK_DEVPTS,      /* private devpts instance on DST, ptmxmode=0666 */
     MK_MKDIR,       /* make directory DST (and parents) with MODE */

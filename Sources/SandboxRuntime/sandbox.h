@@ -50,7 +50,9 @@ int keeper_userns(const struct plan *p);
 /* keeper.c: the keeper program (azl-shell-sandbox --userns-keeper STATE IDLE, lock on fd 3). */
 int keeper_main(const char *state, const char *idle);
 
-/* mounts.c: in the new namespaces, build the root and pivot into it. */
+/* mounts.c: in the new namespaces, build the root and pivot into it; prepare_root first does
+ * what needs no id map, while the supervisor writes them. */
+void prepare_root(const struct plan *p);
 void setup_root(const struct plan *p);
 
 /* init.c: pid 1 of the sandbox. PTY_SOCK is -1 or a socket to send the pty master on;

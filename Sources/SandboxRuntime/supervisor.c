@@ -289,6 +289,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
         if (sp[0] >= 0) close(sp[0]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
         name_pid1();
+        prepare_root(&p);   /* while the id maps are written */
         char c;
         /* Wait for the id maps; EOF means the supervisor died or gave up. */
         if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);
