@@ -339,7 +339,7 @@ public enum ImageName {
     }
 
     /// What isValidName accepts, said in errors.
-    public static let nameRule = "a name is lowercase letters and digits with . _ __ or - between them, in parts separated by '/', optionally after a registry HOST[:PORT]/; e.g. alpine:3.20 or myorg/base:1"
+    public static let nameRule = "a name is lowercase letters and digits with . _ __ or - between them, in parts separated by '/' (no '.', '..' or empty parts), optionally after a registry HOST[:PORT]/; e.g. alpine:3.20 or myorg/base:1"
 
     static func isValidName(_ n: String) -> Bool {
         guard !n.isEmpty, n.count <= 255 else { return false }
