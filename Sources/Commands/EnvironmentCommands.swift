@@ -219,6 +219,8 @@ struct ListCommand: ParsableCommand {
     struct Row: Codable {
         var name, image, status: String
         var sessions: Int
+        /// The live sandbox's pid 1 as the host sees it (running only).
+        var pid: Int32?
         var size: Int64
         var created: Date
         var lastUsed: Date?
@@ -229,7 +231,7 @@ struct ListCommand: ParsableCommand {
         let rows = envs.all().map { c -> Row in
             let live = envs.live(c.name)
             return Row(name: c.name, image: c.image.reference, status: live == nil ? "stopped" : "running",
-                       sessions: live?.sessions.count ?? 0, size: envs.layerSize(c.name), created: c.created, lastUsed: envs.lastUsed(c.name))
+                       sessions: live?.sessions.count ?? 0, pid: live?.initPid, size: envs.layerSize(c.name), created: c.created, lastUsed: envs.lastUsed(c.name))
         }
         if json { print(try Render.json(rows)); return }
         let f = ISO8601DateFormatter()

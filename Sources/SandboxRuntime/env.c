@@ -166,7 +166,7 @@ void env_init(const struct plan *p, int ready_fd) {
 
 /* ---- the holder ------------------------------------------------------------- */
 
-static int nsfds[ENV_NS_MAX], nns;
+static int nsfds[ENV_NS_MAX + 1], nns;   /* the namespaces, then a pidfd of pid 1 */
 
 __attribute__((noreturn)) static void holder_stop(int dfd, int lfd, pid_t init, int sfd) {
     unlinkat(dfd, "live.sock", 0);   /* new sessions now wait on the lock, then start afresh */
@@ -243,6 +243,7 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
         snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)init, ns_table[i].name);
         if ((nsfds[nns++] = open(path, O_RDONLY | O_CLOEXEC)) < 0) die("cannot open %s", path);
     }
+    if ((nsfds[nns++] = (int)syscall(SYS_pidfd_open, init, 0)) < 0) die("pidfd_open");
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
     char c;
     if (write(go[1], "g", 1) != 1 || read(up[0], &c, 1) != 1) _exit(EXIT_OURS);   /* pid 1 said why */
@@ -305,6 +306,14 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
             if (c < 0) continue;
             if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || cr.uid != getuid() || poll(&w, 1, 1000) != 1 ||
                 read(c, &req, 1) != 1) req = 0;
+            int st;
+            if (req == 'j' && waitpid(init, &st, WNOHANG) == init) {   /* it died just now: this holder is done */
+                close(c);
+                for (int i = 0; i < nns; i++) close(nsfds[i]);
+                unlinkat(dfd, "live.sock", 0);
+                unlinkat(dfd, "live.pid", 0);
+                _exit(0);
+            }
             if (req == 'j' && azl_send_fds(c, nsfds, nns) == 0) {
                 s[ns].fd = c, s[ns++].pid = cr.pid;
                 continue;
@@ -370,14 +379,16 @@ static void live_start(const struct plan *p, int dfd, int lock) {
 }
 
 int env_join(const struct plan *p, int ns[ENV_NS_MAX]) {
-    int dfd = env_dir_open(p), want = 0;
+    int dfd = env_dir_open(p), want = 1;
     for (int i = 0; i < ENV_NS_MAX; i++) want += (p->ns & ns_table[i].bit) != 0;
-    int c = -1, n = 0;
+    int c = -1, n = 0, fds[ENV_NS_MAX + 1];
     for (long long until = now_ms() + 30000;; poll(NULL, 0, 5)) {
         if ((c = live_connect(dfd, 'j')) >= 0) {
-            n = azl_recv_fds(c, ns, ENV_NS_MAX);
-            if (n == want) break;
-            for (int i = 0; i < n; i++) close(ns[i]);
+            n = azl_recv_fds(c, fds, ENV_NS_MAX + 1);
+            /* pid 1 still there (its pidfd not readable): a sandbox being killed is not joined */
+            struct pollfd dead = { n == want ? fds[n - 1] : -1, POLLIN, 0 };
+            if (n == want && poll(&dead, 1, 0) == 0) break;
+            for (int i = 0; i < n; i++) close(fds[i]);
             close(c);
         }
         int lock = openat(dfd, "live.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -387,6 +398,8 @@ int env_join(const struct plan *p, int ns[ENV_NS_MAX]) {
         if (now_ms() > until) errno = 0, die("environment %s: its live sandbox neither answers nor stops; run `azl-shell stop %s`", env_name(p), env_name(p));
     }
     close(dfd);
+    close(fds[--n]);
+    memcpy(ns, fds, sizeof(int) * (size_t)n);
     /* The connection stays open (close-on-exec) as long as this session: the holder counts it. */
     (void)c;
     /* Non-dumpable before entering: nothing inside may ptrace or read this process. */

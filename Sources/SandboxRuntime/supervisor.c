@@ -279,6 +279,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     /* Raw clone, fork-like (as bubblewrap's raw_clone): the child is pid 1 of the new pid namespace. */
     pid_t child = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
     if (child < 0) {
+        if (p.env_dir && errno == ENOMEM) errno = 0, die("environment %s: its live sandbox ended while this session joined it; run again", strrchr(p.env_dir, '/') + 1);
         if (errno == EPERM || errno == ENOSPC || errno == EUSERS) {
             const char *why = strerror(errno);
             errno = 0;   /* the reason goes before the hint: the line ends with what to run */
