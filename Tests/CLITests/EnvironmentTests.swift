@@ -186,10 +186,12 @@ def until(want, secs=30):
     i = buf.index(want) + len(want); seen = buf[:i]; buf = buf[i:]
     return seen
 until(b"[azl-shell dev]"); print("PROMPT")
-os.write(fd, b"trap 'echo inter''rupted' INT; echo sta''rted; sleep 30\n")
+# The trap is set before "started" is printed: a Ctrl-C from then on interrupts the job.
+os.write(fd, b"sh -c 'trap \"echo inter\"\"rupted; exit 130\" INT; echo sta\"\"rted; while :; do sleep 1; done'\n")
 until(b"started\r\n")
 os.write(fd, b"\x03")
 until(b"interrupted"); print("INTERRUPTED")
+until(b"[azl-shell dev]")
 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
 os.write(fd, b"stty size\n")
 until(b"40 100"); print("RESIZED")
