@@ -138,14 +138,18 @@ enum EnvironmentSession {
             return f.count >= 2 && Paths.absolute(f[0]) == f[1] ? f[1] : nil
         }
         let sessionHome = sessionUser == .keepID ? envHome : "/root"
-        spec.workdir = options.workdir ?? (shown.contains { host.cwd == $0 || host.cwd.hasPrefix($0 + "/") } ? host.cwd : sessionHome)
-        let image = FS.exists(dir + "/upper") ? dir + "/upper" : ""
-        spec.command = argv ?? loginShell(host: host, user: sessionUser, roots: [image, try ImageStore(paths: global.paths).treeDir(config.image.tree) + "/rootfs"])
+        let workdir = options.workdir ?? (shown.contains { host.cwd == $0 || host.cwd.hasPrefix($0 + "/") } ? host.cwd : sessionHome)
+        // The live sandbox is built from whichever session comes first: its mounts must not
+        // depend on the session (the home is made there, whoever starts it).
+        spec.workdir = envHome
+        let tree = try ImageStore(paths: global.paths).treeDir(config.image.tree) + "/rootfs"
+        spec.command = try argv ?? loginShell(host: host, user: sessionUser, roots: [dir + "/upper", tree])
 
         var prepared = try RunPlanner.prepare(spec)
         for n in prepared.notes { global.note(n) }
         var plan = prepared.plan
         plan.keeper = nil
+        plan.workingDirectory = workdir
         plan.live = .init(directory: dir, idleSeconds: config.idleSeconds)
         // The prompt marker names the environment.
         plan.environment = plan.environment.map {
