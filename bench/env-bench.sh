@@ -16,29 +16,9 @@ runs=${RUNS:-100}
 warmup=${WARMUP:-10}
 tarball=${ROOTFS_TAR:-$here/../shared/rootfs/alpine-minirootfs-3.20.3-x86_64.tar.gz}
 
-if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
-    build=${1:-}
-    if [ -z "$build" ]; then
-        if [ -x "$here/.build/release/azl-shell" ]; then build=$here/.build/release; else build=$here/.build/debug; fi
-    fi
-    [ -x "$build/azl-shell" ] && [ -x "$build/azl-shell-sandbox" ] || {
-        echo "env-bench: no azl-shell and azl-shell-sandbox in $build (swift build -c release first)" >&2; exit 1; }
-    command -v hyperfine >/dev/null || { echo "env-bench: hyperfine is required (apt-get install hyperfine)" >&2; exit 1; }
-    work=$(mktemp -d /tmp/azl-envbench-XXXXXX)
-    chmod 755 "$work"
-    cp "$build/azl-shell" "$build/azl-shell-cli" "$build/azl-shell-sandbox" "$work/"
-    cp "$0" "$work/env-bench.sh"
-    if [ "$(id -u)" = 0 ]; then
-        user=${AZL_TEST_USER:-azltest}
-        id "$user" >/dev/null 2>&1 || { echo "env-bench: as root, the benchmark runs as '$user': useradd -m $user" >&2; exit 1; }
-        chown -R "$user" "$work"
-        mkdir -p "$work/xdg" && chmod 700 "$work/xdg" && chown "$user" "$work/xdg"
-        exec setpriv --reuid="$user" --regid="$user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin XDG_RUNTIME_DIR="$work/xdg" \
-            HOME="$(getent passwd "$user" | cut -d: -f6)" USER="$user" LOGNAME="$user" AZL_BENCH_INNER=1 AZL_BENCH_WORK="$work" \
-            RUNS="$runs" WARMUP="$warmup" ROOTFS_TAR="$tarball" sh "$work/env-bench.sh"
-    fi
-    AZL_BENCH_INNER=1 AZL_BENCH_WORK=$work RUNS=$runs WARMUP=$warmup ROOTFS_TAR=$tarball exec sh "$work/env-bench.sh"
-fi
+bench=env-bench
+# Inside, the script runs from the work folder, where as-user.sh was copied too.
+. "$(dirname "$0")/as-user.sh"
 
 work=$AZL_BENCH_WORK
 cd "$work"
@@ -56,11 +36,13 @@ trap cleanup EXIT
 "$azl" exec bench-env -- true
 "$azl" run --image bench-alpine -- true
 
+printf '#!/bin/sh\n"%s" rm --force bench-new >/dev/null 2>&1; exit 0\n' "$azl" > "$work/unmake.sh"
+chmod +x "$work/unmake.sh"
 set -- \
     -n "run --image -- true (warm)" --prepare true "$azl run --image bench-alpine -- true" \
     -n "exec NAME -- true (running)" --prepare true "$azl exec bench-env -- true" \
     -n "exec NAME -- true (stopped)" --prepare "$azl stop bench-env" "$azl exec bench-env -- true" \
-    -n "create" --prepare "$azl rm --force bench-new" "$azl create bench-new --image bench-alpine"
+    -n "create" --prepare "$work/unmake.sh" "$azl create bench-new --image bench-alpine"
 missing=""
 if command -v podman >/dev/null && podman image exists bench-alpine 2>/dev/null || { command -v podman >/dev/null && podman import "$tarball" bench-alpine >/dev/null 2>&1; }; then
     podman_ctr=$(podman run -d --rm bench-alpine sleep 3600 2>/dev/null || true)
