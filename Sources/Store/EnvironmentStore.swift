@@ -94,7 +94,7 @@ public struct EnvironmentStore: Sendable {
     }
 
     public func names() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        FS.names(in: directory)
             .filter { !$0.hasPrefix(".") && FS.exists(directory + "/" + $0 + "/config.json") }.sorted()
     }
 
