@@ -164,8 +164,9 @@ extension PlanBuilder {
     mutating func userBinds(_ r: RunRequest, guards: [SandboxPlan.StateGuard]) throws -> UserBinds {
         let cwd = normalize(host.cwd)
         let resolvedCwd = resolveHostPath(cwd)
-        var bindCwd = PlanBuilder.canBindWorkingDirectory(resolvedCwd, rootfs: r.rootfs)
-        if bindCwd, let g = guards.first(where: { $0.kind == .hide && (resolvedCwd == $0.path || resolvedCwd.hasPrefix($0.path + "/")) }) {
+        var bindCwd = r.bindWorkingDirectory && PlanBuilder.canBindWorkingDirectory(resolvedCwd, rootfs: r.rootfs)
+        if !r.bindWorkingDirectory {
+        } else if bindCwd, let g = guards.first(where: { $0.kind == .hide && (resolvedCwd == $0.path || resolvedCwd.hasPrefix($0.path + "/")) }) {
             bindCwd = false
             notes.append("not binding the current directory \(cwd): it is inside azl-shell's own state (\(g.path))")
         } else if !bindCwd {

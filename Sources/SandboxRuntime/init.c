@@ -43,7 +43,7 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static void bring_up_lo(void) {
+void bring_up_lo(void) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
@@ -249,10 +249,13 @@ static int command_child(void *arg) {
  * then its status goes to the supervisor, which exits with it at once; the unmounting of the
  * sandbox's tree (expedited RCU grace periods, the overlay's teardown) happens in our exit,
  * after that, and no longer delays the user's shell. */
+static int session_mode;
+
 __attribute__((noreturn)) static void finish(int status, int status_fd) {
     /* Every process of the namespace descends from us (orphans come to us), so no child
-     * left means nobody left: the usual case, and kill(-1) walks every process there is. */
-    if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD) {
+     * left means nobody left: the usual case, and kill(-1) walks every process there is.
+     * A session of an environment is no pid 1: the environment keeps what it started. */
+    if (!session_mode && (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)) {
         kill(-1, SIGKILL);
         while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
     }
@@ -265,10 +268,15 @@ __attribute__((noreturn)) static void finish(int status, int status_fd) {
     _exit(status);
 }
 
+void run_session_init(const struct plan *p, int pty_sock, const void *winsize, int status_fd) {
+    session_mode = 1;
+    run_init(p, pty_sock, winsize, status_fd);
+}
+
 void run_init(const struct plan *p, int pty_sock, const void *winsize, int status_fd) {
-    if ((p->ns & NS_UTS) && p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
+    if (!session_mode && (p->ns & NS_UTS) && p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
         die("cannot set the hostname");
-    if (p->ns & NS_NET) bring_up_lo();
+    if (!session_mode && (p->ns & NS_NET)) bring_up_lo();
 
     /* A terminal of our own devpts for the command: its controlling terminal, so job
      * control and /dev/tty work, while the host terminal stays out of its reach

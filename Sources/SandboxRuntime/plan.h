@@ -23,6 +23,11 @@
  *   upper DIR WORKDIR           a kept upper layer (an environment's, a setup step's) instead of
  *                               the staging tmpfs's fresh one; WORKDIR on the same filesystem
  *   mount KIND DST SRC DATA FLAGS MODE   in order; see enum mount_kind
+ *   live DIR IDLE               a session of a named environment (env.c): DIR holds its live
+ *                               sandbox's socket, lock and pid file (in the store: out of every
+ *                               sandbox's reach); IDLE seconds without a session before it stops
+ *   remove PATH                 no command: remove the tree PATH inside a user namespace of the
+ *                               plan's maps (an environment's layer holds files of other ids)
  *   hostname NAME
  *   user UID GID                ids inside to run the command as
  *   cwd PATH
@@ -42,7 +47,8 @@
  *                               mountpoint; decided by device and inode (mounts.c)
  *
  * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper;
- * 4 guard (issue 10).
+ * 4 guard (issue 10);
+ * 5 live and remove (issue 12).
  */
 #ifndef AZL_PLAN_H
 #define AZL_PLAN_H
@@ -50,7 +56,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PLAN_VERSION "4"
+#define PLAN_VERSION "5"
 #define PLAN_MAX_BYTES (16u << 20)
 #define PLAN_MAX_MOUNTS 256
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
@@ -134,6 +140,10 @@ struct plan {
 
     struct { const char *path; int kind; } guards[PLAN_MAX_GUARDS];
     int nguards;
+
+    const char *env_dir;      /* a session of a named environment (env.c), or NULL */
+    unsigned env_idle;
+    const char *remove_path;  /* remove this tree (env.c), or NULL */
 };
 
 /* Parse BUF (LEN bytes; the plan keeps pointers into it). On error returns -1

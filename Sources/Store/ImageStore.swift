@@ -233,7 +233,8 @@ public final class ImageStore {
         defer { store.unlock() }
         cleanStaleTemporaries()
         let recs = try records()
-        let trees = Set(recs.map(\.tree.hex))
+        // An environment's tree stays while the environment does, whatever names it has now.
+        let trees = Set(recs.map(\.tree.hex)).union(EnvironmentStore(paths: paths).all().map(\.image.tree.hex))
         let blobs = Set(recs.flatMap(\.blobs).map(\.hex))
         var report = PruneReport()
         for n in FS.names(in: paths.trees) where !trees.contains(n) {
