@@ -281,8 +281,20 @@ struct RmCommand: ParsableCommand {
                 throw AZLError(.inUse, "environment \(n) has \(live.sessions.count) session\(live.sessions.count == 1 ? "" : "s") inside (pid \(live.sessions.map(String.init).joined(separator: ", ")))",
                                hint: "leave them, or stop them with azl-shell rm --force \(n)")
             }
-            try envs.stop(n)
-            if let left = try envs.remove(n) { try removeInUserNamespace(left, config: config) }
+            // The live lock held from the last stop through the rename: no sandbox starts on the
+            // folder in between (a session could start one after a stop), and one that takes the
+            // lock after it finds its folder gone (env.c). Nothing then writes while it is removed.
+            var held: FileLock?
+            for _ in 0..<100 where held == nil {
+                try envs.stop(n)
+                held = try FileLock(tryPath: envs.path(n) + "/live.lock", mode: .exclusive)
+            }
+            guard let held else {
+                throw AZLError(.inUse, "environment \(n): its live sandbox keeps starting again", hint: "leave its sessions, then azl-shell rm --force \(n)")
+            }
+            let left = try envs.remove(n)
+            held.unlock()
+            if let left { try removeInUserNamespace(left, config: config) }
             global.say("removed \(n)")
         }
     }

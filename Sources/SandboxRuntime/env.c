@@ -393,7 +393,14 @@ int env_join(const struct plan *p, int ns[ENV_NS_MAX]) {
         }
         int lock = openat(dfd, "live.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (lock < 0) die("environment %s: cannot open its lock", env_name(p));
-        if (flock(lock, LOCK_EX | LOCK_NB) == 0) live_start(p, dfd, lock);
+        if (flock(lock, LOCK_EX | LOCK_NB) == 0) {
+            /* `rm` holds this lock from its last stop through renaming the folder aside: one
+             * taken after that is on a folder being removed, never to be mounted again. */
+            struct stat a, b;
+            if (fstat(dfd, &a) < 0 || stat(p->env_dir, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+                errno = 0, die("environment %s was removed", env_name(p));
+            live_start(p, dfd, lock);
+        }
         close(lock);
         if (now_ms() > until) errno = 0, die("environment %s: its live sandbox neither answers nor stops; run `azl-shell stop %s`", env_name(p), env_name(p));
     }
