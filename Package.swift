@@ -35,7 +35,7 @@ let package = Package(
         // libarchive reading and the safe extractor.
         .target(name: "Archive", dependencies: ["Core", "CArchive", "CLinux"]),
         // Content-addressed blobs, image records, unpacked trees, GC.
-        .target(name: "Store", dependencies: ["Core", "Archive"]),
+        .target(name: "Store", dependencies: ["Core", "Archive", "CLinux"]),
         // Image references, the OCI distribution API, auth, manifests, platform choice.
         .target(name: "Registry", dependencies: [
             "Core", .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -11,10 +11,15 @@ public struct KernelPolicy: Equatable, Sendable {
     public struct UTS: Equatable, Sendable, Codable {
         public var release: String
         public var version: String
+        /// `uname -m` when it is not the host's (a foreign-arch run).
+        public var machine: String?
     }
 
     public var profile: KernelProfile
     public var arch: KernelArch
+    /// The image's architecture: `arch` for a native run; another under qemu-user, whose
+    /// uname then says it (`uts.machine`) and whose table adds to the gated calls.
+    public var target: KernelArch
     /// `struct sock_filter[]` (8 bytes per instruction), from libseccomp's seccomp_export_bpf.
     public var bpf: [UInt8]
     /// uname(2) goes to the sandbox's pid 1 (SECCOMP_RET_USER_NOTIF), which answers with `uts`.
@@ -59,15 +64,21 @@ public struct KernelPolicy: Equatable, Sendable {
     /// oldolduname notified) and x32 gets ENOSYS for everything (as on distro kernels, which ship
     /// x32 off); on aarch64, AArch32 gets ENOSYS.
     ///
+    /// `target`: the image's architecture when it runs under qemu-user. qemu makes host
+    /// syscalls, so the filter is still the host ABI's; what the target's table gates (a call
+    /// the target kernel lacks on that architecture) is gated too, by the host call of the same
+    /// name qemu translates it to (docs/kernel.md).
+    ///
     /// With `cacheDirectory`, the exported program is looked up there first and stored there
     /// after compiling (`FilterCache`): a warm `run` does not call libseccomp.
-    public static func build(profile: KernelProfile, arch: KernelArch = .native,
+    public static func build(profile: KernelProfile, arch: KernelArch = .native, target: KernelArch? = nil,
                              denyList: [DeniedCall] = SecurityPolicy.defaultDenyList,
                              capsAdd: [String] = [], capsDrop: [String] = [],
                              cacheDirectory: String? = nil) throws -> KernelPolicy {
         try profile.validate()
         let caps = try CapabilitySets.with(add: capsAdd, drop: capsDrop)
-        let rules = try FilterRules(profile: profile, arch: arch, denyList: denyList)
+        let target = target ?? arch
+        let rules = try FilterRules(profile: profile, arch: arch, target: target, denyList: denyList)
         var bpf: [UInt8]
         var fromCache = false
         let cachePath = cacheDirectory.map { FilterCache.path($0, rules) }
@@ -79,8 +90,8 @@ public struct KernelPolicy: Equatable, Sendable {
             if let cachePath { FilterCache.store(bpf, at: cachePath) }
         }
         var p = KernelPolicy(
-            profile: profile, arch: arch, bpf: bpf, notifyUname: rules.notifyUname,
-            uts: UTS(release: profile.release, version: profile.version),
+            profile: profile, arch: arch, target: target, bpf: bpf, notifyUname: rules.notifyUname,
+            uts: UTS(release: profile.release, version: profile.version, machine: target != arch ? target.rawValue : nil),
             procVersion: profile.procVersion, capabilities: caps, noNewPrivs: true,
             gated: rules.gated, denied: rules.denied, compat: rules.compatReport)
         p.fromCache = fromCache
@@ -111,14 +122,21 @@ struct FilterRules {
     let compatDenied: [DeniedCall]
     let compatNotified: [Syscall]
 
-    init(profile: KernelProfile, arch: KernelArch, denyList: [DeniedCall]) throws {
+    init(profile: KernelProfile, arch: KernelArch, target: KernelArch? = nil, denyList: [DeniedCall]) throws {
         guard arch == .native else {
             throw AZLError(.usage, "cannot build a seccomp filter for \(arch.rawValue) on \(KernelArch.native.rawValue)",
                            hint: "the filter is compiled for the running kernel's architecture")
         }
         self.profile = profile
         self.arch = arch
-        gated = SyscallTable.missing(on: profile, arch: arch)
+        var gated = SyscallTable.missing(on: profile, arch: arch)
+        if let target, target != arch {
+            let have = Set(gated.map(\.name))
+            gated += SyscallTable.missing(on: profile, arch: target)
+                .compactMap { have.contains($0.name) ? nil : SyscallTable.lookup($0.name, arch: arch) }
+            gated.sort { $0.nr < $1.nr }
+        }
+        self.gated = gated
         let gatedNames = Set(gated.map(\.name))
         denied = denyList.filter { SyscallTable.lookup($0.name, arch: arch) != nil && !gatedNames.contains($0.name) }
         notifyUname = !profile.isHost

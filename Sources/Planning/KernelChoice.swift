@@ -165,7 +165,7 @@ extension KernelPolicy {
         let c = capabilities
         return SandboxPlan.KernelSettings(
             profile: profile.isHost ? "host" : profile.name, seccomp: bpf,
-            uts: notifyUname ? .init(release: uts.release, version: uts.version, procVersion: procVersion) : nil,
+            uts: notifyUname ? .init(release: uts.release, version: uts.version, procVersion: procVersion, machine: uts.machine) : nil,
             capabilities: .init(bounding: c.bounding, effective: c.effective, permitted: c.permitted,
                                 inheritable: c.inheritable, ambient: c.ambient),
             noNewPrivs: noNewPrivs)

@@ -6,8 +6,9 @@
 /// `SandboxPlan.version` with them).
 public struct SandboxPlan: Equatable, Sendable {
     /// 2: the kernel policy records (seccomp, caps, uname, nnp) and the `rofile` mount kind.
-    /// 3: the `keeper` record. 4: `guard` records and the `guard` mount flag.
-    public static let version = "4"
+    /// 3: the `keeper` record. 4: `guard` records and the `guard` mount flag. 5: the `binfmt`
+    /// record and uname's machine.
+    public static let version = "5"
 
     public enum Namespace: String, Sendable, CaseIterable { case user, mount, pid, uts, ipc, net }
 
@@ -113,8 +114,10 @@ public struct SandboxPlan: Equatable, Sendable {
             public var version: String
             /// `/proc/version` (ends with a newline).
             public var procVersion: String
-            public init(release: String, version: String, procVersion: String) {
-                self.release = release; self.version = version; self.procVersion = procVersion
+            /// What `uname -m` says; nil: the host's (a foreign-arch image: the target's).
+            public var machine: String?
+            public init(release: String, version: String, procVersion: String, machine: String? = nil) {
+                self.release = release; self.version = version; self.procVersion = procVersion; self.machine = machine
             }
         }
 
@@ -143,7 +146,7 @@ public struct SandboxPlan: Equatable, Sendable {
             if let c = capabilities {
                 out.append(["caps", hex(c.bounding), hex(c.effective), hex(c.permitted), hex(c.inheritable), hex(c.ambient)])
             }
-            if let u = uts, !seccomp.isEmpty { out.append(["uname", u.release, u.version]) }
+            if let u = uts, !seccomp.isEmpty { out.append(["uname", u.release, u.version, u.machine ?? ""]) }
             if noNewPrivs { out.append(["nnp"]) }
             return out
         }
@@ -221,6 +224,22 @@ public struct SandboxPlan: Equatable, Sendable {
     }
     public var guards: [StateGuard] = []
 
+    /// A foreign-arch image's interpreter (qemu-user), registered in the sandbox's own
+    /// binfmt_misc instance before pivot_root (Sources/SandboxRuntime/mounts.c, docs/sandbox.md).
+    public struct Binfmt: Equatable, Sendable {
+        /// The entry's name, e.g. `qemu-aarch64`.
+        public var name: String
+        /// ELF header bytes and mask in binfmt_misc's `\xHH` notation.
+        public var magic: String
+        public var mask: String
+        /// The host path of the interpreter, opened at registration (flag F).
+        public var interpreter: String
+        public init(name: String, magic: String, mask: String, interpreter: String) {
+            self.name = name; self.magic = magic; self.mask = mask; self.interpreter = interpreter
+        }
+    }
+    public var binfmt: Binfmt?
+
     public init(namespaces: [Namespace], verbose: Bool = false, pty: Bool = true, uidMap: IDMap, gidMap: IDMap,
                 rootfs: String, readOnlyRoot: Bool = false, mounts: [Mount], hostname: String,
                 uid: UInt32 = 0, gid: UInt32 = 0, workingDirectory: String, environment: [String], argv: [String],
@@ -277,6 +296,7 @@ public struct SandboxPlan: Equatable, Sendable {
         for r in kernel?.records ?? [] { record(r) }
         if let k = keeper { record(["keeper", k.program, k.stateFile, String(k.idleSeconds)]) }
         for g in guards { record(["guard", g.kind.rawValue, g.path]) }
+        if let b = binfmt { record(["binfmt", b.name, b.magic, b.mask, b.interpreter]) }
         return out
     }
 }
@@ -307,7 +327,7 @@ extension SandboxPlan: CustomStringConvertible {
         ]
         if let k = kernel {
             var line = "kernel profile \(k.profile)"
-            if let u = k.uts { line += ": uname \(u.release) '\(u.version)' (answered by the sandbox's init)" }
+            if let u = k.uts { line += ": uname \(u.release) '\(u.version)'\(u.machine.map { " \($0)" } ?? "") (answered by the sandbox's init)" }
             lines.append(line)
             if !k.seccomp.isEmpty { lines.append("seccomp program of \(k.seccomp.count / 8) instructions") }
             if let c = k.capabilities {
@@ -316,6 +336,7 @@ extension SandboxPlan: CustomStringConvertible {
             }
             if k.noNewPrivs { lines.append("no_new_privs") }
         }
+        if let b = binfmt { lines.append("binfmt_misc of the sandbox's own: \(b.name) -> \(b.interpreter) (flags FOC)") }
         if let k = keeper { lines.append("user namespace kept in \(k.stateFile) (idle \(k.idleSeconds) s)") }
         for g in guards {
             lines.append(g.kind == .pin ? "symlink \(g.path) on the way to a state folder: pinned wherever a bind shows it"

@@ -270,7 +270,8 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize, int statu
     if (sfd < 0) die("signalfd");
 
     struct uname_server u = { .sock = -1, .listener = -1, .procfd = -1,
-                              .answer = { .release = p->uts_release, .version = p->uts_version } };
+                              .answer = { .release = p->uts_release, .version = p->uts_version,
+                                          .machine = p->uts_machine && *p->uts_machine ? p->uts_machine : NULL } };
     int seccomp_sock = -1;
     if (p->notify_uname) {
         int ks[2];

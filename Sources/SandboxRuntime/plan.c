@@ -203,11 +203,21 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
                 if (parse_mask(a[i], &p->caps[i])) return fail(err, errlen, "bad capability mask '%s'", a[i]);
             p->have_caps = 1;
         } else if (strcmp(name, "uname") == 0) {
-            if (na != 2 || p->uts_release) return fail(err, errlen, "bad uname record");
-            if (!*a[0] || strlen(a[0]) > PLAN_UTS_MAX || strlen(a[1]) > PLAN_UTS_MAX)
-                return fail(err, errlen, "uname release or version longer than %d bytes", PLAN_UTS_MAX);
+            if (na != 3 || p->uts_release) return fail(err, errlen, "bad uname record");
+            if (!*a[0] || strlen(a[0]) > PLAN_UTS_MAX || strlen(a[1]) > PLAN_UTS_MAX || strlen(a[2]) > PLAN_UTS_MAX)
+                return fail(err, errlen, "uname release, version or machine longer than %d bytes", PLAN_UTS_MAX);
             p->uts_release = a[0];
             p->uts_version = a[1];
+            p->uts_machine = a[2];
+        } else if (strcmp(name, "binfmt") == 0) {
+            /* The register line is ":NAME:M::MAGIC:MASK:INTERP:FOC": no field may hold a ':'. */
+            if (na != 4 || p->binfmt_name || a[3][0] != '/') return fail(err, errlen, "bad binfmt record");
+            for (int i = 0; i < 4; i++)
+                if (!*a[i] || strchr(a[i], ':') || strlen(a[i]) > 256) return fail(err, errlen, "bad binfmt field '%s'", a[i]);
+            p->binfmt_name = a[0];
+            p->binfmt_magic = a[1];
+            p->binfmt_mask = a[2];
+            p->binfmt_interp = a[3];
         } else if (strcmp(name, "nnp") == 0) {
             if (na != 0) return fail(err, errlen, "bad nnp record");
             p->nnp = 1;

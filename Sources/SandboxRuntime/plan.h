@@ -1,7 +1,7 @@
 /*
  * The sandbox plan: what the Swift side decided, as the C side reads it.
  *
- * Wire format (version 4), written by Sources/Sandbox/SandboxPlan.swift:
+ * Wire format (version 5), written by Sources/Sandbox/SandboxPlan.swift:
  *
  *   plan   := record*
  *   record := u32 length (little endian) | payload[length]
@@ -31,7 +31,8 @@
  *   seccomp HEXBPF NOTIFY       the command's seccomp program (struct sock_filter[], hex);
  *                               NOTIFY: notify-uname (uname goes to the supervisor) or -
  *   caps BND EFF PRM INH AMB    capability masks, 16 hex digits each
- *   uname RELEASE VERSION       what pid 1 answers for uname (with notify-uname)
+ *   uname RELEASE VERSION MACHINE   what pid 1 answers for uname (with notify-uname);
+ *                               MACHINE "" keeps pid 1's own
  *   nnp                         set no_new_privs on the command
  *   keeper PROGRAM STATE IDLE   keep the user namespace for these (helper-written) maps:
  *                               PROGRAM is azl-shell-sandbox, STATE the keeper's file, IDLE
@@ -40,9 +41,16 @@
  *                               the "guard" flag shows it, it is hidden (an empty read-only
  *                               tmpfs) or read-only; pin: a symlink on the way to one, made a
  *                               mountpoint; decided by device and inode (mounts.c)
+ *   binfmt NAME MAGIC MASK INTERPRETER
+ *                               register a foreign architecture's interpreter (qemu-user) in the
+ *                               sandbox's own binfmt_misc instance (user namespaces, kernel 6.7+),
+ *                               flags FOC: INTERPRETER (a host path) is opened at registration,
+ *                               before pivot_root; mounted on /proc/sys/fs/binfmt_misc. MAGIC and
+ *                               MASK are in binfmt_misc's \xHH notation (mounts.c: do_binfmt)
  *
  * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper;
- * 4 guard (issue 10).
+ * 4 guard (issue 10); 5 binfmt and
+ * uname's MACHINE (issue 14).
  */
 #ifndef AZL_PLAN_H
 #define AZL_PLAN_H
@@ -50,7 +58,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PLAN_VERSION "4"
+#define PLAN_VERSION "5"
 #define PLAN_MAX_BYTES (16u << 20)
 #define PLAN_MAX_MOUNTS 256
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
@@ -125,7 +133,7 @@ struct plan {
     int notify_uname;         /* the program returns USER_NOTIF for uname */
     int have_caps;
     unsigned long long caps[5];   /* bounding, effective, permitted, inheritable, ambient */
-    const char *uts_release, *uts_version;   /* with notify_uname */
+    const char *uts_release, *uts_version, *uts_machine;   /* with notify_uname; machine may be "" */
     int nnp;
 
     const char *keeper_program, *keeper_state;   /* NULL: no kept user namespace */
@@ -133,6 +141,8 @@ struct plan {
 
     struct { const char *path; int kind; } guards[PLAN_MAX_GUARDS];
     int nguards;
+
+    const char *binfmt_name, *binfmt_magic, *binfmt_mask, *binfmt_interp;   /* NULL: native */
 };
 
 /* Parse BUF (LEN bytes; the plan keeps pointers into it). On error returns -1

@@ -146,7 +146,8 @@ int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp
         const char *f[6] = {
             own.sysname, answer && answer->nodename ? answer->nodename : own.nodename,
             answer && answer->release ? answer->release : own.release,
-            answer && answer->version ? answer->version : own.version, own.machine,
+            answer && answer->version ? answer->version : own.version,
+            answer && answer->machine ? answer->machine : own.machine,
             answer && answer->domainname ? answer->domainname : own.domainname,
         };
         for (int i = 0; i < lay.fields; i++) put_field(uts + i * lay.len, (size_t)lay.len, f[i]);

@@ -36,8 +36,9 @@ struct azl_seccomp_caps {
     uint64_t bounding, effective, permitted, inheritable, ambient;
 };
 
-/* What uname(2) answers. release and version replace the kernel's; sysname and machine are
- * always the serving process's own (same kernel); nodename and domainname are the serving
+/* What uname(2) answers. release and version replace the kernel's, machine too when given (a
+ * foreign-arch image under qemu: its uname says the target's); sysname is always the serving
+ * process's own (same kernel); nodename and domainname are the serving
  * process's own unless given (a server outside the sandbox's UTS namespace must pass the
  * sandbox's hostname; the sandbox's pid 1 passes NULL and so follows sethostname). */
 struct azl_seccomp_uname {
@@ -45,6 +46,7 @@ struct azl_seccomp_uname {
     const char *version;
     const char *nodename;    /* NULL: uname() of the server */
     const char *domainname;  /* NULL: uname() of the server */
+    const char *machine;     /* NULL: uname() of the server */
 };
 
 /* With NNP, set no_new_privs (without it, loading needs CAP_SYS_ADMIN in the caller's user

@@ -342,3 +342,29 @@ enum Fixtures {
         return parts.joined(separator: "/")
     }()
 }
+
+/// Issue 14: a foreign-arch image under qemu-user. qemu makes host syscalls, so the filter
+/// stays the host ABI's; the target's gated calls are gated by the host call of the same name.
+struct ForeignTargetPolicyTests {
+    static let other: KernelArch = KernelArch.native == .x86_64 ? .aarch64 : .x86_64
+
+    @Test func theFilterIsTheHostsAndGatesTheTargetsMissingCallsByName() throws {
+        let p = try #require(KernelProfile.named("cbl-mariner-2.0"))
+        let native = try KernelPolicy.build(profile: p)
+        let foreign = try KernelPolicy.build(profile: p, target: Self.other)
+        #expect(foreign.arch == .native && foreign.target == Self.other)
+        #expect(native.uts.machine == nil && foreign.uts.machine == Self.other.rawValue)
+        #expect(Set(native.gated).isSubset(of: Set(foreign.gated)))
+        let targetMissing = SyscallTable.missing(on: p, arch: Self.other)
+        #expect(targetMissing.contains { $0.name == "cachestat" })
+        for s in targetMissing {
+            if let host = SyscallTable.lookup(s.name, arch: .native) { #expect(foreign.gated.contains(host), "\(s.name)") }
+        }
+        #expect(foreign.gated.map(\.nr) == foreign.gated.map(\.nr).sorted())
+    }
+
+    @Test func theHostProfileGatesNothingOnEitherArchitecture() throws {
+        let foreign = try KernelPolicy.build(profile: .host, target: Self.other)
+        #expect(foreign.gated.isEmpty && !foreign.notifyUname)
+    }
+}
