@@ -57,6 +57,15 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup(title: "Kernel and policy") var policy: KernelOptions
 
+    @Option(name: .long, help: ArgumentHelp("Run CMD on every one of these images (times each --platform and --kernel, comma-separated too), each in its own root; a row per target, logs kept; exit 0 only when all passed. --json: the report as JSON.", valueName: "IMAGE[,IMAGE...]"))
+    var matrix: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --matrix: targets run at once (default: the number of cores).", valueName: "N"))
+    var jobs: Int?
+
+    @Option(name: .long, help: ArgumentHelp("With --matrix: the folder for each target's log (default: a new one in the cache folder).", valueName: "DIR"))
+    var logs: String?
+
     @Flag(name: .long, help: ArgumentHelp("Print the sandbox plan instead of running it.", visibility: .hidden))
     var dryRun = false
 
@@ -73,6 +82,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let matrix { return try runMatrix(matrix) }
         var spec = try self.spec()
         spec.cacheForCommandLine = true
         let prepared = try RunPlanner.prepare(spec)
@@ -96,10 +106,10 @@ struct RunCommand: ParsableCommand {
         if let rootfs {
             spec = RunSpec(source: .rootfs(rootfs))
         } else {
-            guard let image else {
+            spec = RunSpec(source: .image(image ?? ""))
+            guard image != nil || matrix != nil else {
                 throw AZLError(.usage, "no image given", hint: "use --image NAME; azl-shell images lists them")
             }
-            spec = RunSpec(source: .image(image))
         }
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
