@@ -66,6 +66,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --matrix: the folder for each target's log (default: a new one in the cache folder).", valueName: "DIR"))
     var logs: String?
 
+    @Option(name: .customLong("abi-report"), help: ArgumentHelp("Write every syscall the target kernel refused (ENOSYS) or the policy denied (EPERM): name, program, calls, reason; with --matrix, a section per target.", valueName: "FILE"))
+    var abiReport: String?
+
     @Flag(name: .long, help: ArgumentHelp("Print the sandbox plan instead of running it.", visibility: .hidden))
     var dryRun = false
 
@@ -125,6 +128,7 @@ struct RunCommand: ParsableCommand {
         spec.kernel = policy.kernel
         spec.capAdd = policy.capAdd
         spec.capDrop = policy.capDrop
+        spec.abiReport = abiReport
         spec.rootOption = global.root
         spec.verbose = global.verbose
         spec.pull = pull.settings(quiet: global.quiet)

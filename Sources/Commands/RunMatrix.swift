@@ -30,6 +30,15 @@ extension RunCommand {
         let json = pull.json
         if !json { FileHandle.standardError.write(Data("azl-shell: \(targets.count) targets, up to \(jobs ?? max(1, cores)) at once; logs in \(dir)\n".utf8)) }
         let results = Targets.runAll(targets, argv: argv, jobs: jobs ?? max(1, cores), logDirectory: dir, base: base)
+        if let abiReport {
+            // One file: each target's report under a line naming it.
+            var text = ""
+            for r in results {
+                text += "## \(r.target.label)\n"
+                text += r.abiReport.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? "# no report: the target did not start\n"
+            }
+            try FS.atomicWrite(Data(text.utf8), to: Paths.absolute(abiReport))
+        }
         let failed = results.filter { !$0.passed }
         if json {
             struct Report: Encodable { var passed: Bool; var logs: String; var targets: [TargetOutcome] }

@@ -34,6 +34,8 @@ public struct RunSpec {
     public var rootOption: String?
     /// How an image that is not stored yet is pulled.
     public var pull = PullSettings()
+    /// `--abi-report FILE`: what the target kernel refused (docs/kernel.md).
+    public var abiReport: String?
     /// Keep the plan for the next run of this process's command line. Only `run` may: the C
     /// side finds the cache folder from run's own option table (plan_cache.c).
     public var cacheForCommandLine = false
@@ -140,8 +142,9 @@ public enum RunPlanner {
         // seccomp program from the cache instead of compiling it with libseccomp.
         let choice = try KernelChoice.choose(spec: spec.kernel, manifestName: opened?.record.manifest, rootfs: request.rootfs)
         let policy = try KernelPolicy.build(profile: choice.profile, target: platform.kernelTarget, capsAdd: spec.capAdd,
-                                            capsDrop: spec.capDrop, cacheDirectory: paths.cache + "/seccomp")
-        request.kernel = policy.sandboxSettings
+                                            capsDrop: spec.capDrop, report: spec.abiReport != nil,
+                                            cacheDirectory: paths.cache + "/seccomp")
+        request.kernel = policy.sandboxSettings(abiReport: spec.abiReport.map(Paths.absolute))
         notes.append(choice.note ?? "kernel profile \(choice.profile.name) (uname -r \(choice.profile.release)), from \(choice.chosenBy)")
 
         var builder = PlanBuilder(request: request, host: host)

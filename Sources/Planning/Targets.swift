@@ -39,6 +39,8 @@ public struct TargetOutcome: Sendable, Codable {
     public var tail: [String]
     /// The full output.
     public var log: String
+    /// Its ABI report (`base.abiReport` set: the log's path with `.abi` for `.log`), when written.
+    public var abiReport: String?
     /// The image's architecture (OCI) and the kernel release the command saw, when it started.
     public var architecture: String?
     public var release: String?
@@ -114,13 +116,14 @@ public enum Targets {
         var log: String
         var begin: Date
         var pid: pid_t?
+        var abiReport: String?
         var architecture: String?
         var release: String?
 
         func finish(status: Int32) -> TargetOutcome {
             TargetOutcome(target: target, status: status, seconds: Date().timeIntervalSince(begin),
                           tail: status == 0 ? [] : Targets.tail(of: log, lines: Targets.tailLines), log: log,
-                          architecture: architecture, release: release)
+                          abiReport: abiReport.flatMap { FS.exists($0) ? $0 : nil }, architecture: architecture, release: release)
         }
     }
 
@@ -137,6 +140,10 @@ public enum Targets {
         // Pull progress, if any, belongs in the target's log, not on the matrix's stdout.
         spec.pull.quiet = true
         spec.cacheForCommandLine = false
+        if base.abiReport != nil {
+            spec.abiReport = (log.hasSuffix(".log") ? String(log.dropLast(4)) : log) + ".abi"
+            s.abiReport = spec.abiReport
+        }
         do {
             let prepared = try RunPlanner.prepare(spec)
             s.architecture = prepared.platform.architecture

@@ -130,6 +130,26 @@ public struct SandboxPlan: Equatable, Sendable {
         public var capabilities: Capabilities?
         public var noNewPrivs: Bool
 
+        /// `--abi-report FILE`: the calls the program notifies instead of failing (pid 1 fails
+        /// them the same way, counts them per program and writes FILE when the command ends).
+        public struct ABIReport: Equatable, Sendable {
+            public struct Call: Equatable, Sendable {
+                public var auditArch: UInt32
+                public var nr: Int32
+                public var errno: Int32
+                public var name: String
+                public var reason: String
+                public init(auditArch: UInt32, nr: Int32, errno: Int32, name: String, reason: String) {
+                    self.auditArch = auditArch; self.nr = nr; self.errno = errno; self.name = name; self.reason = reason
+                }
+            }
+            /// Absolute host path.
+            public var path: String
+            public var calls: [Call]
+            public init(path: String, calls: [Call]) { self.path = path; self.calls = calls }
+        }
+        public var abiReport: ABIReport?
+
         public init(profile: String, seccomp: [UInt8], uts: UTS?, capabilities: Capabilities?, noNewPrivs: Bool) {
             self.profile = profile; self.seccomp = seccomp; self.uts = uts
             self.capabilities = capabilities; self.noNewPrivs = noNewPrivs
@@ -148,6 +168,10 @@ public struct SandboxPlan: Equatable, Sendable {
             }
             if let u = uts, !seccomp.isEmpty { out.append(["uname", u.release, u.version, u.machine ?? ""]) }
             if noNewPrivs { out.append(["nnp"]) }
+            if let r = abiReport, !seccomp.isEmpty {
+                out.append(["abi-report", r.path])
+                for c in r.calls { out.append(["abi-call", String(c.auditArch), String(c.nr), String(c.errno), c.name, c.reason]) }
+            }
             return out
         }
     }
@@ -335,6 +359,7 @@ extension SandboxPlan: CustomStringConvertible {
                              + " permitted \(String(c.permitted, radix: 16)) inheritable \(String(c.inheritable, radix: 16)) ambient \(String(c.ambient, radix: 16))")
             }
             if k.noNewPrivs { lines.append("no_new_privs") }
+            if let r = k.abiReport { lines.append("ABI report to \(r.path): \(r.calls.count) calls notified to the sandbox's init") }
         }
         if let b = binfmt { lines.append("binfmt_misc of the sandbox's own: \(b.name) -> \(b.interpreter) (flags FOC)") }
         if let k = keeper { lines.append("user namespace kept in \(k.stateFile) (idle \(k.idleSeconds) s)") }

@@ -47,10 +47,16 @@
  *                               flags FOC: INTERPRETER (a host path) is opened at registration,
  *                               before pivot_root; mounted on /proc/sys/fs/binfmt_misc. MAGIC and
  *                               MASK are in binfmt_misc's \xHH notation (mounts.c: do_binfmt)
+ *   abi-report PATH             --abi-report: the gated and denied calls below are notified to
+ *                               pid 1 instead of failed by the filter; it fails them the same
+ *                               way, counts them per program and writes PATH (a host path the
+ *                               supervisor opens) when the command ends
+ *   abi-call ARCH NR ERRNO NAME REASON   one such call: AUDIT_ARCH_*, number, the errno it
+ *                               answers, its name and the profile's reason (only with abi-report)
  *
  * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper;
- * 4 guard (issue 10); 5 binfmt and
- * uname's MACHINE (issue 14).
+ * 4 guard (issue 10); 5 binfmt,
+ * uname's MACHINE, abi-report and abi-call (issue 14).
  */
 #ifndef AZL_PLAN_H
 #define AZL_PLAN_H
@@ -65,6 +71,7 @@
 #define PLAN_MAX_BPF_INSNS 4096   /* BPF_MAXINSNS */
 #define PLAN_UTS_MAX 64           /* __NEW_UTS_LEN */
 #define PLAN_MAX_GUARDS 256
+#define PLAN_MAX_ABI_CALLS 512
 #define PLAN_MAX_LOWERS 64   /* overlayfs takes up to 500; a project has a few setup steps */
 
 enum ns_bits { NS_USER = 1, NS_MOUNT = 2, NS_PID = 4, NS_UTS = 8, NS_IPC = 16, NS_NET = 32 };
@@ -143,6 +150,11 @@ struct plan {
     int nguards;
 
     const char *binfmt_name, *binfmt_magic, *binfmt_mask, *binfmt_interp;   /* NULL: native */
+
+    const char *abi_report;   /* NULL: no report */
+    struct abi_call { unsigned arch; unsigned nr; int err; const char *name, *reason; } abi_calls[PLAN_MAX_ABI_CALLS];
+    int nabi;
+    int abi_fd;               /* not in the plan: the report file, opened by the supervisor (-1: none) */
 };
 
 /* Parse BUF (LEN bytes; the plan keeps pointers into it). On error returns -1

@@ -76,6 +76,13 @@ int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer)
  * write. */
 int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp_uname *answer);
 
+/* azl_seccomp_handle_one_at, with HOOK deciding every notified call that is not uname: it gets
+ * CTX, the call's AUDIT_ARCH_*, number and caller's pid (in the listener's pid namespace) and
+ * returns the errno to answer (0: ENOSYS). For --abi-report (init.c). */
+typedef int (*azl_seccomp_hook)(void *ctx, uint32_t arch, int nr, uint32_t pid);
+int azl_seccomp_handle_one_hooked(int listener, int procfd, const struct azl_seccomp_uname *answer,
+                                  azl_seccomp_hook hook, void *ctx);
+
 /* Reduce the capability sets to CAPS: drop from the bounding set every capability not in
  * caps->bounding (up to the kernel's last cap), set permitted/effective/inheritable (never
  * raising: masked with what the process has), then clear ambient and raise caps->ambient.

@@ -118,6 +118,23 @@ struct PlanParserTests {
         #expect(plan.description.contains("qemu-\(machine) -> \(interp) (flags FOC)"))
     }
 
+    @Test func anABIReportAsSwiftWritesIt() throws {
+        let policy = try KernelPolicy.build(profile: #require(KernelProfile.named("cbl-mariner-2.0")), report: true)
+        var req = RunRequest(rootfs: "/t", imageName: "x")
+        var settings = SandboxPlan.KernelSettings(profile: policy.profile.name, seccomp: policy.bpf, uts: nil, capabilities: nil, noNewPrivs: true)
+        settings.abiReport = .init(path: "/h/report.tsv", calls: policy.reportedCalls.map {
+            .init(auditArch: $0.auditArch, nr: $0.nr, errno: $0.errno, name: $0.name, reason: $0.reason)
+        })
+        req.kernel = settings
+        var b = PlanBuilder(request: req, host: HostFacts(uid: 1000, gid: 1000, userName: "u", home: "/h", cwd: "/"),
+                            readImageFile: { _ in nil }, hostPathExists: { _ in true })
+        let r = try Self.driver.get().parse(try b.build().encoded())
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("abi-report /h/report.tsv \(policy.reportedCalls.count)\n"), "\(r)")
+        let c = try #require(policy.reportedCalls.first { $0.name == "cachestat" })
+        #expect(r.stdout.contains("abi-call \(c.auditArch) \(c.nr) 38 cachestat|\(c.reason)\n"), "\(r)")
+    }
+
     @Test func aPlanWithoutPolicyRecordsStillParses() throws {
         let r = try parse([])
         #expect(r.status == 0 && r.stdout.contains("bpf_len 0\n") && r.stdout.contains("nnp 0\n"), "\(r)")
@@ -137,6 +154,11 @@ struct PlanParserTests {
         ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", "", "#1", ""]], "longer than 64"),
         ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", "6.6.1", "#1", String(repeating: "a", count: 65)]], "longer than 64"),
         ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", "6.6.1", "#1"]], "bad uname record"),
+        ([["abi-call", "3221225534", "451", "38", "cachestat", "r"]], "without an abi-report record"),
+        ([["seccomp", "060000000000ff7f", "-"], ["abi-report", "/r"], ["abi-call", "3221225534", "451", "0", "cachestat", "r"]], "bad abi-call record"),
+        ([["seccomp", "060000000000ff7f", "-"], ["abi-report", "/r"], ["abi-call", "3221225534", "451", "38", "", "r"]], "bad abi-call record"),
+        ([["seccomp", "060000000000ff7f", "-"], ["abi-report", "r"]], "bad abi-report record"),
+        ([["abi-report", "/r"]], "without a seccomp program"),
         ([["binfmt", "qemu-aarch64", "\\x7fELF", "\\xff", "usr/bin/qemu-aarch64-static"]], "bad binfmt record"),
         ([["binfmt", "qemu-aarch64", "\\x7fELF", "\\xff"]], "bad binfmt record"),
         ([["binfmt", "qemu:aarch64", "\\x7fELF", "\\xff", "/usr/bin/q"]], "bad binfmt field"),
