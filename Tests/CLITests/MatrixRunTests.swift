@@ -5,23 +5,10 @@ import TestSupport
 
 /// Issue 14, part 2: `run --matrix` over real images, as the unprivileged user.
 @Suite(.serialized) struct MatrixRunTests {
-    final class Fixture: @unchecked Sendable {
-        let rootless: Rootless
-        let state: String
-        init() throws {
-            rootless = try SandboxFixture.shared().rootless
-            state = try rootless.makeDirectory("matrix-state")
-            var images = [("debian:12", RealRootfs.debian), ("alpine:3.20", .alpineX86)]
-            if FileManager.default.fileExists(atPath: RealRootfs.alpineArm.path) { images.append(("alparm:3.20", .alpineArm)) }
-            for (name, r) in images {
-                let res = rootless.azl(["import", "-q", "--name", name, r.path], root: state)
-                guard res.status == 0 else { throw AZLError(.internal, "import \(name) failed: \(res)") }
-            }
-        }
-    }
-    static let shared = Result<Fixture, Error> { try Fixture() }
+    static let shared = Result<StoredImageFixture, Error> { try StoredImageFixture(images: [("debian:12", .debian), ("alpine:3.20", .alpineX86)]
+            + (FileManager.default.fileExists(atPath: RealRootfs.alpineArm.path) ? [("alparm:3.20", .alpineArm)] : [])) }
 
-    func fixture(sourceLocation: SourceLocation = #_sourceLocation) throws -> Fixture? {
+    func fixture(sourceLocation: SourceLocation = #_sourceLocation) throws -> StoredImageFixture? {
         for r in [RealRootfs.alpineX86, .debian] {
             guard SandboxFixture.available(r, for: "MatrixRunTests", sourceLocation: sourceLocation) else { return nil }
         }
@@ -41,10 +28,10 @@ import TestSupport
         guard let f = try fixture() else { return }
         if !foreignRuns { unavailable("MatrixRunTests: the aarch64 Alpine target needs x86_64 and /usr/bin/qemu-aarch64-static") }
         let images = ["debian:12", "alpine:3.20"] + (foreignRuns ? ["alparm:3.20"] : [])
-        let logs = try f.rootless.makeDirectory("matrix-logs-1")
+        let logs = try f.r.makeDirectory("matrix-logs-1")
         // Fails on Alpine only (Debian has /etc/debian_version), after a line the row must show.
         let script = "echo on $(uname -m); test -e /etc/debian_version || { echo no debian here; exit 7; }"
-        let r = f.rootless.azl(["run", "--matrix", images.joined(separator: ","), "--logs", logs, "--", "sh", "-c", script], root: f.state)
+        let r = f.azl(["run", "--matrix", images.joined(separator: ","), "--logs", logs, "--", "sh", "-c", script])
         #expect(r.status == 1, "\(r)")
         let rows = r.stdout.split(separator: "\n").map(String.init)
         #expect(rows.first?.hasPrefix("IMAGE") == true, "\(r)")
@@ -65,8 +52,7 @@ import TestSupport
 
     @Test func allPassingIsExitZeroAndJSONSaysEachTarget() throws {
         guard let f = try fixture() else { return }
-        let r = f.rootless.azl(["run", "--matrix", "alpine:3.20", "--kernel", "cbl-mariner-2.0,host", "--json", "--", "uname", "-r"],
-                               root: f.state)
+        let r = f.azl(["run", "--matrix", "alpine:3.20", "--kernel", "cbl-mariner-2.0,host", "--json", "--", "uname", "-r"])
         #expect(r.status == 0, "\(r)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(report["passed"] as? Bool == true)
@@ -82,12 +68,12 @@ import TestSupport
     /// the other writes (bounded by `timeout`, so a serial run fails instead of hanging).
     @Test func targetsRunAtTheSameTime() throws {
         guard let f = try fixture() else { return }
-        let dir = try f.rootless.makeDirectory("matrix-fifo")
+        let dir = try f.r.makeDirectory("matrix-fifo")
         #expect(mkfifo(dir + "/p", 0o666) == 0)
-        f.rootless.chownTree(dir)
+        f.r.chownTree(dir)
         let script = "if [ -e /etc/debian_version ]; then echo ping > /x/p; else timeout 60 cat /x/p; fi"
-        let r = f.rootless.azl(["run", "--matrix", "alpine:3.20,debian:12", "--jobs", "2", "--volume", dir + ":/x", "--json",
-                                "--", "sh", "-c", script], root: f.state)
+        let r = f.azl(["run", "--matrix", "alpine:3.20,debian:12", "--jobs", "2", "--volume", dir + ":/x", "--json",
+                                "--", "sh", "-c", script])
         #expect(r.status == 0, "\(r)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let reader = try #require((report["targets"] as? [[String: Any]])?.first?["log"] as? String)
@@ -99,7 +85,7 @@ import TestSupport
         for (args, needle) in [(["--matrix", "alpine:3.20", "--jobs", "0"], "--jobs 0"),
                                (["--matrix", "alpine:3.20", "--image", "debian:12"], "--image"),
                                (["--matrix", ","], "no image given")] {
-            let r = f.rootless.azl(["run"] + args + ["--", "true"], root: f.state)
+            let r = f.azl(["run"] + args + ["--", "true"])
             #expect(r.status == 125 && r.stderr.contains(needle) && r.stderr.split(separator: "\n").count == 1, "\(args): \(r)")
         }
     }
