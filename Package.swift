@@ -58,9 +58,12 @@ let package = Package(
         .target(name: "Planning", dependencies: [
             "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "SandboxRuntime", "Registry", "Manifests", "Kernel",
         ]),
+        // `pkgtest`: per-manager command plans (data), the driver script one target's sandbox
+        // runs, the report; the verb in Commands is a thin shell over it.
+        .target(name: "PackageTest", dependencies: ["Core", "CLinux", "Manifests", "Planning"]),
         // CLI verbs: options parsed into requests for Planning, results rendered.
         .target(name: "Commands", dependencies: [
-            "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "Registry", "Manifests", "Kernel", "Doctor", "Planning",
+            "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "Registry", "Manifests", "Kernel", "Doctor", "Planning", "PackageTest",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The program users run: a warm `run` replays its cached plan from here; everything
@@ -94,6 +97,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxLaunch", "Core", "TestSupport"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning", "Sandbox", "Core"]),
+        .testTarget(name: "PackageTestTests", dependencies: ["PackageTest", "Manifests", "Core"]),
         .testTarget(name: "DoctorTests", dependencies: ["Doctor", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Sandbox", "Core", "TestSupport"],

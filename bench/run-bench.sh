@@ -17,29 +17,9 @@ tarball=${ROOTFS_TAR:-$here/../shared/rootfs/alpine-minirootfs-3.20.3-x86_64.tar
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 
-if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
-    build=${1:-}
-    if [ -z "$build" ]; then
-        if [ -x "$here/.build/release/azl-shell" ]; then build=$here/.build/release; else build=$here/.build/debug; fi
-    fi
-    [ -x "$build/azl-shell" ] && [ -x "$build/azl-shell-sandbox" ] || {
-        echo "run-bench: no azl-shell and azl-shell-sandbox in $build (swift build -c release first)" >&2; exit 1; }
-    command -v hyperfine >/dev/null || { echo "run-bench: hyperfine is required (apt-get install hyperfine)" >&2; exit 1; }
-    work=$(mktemp -d /tmp/azl-bench-XXXXXX)
-    chmod 755 "$work"
-    cp "$build/azl-shell" "$build/azl-shell-cli" "$build/azl-shell-sandbox" "$work/"
-    cp "$0" "$work/run-bench.sh"
-    if [ "$(id -u)" = 0 ]; then
-        user=${AZL_TEST_USER:-azltest}
-        id "$user" >/dev/null 2>&1 || { echo "run-bench: as root, the benchmark runs as '$user': useradd -m $user" >&2; exit 1; }
-        chown -R "$user" "$work"
-        mkdir -p "$work/xdg" && chmod 700 "$work/xdg" && chown "$user" "$work/xdg"
-        exec setpriv --reuid="$user" --regid="$user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin XDG_RUNTIME_DIR="$work/xdg" \
-            HOME="$(getent passwd "$user" | cut -d: -f6)" USER="$user" LOGNAME="$user" AZL_BENCH_INNER=1 AZL_BENCH_WORK="$work" \
-            RUNS="$runs" WARMUP="$warmup" ROOTFS_TAR="$tarball" sh "$work/run-bench.sh"
-    fi
-    AZL_BENCH_INNER=1 AZL_BENCH_WORK=$work RUNS=$runs WARMUP=$warmup ROOTFS_TAR=$tarball exec sh "$work/run-bench.sh"
-fi
+bench=run-bench
+# Inside, the script runs from the work folder, where as-user.sh was copied too.
+. "$(dirname "$0")/as-user.sh"
 
 work=$AZL_BENCH_WORK
 cd "$work"

@@ -173,13 +173,13 @@ _azl-shell() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    run|pull|import|images|rmi|prune|kernel|doctor|help)
+    run|pull|import|images|rmi|prune|kernel|doctor|pkgtest|create|enter|exec|list|stop|rm|help)
         # Offer subcommand argument completions
         "_azl-shell_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel doctor help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel doctor pkgtest create enter exec list stop rm help' -- "${cur}"))
         ;;
     esac
 }
@@ -379,6 +379,220 @@ _azl-shell_doctor() {
     # Offer option value completions
     case "${prev}" in
     '--root')
+        return
+        ;;
+    esac
+}
+
+_azl-shell_pkgtest() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --offline --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--root --image --platform --kernel --smoke --jobs --logs --tls-verify --creds)
+    __azl-shell_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    '--image')
+        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion pkgtest -- --image "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
+        return
+        ;;
+    '--platform')
+        return
+        ;;
+    '--kernel')
+        return
+        ;;
+    '--smoke')
+        return
+        ;;
+    '--jobs')
+        return
+        ;;
+    '--logs')
+        return
+        ;;
+    '--tls-verify')
+        return
+        ;;
+    '--creds')
+        return
+        ;;
+    esac
+}
+
+_azl-shell_create() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --json --no-forward --version -h --help)
+    repeating_options=(--volume -e --env)
+    non_repeating_options=(--root --platform --tls-verify --creds --image --home -u --user --kernel --network --idle)
+    __azl-shell_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    '--platform')
+        return
+        ;;
+    '--tls-verify')
+        return
+        ;;
+    '--creds')
+        return
+        ;;
+    '--image')
+        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion create -- --image "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
+        return
+        ;;
+    '--home')
+        return
+        ;;
+    '-u'|'--user')
+        return
+        ;;
+    '--volume')
+        return
+        ;;
+    '-e'|'--env')
+        return
+        ;;
+    '--kernel')
+        return
+        ;;
+    '--network')
+        return
+        ;;
+    '--idle')
+        return
+        ;;
+    esac
+}
+
+_azl-shell_enter() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --version -h --help)
+    repeating_options=(-e --env)
+    non_repeating_options=(--root -u --user -w --workdir)
+    __azl-shell_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    '-u'|'--user')
+        return
+        ;;
+    '-e'|'--env')
+        return
+        ;;
+    '-w'|'--workdir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion enter -- positional@0 "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
+        return
+        ;;
+    esac
+}
+
+_azl-shell_exec() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --version -h --help)
+    repeating_options=(-e --env)
+    non_repeating_options=(--root -u --user -w --workdir)
+    __azl-shell_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    '-u'|'--user')
+        return
+        ;;
+    '-e'|'--env')
+        return
+        ;;
+    '-w'|'--workdir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion exec -- positional@0 "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
+        return
+        ;;
+    esac
+}
+
+_azl-shell_list() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--root)
+    __azl-shell_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    esac
+}
+
+_azl-shell_stop() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--root)
+    __azl-shell_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion stop -- positional@0 "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
+        return
+        ;;
+    esac
+}
+
+_azl-shell_rm() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --force -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--root)
+    __azl-shell_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion rm -- positional@0 "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
         return
         ;;
     esac

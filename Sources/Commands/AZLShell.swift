@@ -9,7 +9,8 @@ public struct AZLShell: ParsableCommand {
         abstract: "Run commands in a distro's userland, rootless and daemonless.",
         version: "0.1.0",
         subcommands: [RunCommand.self, PullCommand.self, ImportCommand.self, ImagesCommand.self, RmiCommand.self, PruneCommand.self,
-                      KernelCommand.self, DoctorCommand.self]
+                      KernelCommand.self, DoctorCommand.self, PkgtestCommand.self, CreateCommand.self, EnterCommand.self,
+                      ExecCommand.self, ListCommand.self, StopCommand.self, RmCommand.self]
     )
     public init() {}
 

@@ -18,4 +18,11 @@ enum Completion {
         var seen = Set<String>()
         return names.filter { seen.insert($0).inserted }
     }
+
+    /// The environments of the store (`--root` as for the command itself).
+    static func environmentNames(_ words: [String]) -> [String] {
+        var root: String?
+        if let i = words.firstIndex(of: "--root"), i + 1 < words.count { root = words[i + 1] }
+        return EnvironmentStore(paths: Paths.resolve(rootOption: root)).names()
+    }
 }

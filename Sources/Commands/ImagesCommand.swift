@@ -69,7 +69,13 @@ struct RmiCommand: ParsableCommand {
 
     func run() throws {
         let store = try ImageStore(paths: global.paths)
+        let envs = EnvironmentStore(paths: global.paths)
         for i in images {
+            let users = envs.users(ofTree: try store.lookup(i).tree)
+            if !users.isEmpty {
+                throw AZLError(.inUse, "image \(i) is used by environment\(users.count == 1 ? "" : "s") \(users.joined(separator: ", "))",
+                               hint: "remove \(users.count == 1 ? "it" : "them") first with azl-shell rm")
+            }
             for r in try store.remove(i, allNames: force) { global.say("removed \(r.reference) \(r.digest)") }
         }
     }

@@ -25,6 +25,8 @@ public struct AZLError: Error, CustomStringConvertible, Equatable, Sendable {
         case refused            // a registry answer refused for safety (ambiguous document, redirect scheme)
         case stalled            // a transfer slower than the minimum rate over the window
         case tooLarge           // a layer unpacks past the size bound
+        case exists             // a name that is taken (an environment)
+        case inUse              // still used (an environment with sessions, an image an environment uses)
         case `internal`
     }
 

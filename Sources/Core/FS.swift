@@ -12,6 +12,11 @@ public enum FS {
         }
     }
 
+    /// The names in a folder (none when it cannot be listed: absent, or not a folder).
+    public static func names(in dir: String) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+    }
+
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0

@@ -74,7 +74,7 @@ public struct KernelChoice {
 
     /// The first manifest image whose os_id is ID and whose os_version_id is VERSION_ID or
     /// its prefix up to a dot (Alpine's VERSION_ID is the point release, 3.20.3).
-    static func match(_ images: [ManifestKey], id: String, versionID: String) -> ManifestKey? {
+    public static func match(_ images: [ManifestKey], id: String, versionID: String) -> ManifestKey? {
         guard !id.isEmpty else { return nil }
         return images.first { $0.osID == id && $0.osVersionID == versionID }
             ?? images.first { $0.osID == id && !$0.osVersionID.isEmpty && versionID.hasPrefix($0.osVersionID + ".") }

@@ -17,6 +17,8 @@ public struct RunSpec {
         case image(String)
         /// An unpacked tree outside the store (absolute).
         case rootfs(String)
+        /// A stored image as this record says (an environment's, pinned at its `create`).
+        case record(ImageRecord)
     }
 
     public var source: Source
@@ -104,19 +106,12 @@ public enum RunPlanner {
             let abs = Paths.absolute(rootfs)
             guard FS.isDirectory(abs) else { throw AZLError(.notFound, "--rootfs \(rootfs): not a directory") }
             request = RunRequest(rootfs: abs, imageName: abs.split(separator: "/").last.map(String.init) ?? "azl-shell")
-        case .image(let image):
+        case .image, .record:
             let store = try ImageStore(paths: paths)
             // Before the record is read (PlanCache.seenBeforePlanning): records are written by a
             // rename into this folder, so a pull or retag from now on changes it.
             seenBeforePlanning[store.paths.images] = PlanCache.identity(of: store.paths.images, contentToo: true)
-            let record: ImageRecord
-            do {
-                record = try store.lookup(image)
-            } catch let missing as AZLError where missing.kind == .notFound {
-                // Not stored: a registry reference or a known short name is pulled first.
-                guard let pulled = try Puller(spec.pull).findOrPull(image, store: store) else { throw missing }
-                record = pulled
-            }
+            let record = try storedRecord(spec, store: store)
             // Stored but its tree gone: said as such, not pulled under that name.
             let img = try store.openForRun(record)
             opened = img
@@ -173,6 +168,20 @@ public enum RunPlanner {
         }
         return PreparedRun(plan: plan, image: opened, kernel: choice, platform: platform, notes: notes, keepLocked: keepLocked,
                            cache: cache, dependencies: dependencies)
+    }
+
+    /// The image record a spec names: the one it carries, or the store's for its name, pulled
+    /// first when it is not stored (a registry reference or a known short name).
+    static func storedRecord(_ spec: RunSpec, store: ImageStore) throws -> ImageRecord {
+        switch spec.source {
+        case .record(let r): return r
+        case .rootfs(let r): throw AZLError(.internal, "--rootfs \(r) has no image record")
+        case .image(let image):
+            do { return try store.lookup(image) } catch let missing as AZLError where missing.kind == .notFound {
+                guard let pulled = try Puller(spec.pull).findOrPull(image, store: store) else { throw missing }
+                return pulled
+            }
+        }
     }
 
     /// Seconds a kept user namespace waits for the next run (AZL_SHELL_USERNS_IDLE; 0: keep none).

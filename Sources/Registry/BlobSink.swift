@@ -56,12 +56,12 @@ public final class DirectoryBlobSink: BlobSink, @unchecked Sendable {
 
     /// Every complete blob's digest.
     public func digests() -> [Digest] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: blobsDirectory)) ?? []).compactMap { Digest($0) }.sorted()
+        FS.names(in: blobsDirectory).compactMap { Digest($0) }.sorted()
     }
 
     /// Every partial file (not lock files, nor the origin each partial's writer is noted in).
     public func partials() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: partialDirectory)) ?? [])
+        FS.names(in: partialDirectory)
             .filter { !$0.hasSuffix(".lock") && !$0.hasSuffix(".origin") }.sorted()
     }
 }

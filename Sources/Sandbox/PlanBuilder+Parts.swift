@@ -130,7 +130,7 @@ extension PlanBuilder {
             // Its mountpoint is a directory of /dev's tmpfs.
             mounts += [
                 .proc(target: PlanBuilder.spareProc + "/proc"),
-                .tmpfs(target: PlanBuilder.spareProc, mode: 0o500, options: "size=4k", flags: [.readOnly, .nosuid, .nodev, .noexec]),
+                .tmpfs(target: PlanBuilder.spareProc, mode: 0o500, options: "", flags: [.readOnly, .nosuid, .nodev, .noexec]),
             ]
         }
         if r.readOnly {
@@ -164,8 +164,9 @@ extension PlanBuilder {
     mutating func userBinds(_ r: RunRequest, guards: [SandboxPlan.StateGuard]) throws -> UserBinds {
         let cwd = normalize(host.cwd)
         let resolvedCwd = resolveHostPath(cwd)
-        var bindCwd = PlanBuilder.canBindWorkingDirectory(resolvedCwd, rootfs: r.rootfs)
-        if bindCwd, let g = guards.first(where: { $0.kind == .hide && (resolvedCwd == $0.path || resolvedCwd.hasPrefix($0.path + "/")) }) {
+        var bindCwd = r.bindWorkingDirectory && PlanBuilder.canBindWorkingDirectory(resolvedCwd, rootfs: r.rootfs)
+        if !r.bindWorkingDirectory {
+        } else if bindCwd, let g = guards.first(where: { $0.kind == .hide && (resolvedCwd == $0.path || resolvedCwd.hasPrefix($0.path + "/")) }) {
             bindCwd = false
             notes.append("not binding the current directory \(cwd): it is inside azl-shell's own state (\(g.path))")
         } else if !bindCwd {

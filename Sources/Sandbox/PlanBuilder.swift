@@ -29,6 +29,9 @@ public struct RunOptions: Sendable {
     public var readOnly = false
     public var idMapping: IDMapping = .auto
     public var verbose = false
+    /// Bind the current directory at its path (`run`); an environment's sessions do not (their
+    /// live sandbox is shared: docs/environments.md).
+    public var bindWorkingDirectory = true
 
     public init() {}
 }

@@ -6,9 +6,10 @@
 /// `SandboxPlan.version` with them).
 public struct SandboxPlan: Equatable, Sendable {
     /// 2: the kernel policy records (seccomp, caps, uname, nnp) and the `rofile` mount kind.
-    /// 3: the `keeper` record. 4: `guard` records and the `guard` mount flag. 5: the `binfmt`
-    /// record and uname's machine.
-    public static let version = "5"
+    /// 3: the `keeper` record. 4: `guard` records and the `guard` mount flag. 5: `live` and
+    /// `remove` (environments). 6: the `binfmt`
+    /// record, uname's machine, `abi-report` and `abi-call`.
+    public static let version = "6"
 
     public enum Namespace: String, Sendable, CaseIterable { case user, mount, pid, uts, ipc, net }
 
@@ -233,6 +234,17 @@ public struct SandboxPlan: Equatable, Sendable {
     }
     public var keeper: UserNamespaceKeeper?
 
+    /// A session of a named environment (Sources/SandboxRuntime/env.c): `directory` holds its
+    /// live sandbox's socket, lock and pid file; it stops `idleSeconds` after its last session.
+    public struct LiveEnvironment: Equatable, Sendable {
+        public var directory: String
+        public var idleSeconds: UInt32
+        public init(directory: String, idleSeconds: UInt32) { self.directory = directory; self.idleSeconds = idleSeconds }
+    }
+    public var live: LiveEnvironment?
+    /// No command: remove this tree inside a user namespace of the plan's maps.
+    public var removeTree: String?
+
     /// azl-shell's state folders of this user (stores, caches, the config folder), as resolved
     /// host paths: a guarded bind that shows one hides it (`hide`: stores and caches, whose
     /// lock files a command must not even open) or makes it read-only (`ro`); a guarded bind
@@ -320,6 +332,8 @@ public struct SandboxPlan: Equatable, Sendable {
         for r in kernel?.records ?? [] { record(r) }
         if let k = keeper { record(["keeper", k.program, k.stateFile, String(k.idleSeconds)]) }
         for g in guards { record(["guard", g.kind.rawValue, g.path]) }
+        if let l = live { record(["live", l.directory, String(l.idleSeconds)]) }
+        if let r = removeTree { record(["remove", r]) }
         if let b = binfmt { record(["binfmt", b.name, b.magic, b.mask, b.interpreter]) }
         return out
     }
@@ -363,6 +377,8 @@ extension SandboxPlan: CustomStringConvertible {
         }
         if let b = binfmt { lines.append("binfmt_misc of the sandbox's own: \(b.name) -> \(b.interpreter) (flags FOC)") }
         if let k = keeper { lines.append("user namespace kept in \(k.stateFile) (idle \(k.idleSeconds) s)") }
+        if let l = live { lines.append("a session of the environment in \(l.directory) (its sandbox stops \(l.idleSeconds) s after the last)") }
+        if let r = removeTree { lines.append("remove \(r)") }
         for g in guards {
             lines.append(g.kind == .pin ? "symlink \(g.path) on the way to a state folder: pinned wherever a bind shows it"
                                         : "state folder \(g.path): \(g.kind == .hide ? "hidden" : "read-only") wherever a bind shows it")

@@ -57,6 +57,19 @@ public enum Launcher {
 
     public static func helperPath() throws -> String { try sibling("azl-shell-sandbox") }
 
+    /// Write all of `bytes` to `fd` (false with errno set; a short write without an error is
+    /// ENOSPC). Core's FS.writeAll for this module, which stays without Foundation.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { if n == 0 { errno = ENOSPC }; return false }
+            off += n
+        }
+        return true
+    }
+
     /// A memfd, or an unnamed O_TMPFILE file on kernels without one.
     static func planFile() -> Int32 {
         let fd = azl_memfd_create("azl-shell-plan", 0)
@@ -104,15 +117,7 @@ public enum Launcher {
         guard fd >= 0 else { throw LaunchError.errno("cannot create the plan memfd", "memfd") }
         var owned = [fd]
         defer { owned.forEach { close($0) } }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + off, $0.count - off, off_t(off)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LaunchError.errno("cannot write the plan", "memfd")
-            }
-            off += n
-        }
+        guard writeAll(fd, bytes) else { throw LaunchError.errno("cannot write the plan", "memfd") }
         for path in keepLocked {
             let l = try holdShared(path)
             _ = fcntl(l, F_SETFD, FD_CLOEXEC)
@@ -158,15 +163,7 @@ public enum Launcher {
         // Not close-on-exec: the helper reads it, then closes it before anything runs inside.
         let fd = planFile()
         guard fd >= 0 else { throw LaunchError.errno("cannot create the plan memfd", "memfd") }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LaunchError.errno("cannot write the plan", "memfd")
-            }
-            off += n
-        }
+        guard writeAll(fd, bytes) else { throw LaunchError.errno("cannot write the plan", "memfd") }
         fflush(stdout)
         fflush(stderr)
         let argv: [String] = ["azl-shell-sandbox", "--plan-fd", String(fd)]

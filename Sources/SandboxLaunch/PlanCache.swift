@@ -171,13 +171,7 @@ public struct PlanCache {
         // Under a small `ulimit -f` the write fails (EFBIG) instead of killing the run.
         let xfsz = signal(SIGXFSZ, SIG_IGN)
         defer { signal(SIGXFSZ, xfsz) }
-        var off = 0, ok = true
-        while off < out.count {
-            let n = out.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { ok = false; break }
-            off += n
-        }
+        let ok = Launcher.writeAll(fd, out)
         close(fd)
         // One rename: a reader sees the old entry or the new one, never half of one.
         if !ok || rename(tmp, path) != 0 { unlink(tmp) }

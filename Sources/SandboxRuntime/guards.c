@@ -120,9 +120,29 @@ static void open_guards(const struct plan *p) {
     }
 }
 
-/* The name under which the folder (DEV, INO) is in directory DIR (an O_PATH fd), into NAME. */
-static void child_name(int dir, dev_t dev, ino_t ino, char name[NAME_MAX + 1], const char *what) {
+/* The name under which level LVL of C is in level LVL + 1, into NAME. WHAT (the guard's path)
+ * names it first, as a guess: its component LVL from the end, which one fstatat confirms when it
+ * is that folder; else the folder is read (an alias, a rename since planning). */
+static void child_name(const struct chain *c, int lvl, char name[NAME_MAX + 1], const char *what) {
+    dev_t dev = c->dev[lvl];
+    ino_t ino = c->ino[lvl];
+    const char *start = what + strlen(what), *end = start;
+    for (int i = 0; i <= lvl; i++) {
+        for (end = start; end > what + 1 && end[-1] == '/'; end--) {}
+        for (start = end; start > what && start[-1] != '/'; start--) {}
+    }
+    int n = (int)(end - start);
+    char buf[3 * CHAIN_MAX + 2], path[3 * CHAIN_MAX + NAME_MAX + 4];
+    struct stat st;
+    int dot = start[0] == '.' && (n == 1 || (n == 2 && start[1] == '.'));
+    if (n > 0 && n <= NAME_MAX && !dot && snprintf(path, sizeof path, "%s/%.*s", dots(c->up[lvl + 1], buf), n, start) < (int)sizeof path &&
+        fstatat(c->base[lvl + 1], path, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == ino) {
+        snprintf(name, NAME_MAX + 1, "%.*s", n, start);
+        return;
+    }
+    int dir = level_fd(c, lvl + 1, what);
     int d = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    close(dir);
     DIR *ds = d < 0 ? NULL : fdopendir(d);
     if (!ds) die("cannot read the folders above %s", what);
     /* Two passes: an entry's d_ino is the inode under a mountpoint, not the one mounted there. */
@@ -132,7 +152,6 @@ static void child_name(int dir, dev_t dev, ino_t ino, char name[NAME_MAX + 1], c
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
             if (e->d_type != DT_DIR && e->d_type != DT_LNK && e->d_type != DT_UNKNOWN) continue;
             if (pass == 0 && e->d_ino != ino) continue;
-            struct stat st;
             if (fstatat(d, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == ino) {
                 snprintf(name, NAME_MAX + 1, "%s", e->d_name);
                 closedir(ds);
@@ -155,17 +174,13 @@ static int open_same(int cur, const char *name, dev_t dev, ino_t ino, const char
 }
 
 /* What covers state folder G where a bind shows it (NEXT: its place in the new root): an empty
- * read-only tmpfs (hide: even its lock files cannot be opened, so no held lock stalls another
+ * read-only folder (hide: even its lock files cannot be opened, so no held lock stalls another
  * run), a read-only clone (ro), or, for a symlink on the way to one, a clone of the symlink
  * itself (pin: still the same link, but a mountpoint, which cannot be renamed or removed). */
 static void cover(int next, const struct chain *c, int kind, const char *what) {
     int m;
     if (kind == GUARD_HIDE) {
-        int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
-        if (fs < 0) die("cannot hide %s", what);
-        mnt_fs_set(fs, "mode", "0500", "tmpfs", what);
-        mnt_fs_set(fs, "size", "4k", "tmpfs", what);
-        m = mnt_fs_mount(fs, MF_RO | MF_NOSUID | MF_NODEV | MF_NOEXEC, "tmpfs", what);
+        m = mnt_stage_dir(0500, MF_RO | MF_NOSUID | MF_NODEV | MF_NOEXEC, what);
     } else if (kind == GUARD_RO) {
         int f = level_fd(c, 0, what);
         m = open_tree(f, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
@@ -188,9 +203,7 @@ static void cover(int next, const struct chain *c, int kind, const char *what) {
 static void protect_below(int cur, const struct chain *c, int k, int kind, const char *what) {
     for (int lvl = k - 1; lvl >= 0; lvl--) {
         char name[NAME_MAX + 1];
-        int parent = level_fd(c, lvl + 1, what);
-        child_name(parent, c->dev[lvl], c->ino[lvl], name, what);
-        close(parent);
+        child_name(c, lvl, name, what);
         int next = open_same(cur, name, c->dev[lvl], c->ino[lvl], what, lvl == 0);
         if (lvl == 0) {
             cover(next, c, kind, what);
@@ -236,37 +249,85 @@ static void protect_shown(int cur, dev_t dev, ino_t ino, const struct plan *p) {
     close(cur);
 }
 
-/* The mounts below host folder SRC (as the plan names it) that a recursive bind of it brings
- * along: one of them may be another mount of a state folder's filesystem (a bind of /home at
- * /srv/h, a data disk holding $AZL_SHELL_ROOT mounted below the working directory), where the
- * walk up from the state folder never passes. Each submount's root is checked like the bind's. */
-static void protect_submounts(const char *src, const char *dst, const struct plan *p) {
-    char prefix[PATH_MAX];
-    int plen = snprintf(prefix, sizeof prefix, "%s%s", mnt_host, strcmp(src, "/") ? src : "");
-    if (plen >= (int)sizeof prefix) return;
+/* MP is strictly below host folder SRC (as the plan names it). */
+static int below(const char *mp, const char *src) {
+    size_t n = strcmp(src, "/") ? strlen(src) : 0;
+    return !strncmp(mp, src, n) && mp[n] == '/';
+}
+
+/* The host's mountpoints below the source of a recursive guarded bind (as host paths), read from
+ * our mountinfo once; NULL: not read yet, or it could not be. */
+static char **submount_points;
+static int nsubmount_points;
+
+static int read_submount_points(const struct plan *p) {
+    int any = 0;
+    for (int i = 0; i < p->nmounts && !any; i++)
+        any = p->mounts[i].kind == MK_BIND && (p->mounts[i].flags & (MF_GUARD | MF_REC)) == (MF_GUARD | MF_REC);
     char path[64];
     snprintf(path, sizeof path, "%s/proc/self/mountinfo", mnt_host);
-    FILE *mi = fopen(path, "re");
-    if (!mi) die("cannot read %s", path);
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, mi) > 0) {
+    FILE *mi = any ? fopen(path, "re") : NULL;
+    if (any && !mi) return -1;
+    char **list = calloc(1, sizeof *list), *line = NULL;
+    size_t cap = 0, hlen = strlen(mnt_host);
+    int n = 0, failed = !list;
+    while (mi && !failed && getline(&line, &cap, mi) > 0) {
         /* id parent major:minor root MOUNTPOINT ...: the fifth field, octal escapes undone */
         char *f = line;
         for (int i = 0; i < 4 && f; i++) f = strchr(f, ' ') ? strchr(f, ' ') + 1 : NULL;
         if (!f) continue;
         char mp[PATH_MAX];
-        size_t n = 0;
-        for (; *f && *f != ' ' && n + 1 < sizeof mp; f++) {
+        size_t k = 0;
+        for (; *f && *f != ' ' && k + 1 < sizeof mp; f++) {
             if (f[0] == '\\' && f[1] >= '0' && f[1] <= '3' && f[2] >= '0' && f[2] <= '7' && f[3] >= '0' && f[3] <= '7') {
-                mp[n++] = (char)((f[1] - '0') << 6 | (f[2] - '0') << 3 | (f[3] - '0'));
+                mp[k++] = (char)((f[1] - '0') << 6 | (f[2] - '0') << 3 | (f[3] - '0'));
                 f += 3;
-            } else mp[n++] = *f;
+            } else mp[k++] = *f;
         }
-        mp[n] = '\0';
-        if (strncmp(mp, prefix, (size_t)plen) || mp[plen] != '/') continue;
+        mp[k] = '\0';
+        /* the host's, where it is now (under /oldroot the older way) */
+        if (strncmp(mp, mnt_host, hlen) || (hlen && mp[hlen] != '/')) continue;
+        int wanted = 0;
+        for (int i = 0; i < p->nmounts && !wanted; i++) {
+            const struct mount_op *m = &p->mounts[i];
+            wanted = m->kind == MK_BIND && (m->flags & (MF_GUARD | MF_REC)) == (MF_GUARD | MF_REC) && below(mp + hlen, m->src);
+        }
+        if (!wanted) continue;
+        char **more = realloc(list, (size_t)(n + 2) * sizeof *list);
+        if (!more || !(more[n] = strdup(mp + hlen))) failed = 1;
+        if (more) list = more;
+        if (!failed) list[++n] = NULL;
+    }
+    free(line);
+    if (mi) fclose(mi);
+    if (failed) {
+        for (int i = 0; list && i < n; i++) free(list[i]);
+        free(list);
+        return -1;
+    }
+    submount_points = list;
+    nsubmount_points = n;
+    return 0;
+}
+
+void guards_prepare(const struct plan *p) {
+    if (p->nguards) read_submount_points(p);
+}
+
+/* The mounts below host folder SRC (as the plan names it) that a recursive bind of it brings
+ * along: one of them may be another mount of a state folder's filesystem (a bind of /home at
+ * /srv/h, a data disk holding $AZL_SHELL_ROOT mounted below the working directory), where the
+ * walk up from the state folder never passes. Each submount's root is checked like the bind's. */
+static void protect_submounts(const char *src, const char *dst, const struct plan *p) {
+    if (!submount_points && read_submount_points(p) < 0) die("cannot read %s/proc/self/mountinfo", mnt_host);
+    size_t plen = strcmp(src, "/") ? strlen(src) : 0;
+    for (int i = 0; i < nsubmount_points; i++) {
+        const char *mp = submount_points[i];
+        if (!below(mp, src)) continue;
+        char full[PATH_MAX];
+        if (snprintf(full, sizeof full, "%s%s", mnt_host, mp) >= (int)sizeof full) continue;
         struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
-        int sub = (int)syscall(SYS_openat2, AT_FDCWD, mp, &how, sizeof how);
+        int sub = (int)syscall(SYS_openat2, AT_FDCWD, full, &how, sizeof how);
         struct stat st;
         if (sub < 0 || fstat(sub, &st) < 0) { if (sub >= 0) close(sub); continue; }
         close(sub);
@@ -285,8 +346,6 @@ static void protect_submounts(const char *src, const char *dst, const struct pla
         }
         protect_shown(cur, st.st_dev, st.st_ino, p);
     }
-    free(line);
-    fclose(mi);
 }
 
 /* Before a guarded bind of M (its source opened as SRC; ST): a source inside a hidden state
@@ -336,6 +395,10 @@ void guards_protect(const struct mount_op *m, const struct plan *p, const struct
 }
 
 void guards_close(const struct plan *p) {
+    for (int i = 0; i < nsubmount_points; i++) free(submount_points[i]);
+    free(submount_points);
+    submount_points = NULL;
+    nsubmount_points = 0;
     if (!guard_chain) return;
     for (int g = 0; g < p->nguards; g++)
         for (int i = 0; i < guard_chain[g].nown; i++) close(guard_chain[g].own[i]);

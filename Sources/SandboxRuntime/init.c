@@ -43,7 +43,7 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static void bring_up_lo(void) {
+void bring_up_lo(void) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
@@ -237,6 +237,27 @@ struct command_child {
     int seccomp_sock;  /* where the uname listener goes, or -1 */
 };
 
+/* The signals this process ignores (SigIgn of /proc/self/status), ~0 when that cannot be read:
+ * system calls only, no allocation (the command's child). */
+static unsigned long long ignored_signals(void) {
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+    if (fd >= 0) close(fd);
+    if (n <= 0) return ~0ULL;
+    buf[n] = '\0';
+    const char *f = strstr(buf, "\nSigIgn:\t");
+    if (!f) return ~0ULL;
+    unsigned long long v = 0;
+    int digits = 0;
+    for (f += 9; digits < 16; f++, digits++) {
+        int d = *f >= '0' && *f <= '9' ? *f - '0' : *f >= 'a' && *f <= 'f' ? *f - 'a' + 10 : -1;
+        if (d < 0) break;
+        v = v << 4 | (unsigned)d;
+    }
+    return digits == 16 ? v : ~0ULL;
+}
+
 /* The command: own session (no host controlling terminal), its ids, its dir, the policy, exec.
  * Runs on its own stack in pid 1's memory (CLONE_VM | CLONE_VFORK), pid 1 suspended: system
  * calls only, no allocation but exec_sh's, then exec or _exit. */
@@ -263,8 +284,11 @@ static int command_child(void *arg) {
     apply_caps(p);
     if (chdir(p->cwd) < 0) die("cannot enter the working directory %s", p->cwd);
     /* Default dispositions and an empty mask: nothing of ours (or of whoever started
-     * azl-shell: an ignored SIGPIPE, say) reaches the command. */
-    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+     * azl-shell: an ignored SIGPIPE, say) reaches the command. exec resets the handled ones;
+     * the ignored ones /proc says (one read instead of 64 calls), or all when it cannot. */
+    unsigned long long ign = ignored_signals();
+    for (int s = 1; s < NSIG; s++)
+        if (s > 64 || (ign >> (s - 1) & 1)) signal(s, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -282,10 +306,13 @@ static int command_child(void *arg) {
  * then its status goes to the supervisor, which exits with it at once; the unmounting of the
  * sandbox's tree (expedited RCU grace periods, the overlay's teardown) happens in our exit,
  * after that, and no longer delays the user's shell. */
+static int session_mode;
+
 __attribute__((noreturn)) static void finish(int status, int status_fd) {
     /* Every process of the namespace descends from us (orphans come to us), so no child
-     * left means nobody left: the usual case, and kill(-1) walks every process there is. */
-    if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD) {
+     * left means nobody left: the usual case, and kill(-1) walks every process there is.
+     * A session of an environment is no pid 1: the environment keeps what it started. */
+    if (!session_mode && (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)) {
         kill(-1, SIGKILL);
         while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
     }
@@ -299,10 +326,15 @@ __attribute__((noreturn)) static void finish(int status, int status_fd) {
     _exit(status);
 }
 
+void run_session_init(const struct plan *p, int pty_sock, const void *winsize, int status_fd) {
+    session_mode = 1;
+    run_init(p, pty_sock, winsize, status_fd);
+}
+
 void run_init(const struct plan *p, int pty_sock, const void *winsize, int status_fd) {
-    if ((p->ns & NS_UTS) && p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
+    if (!session_mode && (p->ns & NS_UTS) && p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
         die("cannot set the hostname");
-    if (p->ns & NS_NET) bring_up_lo();
+    if (!session_mode && (p->ns & NS_NET)) bring_up_lo();
 
     /* A terminal of our own devpts for the command: its controlling terminal, so job
      * control and /dev/tty work, while the host terminal stays out of its reach

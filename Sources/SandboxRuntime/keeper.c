@@ -102,8 +102,8 @@ static int map_matches(pid_t pid, const char *file, const struct idmap *m) {
     return *s == '\0';
 }
 
-/* The state file's content: the keeper's pid, its user namespace's inode, and whether its
- * limits are no lower than this process's. The line is believed only with its MAC (state_mac.c,
+/* The state file's content: the keeper's pid, its user namespace's inode, and (LIMITS_OK not
+ * NULL) whether its limits are no lower than this process's. The line is believed only with its MAC (state_mac.c,
  * purpose "keeper") after it: whoever can write the cache folder must not choose the namespace a
  * run joins. */
 static int read_state(int fd, pid_t *pid, unsigned long long *ino, int *limits_ok) {
@@ -122,6 +122,7 @@ static int read_state(int fd, pid_t *pid, unsigned long long *ino, int *limits_o
     if (sscanf(buf, STATE_MAGIC " %d %llu %llu %llu %llu %llu", &p, ino, &l[0], &l[1], &l[2], &l[3]) != 2 + NLIMITS || p <= 1)
         return -1;
     *pid = p;
+    if (!limits_ok) return 0;   /* a second look, for the pid and inode only */
     *limits_ok = 1;
     for (int i = 0; i < NLIMITS; i++) {
         struct rlimit r;
@@ -149,7 +150,7 @@ static int join_existing(const struct plan *p) {
         ioctl(ns, NS_GET_OWNER_UID, &owner) < 0 || owner != getuid() ||
         !map_matches(pid, "uid_map", &p->uidmap) || !map_matches(pid, "gid_map", &p->gidmap) ||
         /* still held, still naming that keeper: it did not die while we looked */
-        !locked_by_other(sf) || read_state(sf, &pid2, &ino2, &limits_ok) < 0 || pid2 != pid || ino2 != ino) {
+        !locked_by_other(sf) || read_state(sf, &pid2, &ino2, NULL) < 0 || pid2 != pid || ino2 != ino) {
         close(ns);
         ns = -1;
         goto out;

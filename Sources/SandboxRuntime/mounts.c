@@ -99,13 +99,24 @@ static int parent_of(const char *path, char name[NAME_MAX + 1]) {
     return ensure_dir(parent, 0755);
 }
 
-/* An O_PATH fd of a regular file at PATH to mount over; a symlink there is replaced by an
- * empty file (never followed), a missing file is created. */
-static int ensure_file(const char *path) {
+/* An fd (O_PATH, or of the file just made) of a regular file at PATH to mount over; a symlink
+ * there is replaced by an empty file (never followed), a missing file is created. THERE: it
+ * usually exists (/proc/version), so that is tried first. */
+static int ensure_file(const char *path, int there) {
+    /* The usual cases in one or two calls: missing (/dev is a fresh tmpfs), created, and the new
+     * file's own fd is the mountpoint; there, and neither a symlink nor a folder. */
+    struct open_how how = { .flags = O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, .mode = 0644,
+                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    int fd = there ? -1 : (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+    if (fd >= 0) return fd;
+    struct stat st;
+    if ((there || errno == EEXIST) && (fd = mnt_open_in_root(path, O_PATH | O_NOFOLLOW)) >= 0) {
+        if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) return fd;
+        close(fd);
+    }
     char name[NAME_MAX + 1];
     int pfd = parent_of(path, name);
     if (pfd < 0) return -1;
-    struct stat st;
     int have = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
     if (have && S_ISDIR(st.st_mode)) { close(pfd); errno = EISDIR; return -1; }
     if (have && S_ISLNK(st.st_mode)) { unlinkat(pfd, name, 0); have = 0; }
@@ -114,7 +125,7 @@ static int ensure_file(const char *path) {
         if (c < 0 && errno != EEXIST) { int e = errno; close(pfd); errno = e; return -1; }
         if (c >= 0) close(c);
     }
-    int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     int e = errno;
     close(pfd);
     errno = e;
@@ -212,7 +223,7 @@ static void do_bind(const struct mount_op *m, const struct plan *p) {
             struct mount_attr a = { .attr_set = attrs };
             if (mount_setattr(tree, "", AT_EMPTY_PATH | rec, &a, sizeof a) < 0) die("cannot make %s read-only", m->dst);
         }
-        int t = S_ISDIR(st.st_mode) ? ensure_dir(m->dst, 0755) : ensure_file(m->dst);
+        int t = S_ISDIR(st.st_mode) ? ensure_dir(m->dst, 0755) : ensure_file(m->dst, 0);
         if (t < 0) die("cannot make mountpoint %s for %s", m->dst, m->src);
         attach(tree, t, m->src, m->dst);
         return;
@@ -234,7 +245,7 @@ static void do_bind(const struct mount_op *m, const struct plan *p) {
         if (mount_setattr(tree, "", AT_EMPTY_PATH | rec, &a, sizeof a) < 0)
             die("cannot make %s read-only", m->dst);
     }
-    int t = S_ISDIR(st.st_mode) ? ensure_dir(m->dst, 0755) : ensure_file(m->dst);
+    int t = S_ISDIR(st.st_mode) ? ensure_dir(m->dst, 0755) : ensure_file(m->dst, 0);
     if (t < 0) die("cannot make mountpoint %s for %s", m->dst, m->src);
     attach(tree, t, m->src, m->dst);
     if (p->nguards) guards_protect(m, p, &st);
@@ -290,9 +301,28 @@ static void do_rofile(const struct mount_op *m) {
     if (tree < 0) die("cannot bind the contents of %s", m->dst);
     struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | attrs_of(m->flags) };
     if (mount_setattr(tree, "", AT_EMPTY_PATH, &a, sizeof a) < 0) die("cannot make %s read-only", m->dst);
-    int t = ensure_file(m->dst);
+    int t = ensure_file(m->dst, 1);
     if (t < 0) die("cannot open %s to mount over it", m->dst);
     attach(tree, t, "a read-only file", m->dst);
+}
+
+int mnt_stage_dir(unsigned mode, unsigned flags, const char *what) {
+    /* A folder of the staging tmpfs instead of a tmpfs of its own: no filesystem to set up
+     * (measured: a tmpfs ~30 us, a clone ~13), and a clone shows that folder, nothing above it.
+     * Read-only, nothing can ever be in it: one folder a mode serves every such mount. */
+    static unsigned serial;
+    char name[32];
+    if (flags & MF_RO) snprintf(name, sizeof name, "empty-%o", mode & 07777);
+    else snprintf(name, sizeof name, "dir-%u", serial++);
+    int m = flags & MF_RO ? open_tree(stagefd, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) : -1;
+    if (m < 0) {   /* chmod: no umask of ours in the mode */
+        if (mkdirat(stagefd, name, 0) < 0 || fchmodat(stagefd, name, mode & 07777, 0) < 0) die("cannot mount a folder on %s", what);
+        m = open_tree(stagefd, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    }
+    /* the staging tmpfs's nodev and nosuid, only where asked for (/dev is no nodev mount) */
+    struct mount_attr a = { .attr_set = attrs_of(flags), .attr_clr = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID };
+    if (m < 0 || mount_setattr(m, "", AT_EMPTY_PATH, &a, sizeof a) < 0) die("cannot mount a folder on %s", what);
+    return m;
 }
 
 static void do_mount(const struct mount_op *m, const struct plan *p) {
@@ -302,6 +332,10 @@ static void do_mount(const struct mount_op *m, const struct plan *p) {
         do_bind(m, p);
         break;
     case MK_TMPFS: {
+        if (!*m->data) {   /* no size or options of its own to keep */
+            attach(mnt_stage_dir(m->mode, m->flags, m->dst), target_dir(m), "tmpfs", m->dst);
+            break;
+        }
         char mode[16];
         snprintf(mode, sizeof mode, "%o", m->mode);
         fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
@@ -476,8 +510,19 @@ static int overlay_on_detached_stage(const struct plan *p) {
     return ok;
 }
 
+static int made_private;
+
+void prepare_root(const struct plan *p) {
+    /* Once our mounts are private, the host's that we see cannot change any more (ours go onto
+     * the staging tree): what guards.c needs of them is read now, off the way. Any failure here
+     * is met again, and said, by setup_root. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return;
+    made_private = 1;
+    guards_prepare(p);
+}
+
 void setup_root(const struct plan *p) {
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("cannot make / private");
+    if (!made_private && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("cannot make / private");
 
     /* Staging tmpfs: holds the overlay's upper and work dirs, the read-only files' contents
      * and the new root's mountpoint. */

@@ -19,7 +19,12 @@ void mnt_fs_set(int fs, const char *key, const char *val, const char *what, cons
 /* The filesystem configured on FS, created, as a detached mount with FLAGS (MF_*). */
 int mnt_fs_mount(int fs, unsigned flags, const char *what, const char *dst);
 
+/* A detached mount of a fresh folder of the staging tmpfs with MODE and FLAGS (MF_*). */
+int mnt_stage_dir(unsigned mode, unsigned flags, const char *what);
+
 /* guards.c */
+/* What can be known before the id maps are written (mounts.c: prepare_root). */
+void guards_prepare(const struct plan *p);
 void guards_check_source(const struct mount_op *m, const struct plan *p, int src, const struct stat *st, unsigned *attrs);
 void guards_protect(const struct mount_op *m, const struct plan *p, const struct stat *st);
 void guards_close(const struct plan *p);

@@ -246,6 +246,12 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
             if (p->nguards == PLAN_MAX_GUARDS) return fail(err, errlen, "too many guard records");
             p->guards[p->nguards].kind = kind;
             p->guards[p->nguards++].path = a[1];
+        } else if (strcmp(name, "live") == 0) {
+            if (na != 2 || a[0][0] != '/' || parse_uint(a[1], 10, &p->env_idle) || p->env_dir) return fail(err, errlen, "bad live record");
+            p->env_dir = a[0];
+        } else if (strcmp(name, "remove") == 0) {
+            if (na != 1 || a[0][0] != '/' || p->remove_path) return fail(err, errlen, "bad remove record");
+            p->remove_path = a[0];
         } else if (strcmp(name, "argv") == 0) {
             if (na < 1) return fail(err, errlen, "empty command");
             if (!(p->argv = vec(a, na))) return fail(err, errlen, "out of memory");

@@ -1,7 +1,7 @@
 /*
  * The sandbox plan: what the Swift side decided, as the C side reads it.
  *
- * Wire format (version 5), written by Sources/Sandbox/SandboxPlan.swift:
+ * Wire format (version 6), written by Sources/Sandbox/SandboxPlan.swift:
  *
  *   plan   := record*
  *   record := u32 length (little endian) | payload[length]
@@ -23,6 +23,11 @@
  *   upper DIR WORKDIR           a kept upper layer (an environment's, a setup step's) instead of
  *                               the staging tmpfs's fresh one; WORKDIR on the same filesystem
  *   mount KIND DST SRC DATA FLAGS MODE   in order; see enum mount_kind
+ *   live DIR IDLE               a session of a named environment (env.c): DIR holds its live
+ *                               sandbox's socket, lock and pid file (in the store: out of every
+ *                               sandbox's reach); IDLE seconds without a session before it stops
+ *   remove PATH                 no command: remove the tree PATH inside a user namespace of the
+ *                               plan's maps (an environment's layer holds files of other ids)
  *   hostname NAME
  *   user UID GID                ids inside to run the command as
  *   cwd PATH
@@ -55,8 +60,9 @@
  *                               answers, its name and the profile's reason (only with abi-report)
  *
  * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper;
- * 4 guard (issue 10); 5 binfmt,
- * uname's MACHINE, abi-report and abi-call (issue 14).
+ * 4 guard (issue 10);
+ * 5 live and remove (issue 12); 6 binfmt, uname's MACHINE,
+ * abi-report and abi-call (issue 14).
  */
 #ifndef AZL_PLAN_H
 #define AZL_PLAN_H
@@ -64,7 +70,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PLAN_VERSION "5"
+#define PLAN_VERSION "6"
 #define PLAN_MAX_BYTES (16u << 20)
 #define PLAN_MAX_MOUNTS 256
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
@@ -81,7 +87,8 @@ enum guard_kind { GUARD_HIDE, GUARD_RO, GUARD_PIN };
 
 enum mount_kind {
     MK_BIND,        /* bind host SRC (absolute host path) on DST */
-    MK_TMPFS,       /* fresh tmpfs on DST, DATA = extra options ("size=..."), MODE = root mode */
+    MK_TMPFS,       /* fresh tmpfs on DST, DATA = extra options ("size=..."), MODE = root mode;
+                     * without options: a fresh folder of the staging tmpfs (mnt_stage_dir) */
     MK_PROC,        /* fresh procfs (of the new pid namespace) on DST */
     MK_DEVPTS,      /* private devpts instance on DST, ptmxmode=0666 */
     MK_MKDIR,       /* make directory DST (and parents) with MODE */
@@ -148,6 +155,10 @@ struct plan {
 
     struct { const char *path; int kind; } guards[PLAN_MAX_GUARDS];
     int nguards;
+
+    const char *env_dir;      /* a session of a named environment (env.c), or NULL */
+    unsigned env_idle;
+    const char *remove_path;  /* remove this tree (env.c), or NULL */
 
     const char *binfmt_name, *binfmt_magic, *binfmt_mask, *binfmt_interp;   /* NULL: native */
 

@@ -23,6 +23,8 @@ void block_forwarded_signals(sigset_t *set);
 /* supervisor.c: the program's arguments (argc, argv as main got them), so pid 1 can put its
  * own name there. */
 void remember_args(int argc, char **argv);
+/* supervisor.c: NAME as this process's comm and command line (`ps`), in place of its arguments. */
+void name_process(const char *name);
 
 /* util.c: the host terminal's settings, saved (the first of fds 0-2 that is one, while ours
  * is the foreground job), or saved as stdin is made raw for the pty relay; put back by
@@ -37,6 +39,9 @@ int write_all(int fd, const char *buf, size_t len);
  * close-on-exec, or -1 (ECONNRESET at EOF: the sender died first). */
 int azl_send_fd(int sock, int fd);
 int azl_recv_fd(int sock);
+/* fdpass.c: N (at most 8) fds in one message; azl_recv_fds returns how many came, or -1. */
+int azl_send_fds(int sock, const int *fds, int n);
+int azl_recv_fds(int sock, int *fds, int max);
 
 /* idmap.c: write PID's uid and gid maps as the plan says (the helpers, or one line each);
  * die()s when a helper fails. With NESTED (a run's namespace in the kept one), each range
@@ -50,11 +55,31 @@ int keeper_userns(const struct plan *p);
 /* keeper.c: the keeper program (azl-shell-sandbox --userns-keeper STATE IDLE, lock on fd 3). */
 int keeper_main(const char *state, const char *idle);
 
-/* mounts.c: in the new namespaces, build the root and pivot into it. */
+/* mounts.c: in the new namespaces, build the root and pivot into it; prepare_root first does
+ * what needs no id map, while the supervisor writes them. */
+void prepare_root(const struct plan *p);
 void setup_root(const struct plan *p);
 
+/* env.c: a session of a named environment (the plan's live record): its live sandbox's
+ * namespaces (started now if none runs); this process is made non-dumpable and enters the
+ * user and pid (for its children) ones; the others (mount, uts, ipc, net) go into NS for
+ * env_enter, in the child; returns how many. die()s when there is no sandbox to be had. */
+#define ENV_NS_MAX 6
+int env_join(const struct plan *p, int ns[ENV_NS_MAX]);
+void env_enter(const int *ns, int n);
+/* env.c: remove the plan's remove path inside a user namespace of its maps; never returns. */
+__attribute__((noreturn)) void env_remove_tree(const struct plan *p);
+/* env.c: pid 1 of an environment's live sandbox, once its root is built: reap, and on
+ * SIGTERM end everything inside; READY_FD gets a byte when it serves. */
+__attribute__((noreturn)) void env_init(const struct plan *p, int ready_fd);
+
+/* init.c: lo up (a sandbox with a network namespace of its own). */
+void bring_up_lo(void);
 /* init.c: pid 1 of the sandbox. PTY_SOCK is -1 or a socket to send the pty master on;
  * STATUS_FD gets the command's status (one byte) once nothing else of the sandbox is left. */
 __attribute__((noreturn)) void run_init(const struct plan *p, int pty_sock, const void *winsize, int status_fd);
+/* init.c: the same for a session joined into an environment's live sandbox: not its pid 1 (no
+ * hostname, no lo, and what the command leaves behind stays in the environment). */
+__attribute__((noreturn)) void run_session_init(const struct plan *p, int pty_sock, const void *winsize, int status_fd);
 
 #endif

@@ -179,13 +179,12 @@ static void find_args(void) {
     }
 }
 
-static void name_pid1(void) {
-    static const char name[] = "azl-shell-init";
+void name_process(const char *name) {
     prctl(PR_SET_NAME, name, 0, 0, 0);
     if (!args_start) find_args();
-    if (!args_start || args_end - args_start < (long)sizeof name) return;
+    if (!args_start || args_end - args_start < (long)strlen(name) + 1) return;
     memset(args_start, 0, (size_t)(args_end - args_start));
-    memcpy(args_start, name, sizeof name);
+    memcpy(args_start, name, strlen(name) + 1);
 }
 
 int azl_sandbox_main(int argc, char **argv) {
@@ -243,8 +242,11 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     /* The ABI report is a file of the user's on the host: opened here, written by pid 1. */
     if (p.abi_report && (p.abi_fd = open(p.abi_report, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
         die("cannot write the ABI report %s", p.abi_report);
+    if (p.remove_path) env_remove_tree(&p);
+    /* A session of a named environment joins its live sandbox (env.c): no namespace of its own. */
+    int envns[ENV_NS_MAX], nenv = p.env_dir ? env_join(&p, envns) : 0;
     /* A kept user namespace with this plan's maps (keeper.c): joined, no id maps to write. */
-    int joined = 0, userns = keeper_userns(&p);
+    int joined = 0, userns = p.env_dir ? -1 : keeper_userns(&p);
     if (userns >= 0) {
         joined = setns(userns, CLONE_NEWUSER) == 0;
         close(userns);
@@ -269,16 +271,18 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     unsigned long flags = SIGCHLD;
     /* Joined or not, the run gets a user namespace of its own: a kept one only parents it, so
      * what one run sets there (its /proc/sys/user limits, a binfmt_misc of its own) stays its. */
-    if (p.ns & NS_USER) flags |= CLONE_NEWUSER;
-    if (p.ns & NS_MOUNT) flags |= CLONE_NEWNS;
-    if (p.ns & NS_PID) flags |= CLONE_NEWPID;
-    if (p.ns & NS_UTS) flags |= CLONE_NEWUTS;
-    if (p.ns & NS_IPC) flags |= CLONE_NEWIPC;
-    if (p.ns & NS_NET) flags |= CLONE_NEWNET;
+    unsigned nsb = p.env_dir ? 0 : p.ns;   /* a session creates none */
+    if (nsb & NS_USER) flags |= CLONE_NEWUSER;
+    if (nsb & NS_MOUNT) flags |= CLONE_NEWNS;
+    if (nsb & NS_PID) flags |= CLONE_NEWPID;
+    if (nsb & NS_UTS) flags |= CLONE_NEWUTS;
+    if (nsb & NS_IPC) flags |= CLONE_NEWIPC;
+    if (nsb & NS_NET) flags |= CLONE_NEWNET;
 
     /* Raw clone, fork-like (as bubblewrap's raw_clone): the child is pid 1 of the new pid namespace. */
     pid_t child = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
     if (child < 0) {
+        if (p.env_dir && errno == ENOMEM) errno = 0, die("environment %s: its live sandbox ended while this session joined it; run again", strrchr(p.env_dir, '/') + 1);
         if (errno == EPERM || errno == ENOSPC || errno == EUSERS) {
             const char *why = strerror(errno);
             errno = 0;   /* the reason goes before the hint: the line ends with what to run */
@@ -291,7 +295,8 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
         close(done[0]);
         if (sp[0] >= 0) close(sp[0]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
-        name_pid1();
+        name_process("azl-shell-init");
+        prepare_root(&p);   /* while the id maps are written */
         char c;
         /* Wait for the id maps; EOF means the supervisor died or gave up. */
         if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);
@@ -299,14 +304,20 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
         /* Only now: a non-dumpable process's /proc files belong to root, which would have
          * kept the supervisor from writing our id maps. */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
+        if (p.env_dir) {
+            env_enter(envns, nenv);
+            run_session_init(&p, sp[1], have_ws ? &ws : NULL, done[1]);
+        }
         setup_root(&p);
         run_init(&p, sp[1], have_ws ? &ws : NULL, done[1]);
     }
     close(go[0]);
     close(done[1]);
     if (sp[1] >= 0) close(sp[1]);
-    if (!joined) write_id_maps(child, &p);
-    else {
+    for (int i = 0; i < nenv; i++) close(envns[i]);
+    /* A session is in the environment's user namespace already: its maps are written. */
+    if (!joined && !p.env_dir) write_id_maps(child, &p);
+    else if (joined) {
         /* In the kept namespace we hold CAP_SETUID/SETGID: the same ranges, written directly. */
         write_map_as(child, &p.uidmap, "uid_map", 1);
         write_map_as(child, &p.gidmap, "gid_map", 1);

@@ -87,7 +87,7 @@ public final class ImageStore {
 
     /// Remove work folders whose owner died (their lock is free).
     public func cleanStaleTemporaries() {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: paths.tmp) else { return }
+        let names = FS.names(in: paths.tmp)
         for n in names where n.hasSuffix(".lock") {
             let base = paths.tmp + "/" + String(n.dropLast(5))
             guard let l = try? FileLock(tryPath: paths.tmp + "/" + n, mode: .exclusive) else { continue }
@@ -111,7 +111,7 @@ public final class ImageStore {
     // MARK: records
 
     public func records() throws -> [ImageRecord] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: paths.images)) ?? []
+        let names = FS.names(in: paths.images)
         var out: [ImageRecord] = []
         let dec = ImageStore.decoder()
         for n in names where n.hasSuffix(".json") && !n.hasPrefix(".") {
@@ -233,10 +233,11 @@ public final class ImageStore {
         defer { store.unlock() }
         cleanStaleTemporaries()
         let recs = try records()
-        let trees = Set(recs.map(\.tree.hex))
+        // An environment's tree stays while the environment does, whatever names it has now.
+        let trees = Set(recs.map(\.tree.hex)).union(EnvironmentStore(paths: paths).all().map(\.image.tree.hex))
         let blobs = Set(recs.flatMap(\.blobs).map(\.hex))
         var report = PruneReport()
-        for n in (try? FileManager.default.contentsOfDirectory(atPath: paths.trees)) ?? [] where !trees.contains(n) {
+        for n in FS.names(in: paths.trees) where !trees.contains(n) {
             guard let d = Digest(n) else { continue }
             guard let l = try FileLock(tryPath: paths.locks + "/tree-\(n).lock", mode: .exclusive) else {
                 report.inUse.append(d.description); continue
@@ -257,7 +258,7 @@ public final class ImageStore {
             l.unlock()
         }
         // Locks of unpacks that are over (no writer runs while prune holds store.lock).
-        for n in (try? FileManager.default.contentsOfDirectory(atPath: paths.locks)) ?? [] where n.hasPrefix("unpack-") && n.hasSuffix(".lock") {
+        for n in FS.names(in: paths.locks) where n.hasPrefix("unpack-") && n.hasSuffix(".lock") {
             guard let l = try? FileLock(tryPath: paths.locks + "/" + n, mode: .exclusive) else { continue }
             unlink(paths.locks + "/" + n)
             l.unlock()
@@ -265,7 +266,7 @@ public final class ImageStore {
         // Interrupted downloads kept for resuming (with the origin that wrote each), and the
         // locks of downloads that are over: dropped unless a pull holds the lock now.
         let partial = paths.root + "/partial"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? []
+        let names = FS.names(in: partial)
         let downloads = Set(names.map { n -> String in
             for suffix in [".lock", ".origin"] where n.hasSuffix(suffix) { return String(n.dropLast(suffix.count)) }
             return n
@@ -279,7 +280,7 @@ public final class ImageStore {
             unlink(partial + "/" + n + ".lock")
             l.unlock()
         }
-        for n in (try? FileManager.default.contentsOfDirectory(atPath: paths.blobs)) ?? [] where !blobs.contains(n) {
+        for n in FS.names(in: paths.blobs) where !blobs.contains(n) {
             guard Digest(n) != nil else { continue }
             var st = stat()
             if stat(paths.blobs + "/" + n, &st) == 0 { report.bytes += Int64(st.st_size) }
@@ -289,7 +290,7 @@ public final class ImageStore {
         }
         // What an import of a tarball no record names any more left (imports keep no blob).
         let named = blobs.union(recs.map(\.digest.hex))
-        for n in (try? FileManager.default.contentsOfDirectory(atPath: blobInfoDir)) ?? [] where !named.contains(n) {
+        for n in FS.names(in: blobInfoDir) where !named.contains(n) {
             guard Digest(n) != nil else { continue }
             unlink(blobInfoDir + "/" + n)
         }
@@ -339,7 +340,7 @@ public enum ImageName {
     }
 
     /// What isValidName accepts, said in errors.
-    public static let nameRule = "a name is lowercase letters and digits with . _ __ or - between them, in parts separated by '/', optionally after a registry HOST[:PORT]/; e.g. alpine:3.20 or myorg/base:1"
+    public static let nameRule = "a name is lowercase letters and digits with . _ __ or - between them, in parts separated by '/' (no '.', '..' or empty parts), optionally after a registry HOST[:PORT]/; e.g. alpine:3.20 or myorg/base:1"
 
     static func isValidName(_ n: String) -> Bool {
         guard !n.isEmpty, n.count <= 255 else { return false }

@@ -17,7 +17,7 @@ import TestSupport
         #expect(!r.stdout.isEmpty)
         #expect(disk == r.stdout, "completions/\(file) is stale: run scripts/gen-completions.sh")
         // Every verb is offered.
-        for verb in ["run", "pull", "import", "images", "rmi", "prune", "kernel", "doctor"] {
+        for verb in ["run", "pull", "import", "images", "rmi", "prune", "kernel", "doctor", "pkgtest"] {
             #expect(disk.contains(verb), "\(file) does not offer \(verb)")
         }
     }

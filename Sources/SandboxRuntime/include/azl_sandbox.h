@@ -60,4 +60,8 @@ void azl_state_mac(const unsigned char key[AZL_STATE_KEY_LEN], const char *purpo
 /* Whether MAC is DATA's for PURPOSE under this user's secret (constant time); 0 without one. */
 int azl_state_mac_ok(const char *purpose, const void *data, size_t len, const unsigned char mac[AZL_STATE_MAC_LEN]);
 
+/* Named environments (env.c): send request REQ ('q' sessions, 's' stop) to the live sandbox of
+ * the environment in DIR and read its answer (NUL-terminated) into OUT; -1 when none serves. */
+int azl_env_request(const char *dir, char req, char *out, size_t outlen);
+
 #endif

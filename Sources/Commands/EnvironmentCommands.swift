@@ -1,0 +1,323 @@
+import ArgumentParser
+import Core
+import Foundation
+import Kernel
+import Planning
+import Sandbox
+import SandboxRuntime
+import Store
+
+/// Named, persistent environments (issue 12, docs/environments.md): `create`, `enter`, `exec`,
+/// `list`, `stop`, `rm`. An environment is its own writable layer over a cached image; its
+/// first session starts its live sandbox and later ones join it (Sources/SandboxRuntime/env.c).
+
+struct CreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create", abstract: "Create a named environment: its own persistent layer over an image.",
+        discussion: "Nothing of the image is copied or chowned: the environment's layer starts empty (a few KB).")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Pull options (when the image is not stored yet)") var pull: PullOptionsGroup
+
+    @Argument(help: ArgumentHelp("The environment's name (\(EnvironmentStore.nameRule)).", valueName: "NAME"))
+    var name: String
+
+    @Option(name: .long, help: "The image: NAME[:TAG], an image id, a known short name or a registry reference (pulled on first use).",
+            completion: .custom { words, _, _ in Completion.imageNames(words) })
+    var image: String
+
+    @Option(name: .long, help: ArgumentHelp("private (default: a home of its own at your home's path), host (your home bound in) or overlay (your home as a copy-on-write layer).", valueName: "MODE"))
+    var home: String = "private"
+
+    @Option(name: [.customShort("u"), .long], help: ArgumentHelp("keep-id (default: you, with your uid, gid and home path) or root; sessions may say --user root.", valueName: "USER"))
+    var user: String = "keep-id"
+
+    @Option(name: .long, help: ArgumentHelp("Bind-mount the host's SRC at DST (add :ro for read-only).", valueName: "SRC:DST[:ro]"))
+    var volume: [String] = []
+
+    @Option(name: [.customShort("e"), .long], help: ArgumentHelp("Set KEY=VALUE in every session, or pass KEY through.", valueName: "KEY[=VALUE]"))
+    var env: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The kernel sessions see: a profile, a release or host (default: the image's).", valueName: "PROFILE|RELEASE|host"))
+    var kernel: String?
+
+    @Option(name: .long, help: ArgumentHelp("host (default) or none (only lo).", valueName: "MODE"))
+    var network: String = "host"
+
+    @Flag(name: .long, help: "Do not forward the SSH agent and ~/.gitconfig into a private or overlay home.")
+    var noForward = false
+
+    @Option(name: .long, help: ArgumentHelp("Seconds the live sandbox stays after its last session (default 300).", valueName: "SECONDS"))
+    var idle: UInt32 = 300
+
+    func run() throws {
+        try EnvironmentStore.validate(name)
+        guard let h = EnvironmentConfig.Home(rawValue: home) else { throw AZLError(.usage, "--home \(home): expected private, host or overlay") }
+        guard let u = EnvironmentConfig.User(rawValue: user) else { throw AZLError(.usage, "--user \(user): expected keep-id or root") }
+        guard ["host", "none"].contains(network) else { throw AZLError(.usage, "--network \(network): expected host or none") }
+        // Needs the state-folder guards for an overlay's lower (the home shows the store): not yet.
+        guard h != .overlay else { throw AZLError(.usage, "--home overlay is not available yet", hint: "use --home private or --home host") }
+        guard idle > 0 else { throw AZLError(.usage, "--idle 0: the live sandbox needs at least a second to be joined", hint: "give a number of seconds above 0") }
+        let envs = EnvironmentStore(paths: global.paths)
+        if FS.exists(envs.path(name)) { throw envs.taken(name) }
+        let store = try ImageStore(paths: global.paths)
+        let record: ImageRecord
+        do { record = try store.lookup(image) } catch let missing as AZLError where missing.kind == .notFound {
+            var settings = pull.settings(quiet: global.quiet)
+            settings.jsonToStderr = true
+            guard let pulled = try Puller(settings).findOrPull(image, store: store) else { throw missing }
+            record = pulled
+        }
+        _ = try store.openForRun(record)   // its tree is there and is the user's
+        if let k = kernel { _ = try KernelChoice.choose(spec: k, manifestName: record.manifest, rootfs: nil) }
+        try envs.create(EnvironmentConfig(name: name, image: record, home: h, user: u, volumes: volume, env: env, kernel: kernel,
+                                          network: network, forward: !noForward, idleSeconds: idle, created: Date()))
+        global.say("created \(name) over \(record.reference)")
+    }
+}
+
+/// What `enter` and `exec` share: the session's plan, from the environment's settings.
+struct SessionOptions: ParsableArguments {
+    @Option(name: [.customShort("u"), .long], help: ArgumentHelp("keep-id (you) or root, for this session (default: the environment's).", valueName: "USER"))
+    var user: String?
+
+    @Option(name: [.customShort("e"), .long], help: ArgumentHelp("Set KEY=VALUE for this session, or pass KEY through.", valueName: "KEY[=VALUE]"))
+    var env: [String] = []
+
+    @Option(name: [.customShort("w"), .long], help: "Working directory inside (default: the current directory when the environment shows it at the same path, else the home).")
+    var workdir: String?
+}
+
+enum EnvironmentSession {
+    /// Carry out a session of environment NAME running ARGV (nil: a login shell): a plan as
+    /// `run` makes it (RunPlanner), over the environment's image record, with its layer as the
+    /// kept upper, joined into its live sandbox.
+    static func start(global: GlobalOptions, name: String, options: SessionOptions, argv: [String]?) throws -> Never {
+        let envs = EnvironmentStore(paths: global.paths)
+        let config = try envs.load(name)
+        let host = HostFacts.current()
+        // Your home is where $HOME says (as toolbox and distrobox take it), the passwd one else.
+        var home = host.home
+        if let h = host.environment["HOME"], h.hasPrefix("/"), h != "/" { home = Paths.absolute(h) }
+        let sessionUser = try options.user.map {
+            guard let u = EnvironmentConfig.User(rawValue: $0) else { throw AZLError(.usage, "--user \($0): expected keep-id or root") }
+            return u
+        } ?? config.user
+        if sessionUser == .keepID && config.user == .root {
+            throw AZLError(.usage, "environment \(name) maps your id to root: it has no keep-id user", hint: "use --user root, or create an environment with --user keep-id")
+        }
+        let dir = envs.path(name)
+        let envHome = config.user == .keepID ? home : "/root"
+
+        var spec = RunSpec(source: .record(config.image))
+        spec.rootOption = global.root
+        spec.kernel = config.kernel
+        spec.user = config.user.rawValue   // the environment's map: every session's plan starts the same sandbox
+        spec.network = config.network == "none" ? .none : .host
+        spec.verbose = global.verbose
+        spec.bindWorkingDirectory = false
+        spec.hostname = PlanBuilder.hostname(forImage: name)
+        spec.upper = .init(directory: dir + "/upper", work: dir + "/work")
+        var volumes = config.volumes
+        if config.home == .host { volumes.append(home + ":" + home) }
+        var env = config.env
+        if config.home != .host && config.forward && config.user == .keepID {
+            // The SSH agent (its socket where sessions find it) and your git identity, read-only:
+            // `git push` works from a home of the environment's own.
+            if let sock = host.environment["SSH_AUTH_SOCK"], sock.hasPrefix("/"), FS.exists(sock) {
+                volumes.append(sock + ":" + agentSocket)
+                env.append("SSH_AUTH_SOCK=" + agentSocket)
+            }
+            if FS.exists(home + "/.gitconfig") { volumes.append(home + "/.gitconfig:" + envHome + "/.gitconfig:ro") }
+        }
+        spec.volumes = volumes
+        spec.env = env + options.env
+        // The working directory: where you are, when the environment shows it at that path.
+        let shown = volumes.compactMap { v -> String? in
+            let f = v.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            return f.count >= 2 && Paths.absolute(f[0]) == f[1] ? f[1] : nil
+        }
+        let sessionHome = sessionUser == .keepID ? envHome : "/root"
+        let workdir = options.workdir ?? (shown.contains { host.cwd == $0 || host.cwd.hasPrefix($0 + "/") } ? host.cwd : sessionHome)
+        // The live sandbox is built from whichever session comes first: its mounts must not
+        // depend on the session (the home is made there, whoever starts it).
+        spec.workdir = envHome
+        let tree = try ImageStore(paths: global.paths).treeDir(config.image.tree) + "/rootfs"
+        spec.command = try argv ?? loginShell(host: host, user: sessionUser, roots: [dir + "/upper", tree])
+
+        var prepared = try RunPlanner.prepare(spec)
+        for n in prepared.notes { global.note(n) }
+        var plan = prepared.plan
+        plan.keeper = nil
+        plan.workingDirectory = workdir
+        plan.live = .init(directory: dir, idleSeconds: config.idleSeconds)
+        // The prompt marker names the environment.
+        plan.environment = plan.environment.map {
+            $0.hasPrefix("AZL_SHELL_IMAGE=") ? "AZL_SHELL_IMAGE=" + name : $0.hasPrefix("debian_chroot=") ? "debian_chroot=azl-shell " + name : $0
+        }
+        if config.user == .keepID, home != host.home {
+            plan.environment = plan.environment.map { $0.hasPrefix("HOME=") ? "HOME=" + home : $0 }
+        }
+        if sessionUser == .root {
+            plan.uid = 0
+            plan.gid = 0
+            plan.environment = plan.environment.map { $0.hasPrefix("HOME=") ? "HOME=/root" : $0 }
+        }
+        prepared.plan = plan
+        envs.touch(name)
+        try prepared.exec()
+    }
+
+    /// Where a forwarded SSH agent's socket is inside.
+    static let agentSocket = "/run/azl-shell/ssh-agent.sock"
+
+    /// Your login shell when the environment has it (its layer, then the image), else bash, else
+    /// sh; as a login shell.
+    static func loginShell(host: HostFacts, user: EnvironmentConfig.User, roots: [String]) -> [String] {
+        var candidates = ["/bin/bash", "/bin/sh"]
+        if user == .keepID, let pw = getpwuid(host.uid), let s = pw.pointee.pw_shell.map({ String(cString: $0) }), s.hasPrefix("/") {
+            candidates.insert(s, at: 0)
+        }
+        func present(_ p: String) -> Bool {
+            var st = stat()
+            return roots.contains { !$0.isEmpty && lstat($0 + p, &st) == 0 }
+        }
+        return [candidates.first(where: present) ?? "/bin/sh", "-l"]
+    }
+}
+
+struct EnterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "enter", abstract: "An interactive login shell in an environment.")
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var session: SessionOptions
+    @Argument(help: "The environment.", completion: .custom { words, _, _ in Completion.environmentNames(words) })
+    var name: String
+
+    func run() throws { try EnvironmentSession.start(global: global, name: name, options: session, argv: nil) }
+}
+
+struct ExecCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exec", abstract: "Run a command in an environment.",
+        discussion: "Exit status: the command's own; 128+N if it died of signal N; 125 for azl-shell's own errors; 126 not executable; 127 not found.")
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var session: SessionOptions
+    @Argument(help: "The environment.", completion: .custom { words, _, _ in Completion.environmentNames(words) })
+    var name: String
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments.", valueName: "CMD"))
+    var command: [String] = []
+
+    func run() throws {
+        var argv = command
+        if argv.first == "--" { argv.removeFirst() }
+        guard !argv.isEmpty else { throw AZLError(.usage, "no command given", hint: "azl-shell exec \(name) -- CMD ARGS..., or azl-shell enter \(name)") }
+        try EnvironmentSession.start(global: global, name: name, options: session, argv: argv)
+    }
+}
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List environments.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    struct Row: Codable {
+        var name, image, status: String
+        var sessions: Int
+        /// The live sandbox's pid 1 as the host sees it (running only).
+        var pid: Int32?
+        var size: Int64
+        var created: Date
+        var lastUsed: Date?
+    }
+
+    func run() throws {
+        let envs = EnvironmentStore(paths: global.paths)
+        let rows = envs.all().map { c -> Row in
+            let live = envs.live(c.name)
+            return Row(name: c.name, image: c.image.reference, status: live == nil ? "stopped" : "running",
+                       sessions: live?.sessions.count ?? 0, pid: live?.initPid, size: envs.layerSize(c.name), created: c.created, lastUsed: envs.lastUsed(c.name))
+        }
+        if json { print(try Render.json(rows)); return }
+        let f = ISO8601DateFormatter()
+        var table = [["NAME", "IMAGE", "STATUS", "SIZE", "CREATED", "LAST USED"]]
+        for r in rows {
+            table.append([r.name, r.image, r.status == "running" ? "running (\(r.sessions) session\(r.sessions == 1 ? "" : "s"))" : "stopped",
+                          Render.bytes(r.size), f.string(from: r.created), r.lastUsed.map { f.string(from: $0) } ?? "-"])
+        }
+        let widths = (0..<6).map { i in table.map { $0[i].count }.max() ?? 0 }
+        for row in table {
+            print(row.enumerated().map { i, s in i == 5 ? s : s.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+        }
+    }
+}
+
+struct StopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop an environment's live sandbox (SIGTERM to everything inside, SIGKILL after 5 s).")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The environments.", completion: .custom { words, _, _ in Completion.environmentNames(words) })
+    var names: [String]
+
+    func run() throws {
+        let envs = EnvironmentStore(paths: global.paths)
+        for n in names {
+            _ = try envs.load(n)
+            global.say(try envs.stop(n) ? "stopped \(n)" : "\(n) was not running")
+        }
+    }
+}
+
+struct RmCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove environments and their layers.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Stop one with sessions inside first.") var force = false
+    @Argument(help: "The environments.", completion: .custom { words, _, _ in Completion.environmentNames(words) })
+    var names: [String]
+
+    func run() throws {
+        let envs = EnvironmentStore(paths: global.paths)
+        for n in names {
+            let config = try envs.load(n)
+            if let live = envs.live(n), !live.sessions.isEmpty, !force {
+                throw AZLError(.inUse, "environment \(n) has \(live.sessions.count) session\(live.sessions.count == 1 ? "" : "s") inside (pid \(live.sessions.map(String.init).joined(separator: ", ")))",
+                               hint: "leave them, or stop them with azl-shell rm --force \(n)")
+            }
+            try envs.stop(n)
+            if let left = try envs.remove(n) { try removeInUserNamespace(left, config: config) }
+            global.say("removed \(n)")
+        }
+    }
+
+    /// What only a user namespace of the environment's map can remove (files of a package's ids).
+    func removeInUserNamespace(_ path: String, config: EnvironmentConfig) throws {
+        var request = RunRequest(rootfs: "/", imageName: config.name)
+        request.user = config.user.rawValue
+        var builder = PlanBuilder(request: request, host: HostFacts.current())
+        var plan = try builder.build()
+        plan.removeTree = path
+        try plan.exec()
+    }
+}
+
+extension EnvironmentStore {
+    /// Send the live sandbox's holder one request and read its answer; nil when none serves.
+    /// The socket is in the store, out of every sandbox's reach, and the peer must be this user
+    /// (Sources/SandboxRuntime/env.c).
+    func request(_ name: String, _ req: UInt8) -> String? {
+        var buf = [CChar](repeating: 0, count: 8192)
+        guard azl_env_request(path(name), CChar(bitPattern: req), &buf, buf.count) == 0 else { return nil }
+        return String(cString: buf)
+    }
+
+    func live(_ name: String) -> Live? { request(name, UInt8(ascii: "q")).flatMap(Live.init(reply:)) }
+
+    /// Stop the live sandbox (SIGTERM to everything inside, SIGKILL after the grace period) and
+    /// wait until it is gone; false when none was running.
+    @discardableResult
+    func stop(_ name: String) throws -> Bool {
+        guard request(name, UInt8(ascii: "s")) != nil else { return false }
+        // The holder keeps the lock until the sandbox (and so its overlay) is gone.
+        let lock = try FileLock(path: path(name) + "/live.lock", mode: .shared)
+        lock.unlock()
+        return true
+    }
+}
