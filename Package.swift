@@ -97,7 +97,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxLaunch", "Core", "TestSupport"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning", "Sandbox", "Core"]),
-        .testTarget(name: "PackageTestTests", dependencies: ["PackageTest", "Manifests", "Core"]),
+        .testTarget(name: "PackageTestTests", dependencies: ["PackageTest", "Manifests", "Core", "Planning"]),
         .testTarget(name: "DoctorTests", dependencies: ["Doctor", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Sandbox", "Core", "TestSupport"],
