@@ -64,7 +64,15 @@ public struct PackageTester {
 
     func test(_ target: Target, folder: String) -> [StepResult] {
         do {
-            try FS.mkdirs(folder, mode: 0o755)
+            // A fresh folder: one an earlier target's sandbox wrote into could hold a symlink
+            // where sandbox.log is opened for writing, or a status for a step not reached now.
+            try FS.mkdirs(logs)
+            if mkdir(folder, 0o755) != 0 {
+                if errno == EEXIST {
+                    throw AZLError(.exists, "\(folder) exists (an earlier pkgtest's logs?)", hint: "give --logs a new folder, or remove that one")
+                }
+                throw AZLError.errno(errno, "cannot create", path: folder)
+            }
             let (inside, volumes) = bound()
             var spec = base
             spec.source = .image(target.image)
@@ -102,14 +110,14 @@ public struct PackageTester {
                                 results: Self.resultsInside, binds: [FileManager.default.currentDirectoryPath, Self.packagesInside])
             try FS.atomicWrite(Data(driver.script.utf8), to: folder + "/driver.sh", mode: 0o755)
 
-            let log = open(folder + "/sandbox.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            let log = open(folder + "/sandbox.log", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
             guard log >= 0, null >= 0 else { throw AZLError.errno(errno, "cannot open", path: folder + "/sandbox.log") }
             defer { close(log); close(null) }
             let status = try prepared.run(stdin: null, stdout: log, stderr: log)
             var why: String?
             if status != 0 {
-                let text = (try? String(contentsOfFile: folder + "/sandbox.log", encoding: .utf8)) ?? ""
+                let text = Results.text(in: folder, "sandbox.log") ?? ""
                 why = "the sandbox ended with status \(status)" + (text.split(separator: "\n").last.map { ": \($0)" } ?? "")
             }
             var rows = Results.read(folder: folder, target: target.label, sandboxFailure: why)

@@ -1,3 +1,4 @@
+import CLinux
 import Core
 import Foundation
 
@@ -28,7 +29,7 @@ public enum Results {
         var reportedEnd = false
         for step in Step.allCases {
             let log = folder + "/" + step.rawValue + ".log"
-            guard let status = try? String(contentsOfFile: folder + "/" + step.rawValue + ".status", encoding: .utf8) else {
+            guard let status = text(in: folder, step.rawValue + ".status") else {
                 if let why = sandboxFailure, !reportedEnd {
                     reportedEnd = true
                     rows.append(StepResult(target: target, step: step, outcome: .failed, message: why))
@@ -40,11 +41,34 @@ public enum Results {
             let f = status.split(separator: " ").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
             let rc = f.first.flatMap { Int32($0) } ?? -1
             let seconds = f.count >= 3 ? max(0, (Double(f[2]) ?? 0) - (Double(f[1]) ?? 0)) : 0
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let output = text(in: folder, step.rawValue + ".log") ?? ""
             rows.append(StepResult(target: target, step: step, outcome: rc == 0 ? .passed : .failed, seconds: seconds,
-                                   message: usefulLine(text, failed: rc != 0, status: rc), log: log))
+                                   message: usefulLine(output, failed: rc != 0, status: rc), log: log))
         }
         return rows
+    }
+
+    /// The start (at most `limit` bytes) of file NAME of a results folder, which the sandbox
+    /// could write: a regular file only, so a symlink it left cannot show a host file in the
+    /// report, nor a FIFO or /dev/zero stall or exhaust the host's reading.
+    public static func text(in folder: String, _ name: String, limit: Int = 8 << 20) -> String? {
+        let dir = open(folder, AZL_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dir >= 0 else { return nil }
+        defer { close(dir) }
+        let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        var out = [UInt8](repeating: 0, count: min(limit, max(0, Int(st.st_size))))
+        var off = 0
+        while off < out.count {
+            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            off += n
+        }
+        return String(decoding: out[0..<off], as: UTF8.self)
     }
 
     /// What the driver itself said first ("azl-pkgtest: ..."), else for a failure the first

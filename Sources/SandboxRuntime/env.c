@@ -9,7 +9,7 @@
  *   no answer on DIR/live.sock,
  *   flock DIR/live.lock: fork ──►  setsid, stdio /dev/null, cwd /
  *                                  clone(NEWUSER|NEWNS|NEWPID|...) ──► waits for its maps
- *                                  id maps, opens /proc/PID/ns/* ───► go: root (mounts.c),
+ *                                  id maps, opens /proc/PID/ns/... ─►  go: root (mounts.c),
  *                                                                      hostname, lo; ready
  *                                  listens on DIR/live.sock; ready      reaps; on SIGTERM ends
  *   connect, "j" ─────────────────► sends the namespace fds             everything inside

@@ -90,4 +90,22 @@ import Testing
         #expect(Results.usefulLine("a\nb\n", failed: true, status: 2) == "exit status 2: b")
         #expect(Results.usefulLine("", failed: false, status: 0) == "ok")
     }
+
+    /// The results folder is the sandbox's to write: what it leaves there other than regular
+    /// files (a symlink to a host file, a FIFO) decides nothing in the report.
+    @Test func resultsFolderPlantsAreNotRead() throws {
+        let base = FileManager.default.temporaryDirectory.path + "/azl-results-\(getpid())"
+        let folder = base + "/1-target"
+        try FS.mkdirs(folder)
+        defer { try? FS.removeTree(base) }
+        try Data("0 1 2\nHOST-SECRET-LINE\n".utf8).write(to: URL(fileURLWithPath: base + "/secret"))
+        try Data("0 1 2\n".utf8).write(to: URL(fileURLWithPath: folder + "/install.status"))
+        #expect(symlink(base + "/secret", folder + "/install.log") == 0)
+        #expect(symlink(base + "/secret", folder + "/verify.status") == 0)
+        #expect(mkfifo(folder + "/libraries.status", 0o600) == 0)
+        let rows = Results.read(folder: folder, target: "t", sandboxFailure: nil)
+        #expect(!rows.contains { $0.message.contains("HOST-SECRET") }, "\(rows)")
+        #expect(rows[0].outcome == .passed && rows[1].outcome == .skipped && rows[2].outcome == .skipped, "\(rows)")
+        #expect(Results.text(in: folder, "install.status") == "0 1 2\n")
+    }
 }
