@@ -35,7 +35,7 @@ let package = Package(
         // libarchive reading and the safe extractor.
         .target(name: "Archive", dependencies: ["Core", "CArchive", "CLinux"]),
         // Content-addressed blobs, image records, unpacked trees, GC.
-        .target(name: "Store", dependencies: ["Core", "Archive"]),
+        .target(name: "Store", dependencies: ["Core", "Archive", "CLinux"]),
         // Image references, the OCI distribution API, auth, manifests, platform choice.
         .target(name: "Registry", dependencies: [
             "Core", .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -97,7 +97,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxLaunch", "Core", "TestSupport"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning", "Sandbox", "Core"]),
-        .testTarget(name: "PackageTestTests", dependencies: ["PackageTest", "Manifests", "Core"]),
+        .testTarget(name: "PackageTestTests", dependencies: ["PackageTest", "Manifests", "Core", "Planning"]),
         .testTarget(name: "DoctorTests", dependencies: ["Doctor", "Core", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Core", "TestSupport"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Sandbox", "Core", "TestSupport"],

@@ -188,7 +188,7 @@ _azl-shell_run() {
     repeating_flags=()
     non_repeating_flags=(--verbose -v --quiet -q --json --read-only --version -h --help)
     repeating_options=(-e --env --volume --cap-add --cap-drop)
-    non_repeating_options=(--root --platform --tls-verify --creds --image -w --workdir -u --user --hostname --network --kernel)
+    non_repeating_options=(--root --platform --tls-verify --creds --image -w --workdir -u --user --hostname --network --kernel --matrix --jobs --logs --abi-report)
     __azl-shell_offer_flags_options -1
 
     # Offer option value completions
@@ -236,6 +236,18 @@ _azl-shell_run() {
     '--cap-drop')
         return
         ;;
+    '--matrix')
+        return
+        ;;
+    '--jobs')
+        return
+        ;;
+    '--logs')
+        return
+        ;;
+    '--abi-report')
+        return
+        ;;
     esac
 }
 
@@ -267,7 +279,7 @@ _azl-shell_import() {
     repeating_flags=()
     non_repeating_flags=(--verbose -v --quiet -q --json --version -h --help)
     repeating_options=()
-    non_repeating_options=(--root --name)
+    non_repeating_options=(--root --name --platform)
     __azl-shell_offer_flags_options 1
 
     # Offer option value completions
@@ -276,6 +288,9 @@ _azl-shell_import() {
         return
         ;;
     '--name')
+        return
+        ;;
+    '--platform')
         return
         ;;
     esac

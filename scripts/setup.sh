@@ -13,6 +13,7 @@ packages=(
   python3 curl                               # small test proxies; the registry fixture talks to the registry with curl
   gcc libc6-dev                              # tests compile small static C probes (syscalls, TIOCSTI)
   rpm                                        # pkgtest's tests build an .rpm with rpmbuild (dpkg-deb comes with dpkg)
+  qemu-user-static                           # foreign-arch images (arm64 on x86_64): the interpreter run registers
   bubblewrap charliecloud-runtime hyperfine bc time   # benchmark peers (bwrap, ch-run), timer, arithmetic
 )
 # `setup.sh --bench` adds the heavier peers only the benchmarks use.

@@ -31,9 +31,9 @@ struct ImagesCommand: ParsableCommand {
             for r in recs { print(r.digest) }
             return
         }
-        var rows = [["NAME", "TAG", "DIGEST", "SIZE", "CREATED"]]
+        var rows = [["NAME", "TAG", "DIGEST", "ARCH", "SIZE", "CREATED"]]
         for r in recs {
-            rows.append([r.name, r.tag, r.digest.description.prefix(19) + "", Render.bytes(r.size), Render.ago(r.created)])
+            rows.append([r.name, r.tag, r.digest.description.prefix(19) + "", r.architecture ?? "-", Render.bytes(r.size), Render.ago(r.created)])
         }
         print(Render.table(rows))
     }

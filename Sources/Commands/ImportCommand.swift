@@ -19,11 +19,15 @@ struct ImportCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the record as JSON.")
     var json = false
 
+    @Option(name: .long, help: ArgumentHelp("The image's platform (default: read from its programs' ELF headers).", valueName: "linux/ARCH"))
+    var platform: String?
+
     func run() throws {
         let (n, t) = try ImageName.parse(name)
         let store = try ImageStore(paths: global.paths)
         let start = Date()
-        let out = try store.importTarball(path: file, name: n, tag: t)
+        let arch = try platform.map(CPUArch.ofPlatform)
+        let out = try store.importTarball(path: file, name: n, tag: t, architecture: arch)
         if json {
             print(try Render.json(out.record))
             return

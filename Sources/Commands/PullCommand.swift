@@ -36,7 +36,7 @@ struct PullCommand: ParsableCommand {
 
 /// Options shared by `pull` and `run` (which pulls on first use).
 struct PullOptionsGroup: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Platform to pull from a multi-arch image (default: this machine).", valueName: "OS/ARCH[/VARIANT]"))
+    @Option(name: .long, help: ArgumentHelp("The platform: which image of a multi-arch index to pull; run also checks the stored image is for it and runs a foreign one through qemu-user (default: this machine; run: the image's).", valueName: "OS/ARCH[/VARIANT]"))
     var platform: String?
 
     @Option(name: .customLong("tls-verify"), help: ArgumentHelp("Verify TLS certificates; false also allows plain HTTP.", valueName: "true|false"))

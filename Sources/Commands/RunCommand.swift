@@ -57,6 +57,18 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup(title: "Kernel and policy") var policy: KernelOptions
 
+    @Option(name: .long, help: ArgumentHelp("Run CMD on every one of these images (times each --platform and --kernel, comma-separated too), each in its own root; a row per target, logs kept; exit 0 only when all passed. --json: the report as JSON.", valueName: "IMAGE[,IMAGE...]"))
+    var matrix: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --matrix: targets run at once (default: the number of cores).", valueName: "N"))
+    var jobs: Int?
+
+    @Option(name: .long, help: ArgumentHelp("With --matrix: the folder for each target's log (default: a new one in the cache folder).", valueName: "DIR"))
+    var logs: String?
+
+    @Option(name: .customLong("abi-report"), help: ArgumentHelp("Write every syscall the target kernel refused (ENOSYS) or the policy denied (EPERM): name, program, calls, reason; with --matrix, a section per target.", valueName: "FILE"))
+    var abiReport: String?
+
     @Flag(name: .long, help: ArgumentHelp("Print the sandbox plan instead of running it.", visibility: .hidden))
     var dryRun = false
 
@@ -73,6 +85,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let matrix { return try runMatrix(matrix) }
         var spec = try self.spec()
         spec.cacheForCommandLine = true
         let prepared = try RunPlanner.prepare(spec)
@@ -96,10 +109,10 @@ struct RunCommand: ParsableCommand {
         if let rootfs {
             spec = RunSpec(source: .rootfs(rootfs))
         } else {
-            guard let image else {
+            spec = RunSpec(source: .image(image ?? ""))
+            guard image != nil || matrix != nil else {
                 throw AZLError(.usage, "no image given", hint: "use --image NAME; azl-shell images lists them")
             }
-            spec = RunSpec(source: .image(image))
         }
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
@@ -115,6 +128,7 @@ struct RunCommand: ParsableCommand {
         spec.kernel = policy.kernel
         spec.capAdd = policy.capAdd
         spec.capDrop = policy.capDrop
+        spec.abiReport = abiReport
         spec.rootOption = global.root
         spec.verbose = global.verbose
         spec.pull = pull.settings(quiet: global.quiet)

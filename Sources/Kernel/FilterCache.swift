@@ -24,7 +24,7 @@ public enum FilterCache {
     /// The key of the program `rules` compile to.
     static func key(_ rules: FilterRules) -> String {
         let v = seccomp_version().pointee
-        var s = "azl-seccomp \(formatVersion)\nlibseccomp \(v.major).\(v.minor).\(v.micro)\narch \(rules.arch.rawValue)\nnotify-uname \(rules.notifyUname)\ngated"
+        var s = "azl-seccomp \(formatVersion)\nlibseccomp \(v.major).\(v.minor).\(v.micro)\narch \(rules.arch.rawValue)\nnotify-uname \(rules.notifyUname)\nreport \(rules.report)\ngated"
         for g in rules.gated { s += " \(g.nr)" }
         s += "\ndenied"
         for d in rules.denied {

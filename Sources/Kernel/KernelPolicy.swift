@@ -11,10 +11,15 @@ public struct KernelPolicy: Equatable, Sendable {
     public struct UTS: Equatable, Sendable, Codable {
         public var release: String
         public var version: String
+        /// `uname -m` when it is not the host's (a foreign-arch run).
+        public var machine: String?
     }
 
     public var profile: KernelProfile
     public var arch: KernelArch
+    /// The image's architecture: `arch` for a native run; another under qemu-user, whose
+    /// uname then says it (`uts.machine`) and whose table adds to the gated calls.
+    public var target: KernelArch
     /// `struct sock_filter[]` (8 bytes per instruction), from libseccomp's seccomp_export_bpf.
     public var bpf: [UInt8]
     /// uname(2) goes to the sandbox's pid 1 (SECCOMP_RET_USER_NOTIF), which answers with `uts`.
@@ -33,6 +38,35 @@ public struct KernelPolicy: Equatable, Sendable {
     public var compat: CompatReport
     /// The program was read from the cache (`FilterCache`), libseccomp was not called.
     public var fromCache = false
+    /// `--abi-report`: gated and denied native calls are notified to the sandbox's pid 1, which
+    /// fails them the same way and counts them (`reportedCalls`); nil for the usual program.
+    public var report = false
+
+    /// What pid 1 answers and reports for each notified call (with `report`).
+    public struct ReportedCall: Equatable, Sendable {
+        public var auditArch: UInt32
+        public var nr: Int32
+        public var errno: Int32
+        public var name: String
+        /// "statmount: added in 6.8, target kernel 6.6.64"
+        public var reason: String
+    }
+
+    public var reportedCalls: [ReportedCall] {
+        guard report else { return [] }
+        let a = arch.auditArch
+        var out = gated.map {
+            ReportedCall(auditArch: a, nr: $0.nr, errno: KernelPolicy.gatedErrno, name: $0.name,
+                         reason: "\($0.name): added in \($0.sinceString), target kernel \(profile.release)")
+        }
+        var seen = Set(out.map(\.nr))
+        for d in denied {
+            guard let s = SyscallTable.lookup(d.name, arch: arch), seen.insert(s.nr).inserted else { continue }
+            out.append(ReportedCall(auditArch: a, nr: s.nr, errno: KernelPolicy.deniedErrno, name: d.name,
+                                    reason: "\(d.label): denied by azl-shell's policy (\(d.reason))"))
+        }
+        return out
+    }
 
     public struct CompatReport: Equatable, Sendable, Codable {
         public var abi: CompatABI
@@ -59,15 +93,25 @@ public struct KernelPolicy: Equatable, Sendable {
     /// oldolduname notified) and x32 gets ENOSYS for everything (as on distro kernels, which ship
     /// x32 off); on aarch64, AArch32 gets ENOSYS.
     ///
+    /// `target`: the image's architecture when it runs under qemu-user. qemu makes host
+    /// syscalls, so the filter is still the host ABI's; what the target's table gates (a call
+    /// the target kernel lacks on that architecture) is gated too, by the host call of the same
+    /// name qemu translates it to (docs/kernel.md).
+    ///
     /// With `cacheDirectory`, the exported program is looked up there first and stored there
     /// after compiling (`FilterCache`): a warm `run` does not call libseccomp.
-    public static func build(profile: KernelProfile, arch: KernelArch = .native,
+    ///
+    /// `report` (`--abi-report`): gated and denied native calls go to the sandbox's pid 1
+    /// (SECCOMP_RET_USER_NOTIF) instead of failing in the filter; pid 1 fails them the same way
+    /// and counts them. The program keeps its shape: only those calls pay for it.
+    public static func build(profile: KernelProfile, arch: KernelArch = .native, target: KernelArch? = nil,
                              denyList: [DeniedCall] = SecurityPolicy.defaultDenyList,
-                             capsAdd: [String] = [], capsDrop: [String] = [],
+                             capsAdd: [String] = [], capsDrop: [String] = [], report: Bool = false,
                              cacheDirectory: String? = nil) throws -> KernelPolicy {
         try profile.validate()
         let caps = try CapabilitySets.with(add: capsAdd, drop: capsDrop)
-        let rules = try FilterRules(profile: profile, arch: arch, denyList: denyList)
+        let target = target ?? arch
+        let rules = try FilterRules(profile: profile, arch: arch, target: target, denyList: denyList, report: report)
         var bpf: [UInt8]
         var fromCache = false
         let cachePath = cacheDirectory.map { FilterCache.path($0, rules) }
@@ -79,11 +123,12 @@ public struct KernelPolicy: Equatable, Sendable {
             if let cachePath { FilterCache.store(bpf, at: cachePath) }
         }
         var p = KernelPolicy(
-            profile: profile, arch: arch, bpf: bpf, notifyUname: rules.notifyUname,
-            uts: UTS(release: profile.release, version: profile.version),
+            profile: profile, arch: arch, target: target, bpf: bpf, notifyUname: rules.notifyUname,
+            uts: UTS(release: profile.release, version: profile.version, machine: target != arch ? target.rawValue : nil),
             procVersion: profile.procVersion, capabilities: caps, noNewPrivs: true,
             gated: rules.gated, denied: rules.denied, compat: rules.compatReport)
         p.fromCache = fromCache
+        p.report = report
         return p
     }
 
@@ -110,15 +155,25 @@ struct FilterRules {
     let compatGated: [Syscall]
     let compatDenied: [DeniedCall]
     let compatNotified: [Syscall]
+    /// Gated and denied native calls notified to pid 1 (`--abi-report`).
+    let report: Bool
 
-    init(profile: KernelProfile, arch: KernelArch, denyList: [DeniedCall]) throws {
+    init(profile: KernelProfile, arch: KernelArch, target: KernelArch? = nil, denyList: [DeniedCall], report: Bool = false) throws {
         guard arch == .native else {
             throw AZLError(.usage, "cannot build a seccomp filter for \(arch.rawValue) on \(KernelArch.native.rawValue)",
                            hint: "the filter is compiled for the running kernel's architecture")
         }
         self.profile = profile
         self.arch = arch
-        gated = SyscallTable.missing(on: profile, arch: arch)
+        self.report = report
+        var gated = SyscallTable.missing(on: profile, arch: arch)
+        if let target, target != arch {
+            let have = Set(gated.map(\.name))
+            gated += SyscallTable.missing(on: profile, arch: target)
+                .compactMap { have.contains($0.name) ? nil : SyscallTable.lookup($0.name, arch: arch) }
+            gated.sort { $0.nr < $1.nr }
+        }
+        self.gated = gated
         let gatedNames = Set(gated.map(\.name))
         denied = denyList.filter { SyscallTable.lookup($0.name, arch: arch) != nil && !gatedNames.contains($0.name) }
         notifyUname = !profile.isHost
@@ -181,8 +236,8 @@ struct FilterRules {
     func compile(pfc wantPfc: Bool = false) throws -> Compiled {
         let native = try newContext()
         defer { seccomp_release(native) }
-        let enosys = azl_scmp_act_errno(UInt16(ENOSYS))
-        let eperm = azl_scmp_act_errno(UInt16(EPERM))
+        let enosys = report ? azl_scmp_act_notify() : azl_scmp_act_errno(UInt16(ENOSYS))
+        let eperm = report ? azl_scmp_act_notify() : azl_scmp_act_errno(UInt16(EPERM))
 
         // Native ABI: raw numbers from our table (libseccomp accepts any number on the native arch).
         for s in gated {

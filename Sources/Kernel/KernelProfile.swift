@@ -19,6 +19,14 @@ public enum KernelArch: String, Sendable, Codable, CaseIterable {
         #endif
     }
 
+    /// `AUDIT_ARCH_*`: what `seccomp_data.arch` says for a native call.
+    public var auditArch: UInt32 {
+        switch self {
+        case .x86_64: return 0xC000_003E
+        case .aarch64: return 0xC000_00B7
+        }
+    }
+
     /// Accepts our names and the OCI/Debian spellings (`amd64`, `arm64`).
     public init?(name: String) {
         switch name.lowercased() {

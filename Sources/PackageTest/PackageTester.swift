@@ -34,7 +34,7 @@ public struct PackageTester {
         let indexed = Array(targets.enumerated())
         let rows = runner.run(targets, jobs: jobs) { t in
             let i = indexed.first { $0.element == t }!.offset
-            return test(t, folder: logs + "/" + String(i + 1) + "-" + Self.folderName(t.name))
+            return test(t, folder: logs + "/" + String(i + 1) + "-" + Self.folderName(t.label))
         }
         return Report(rows: rows.flatMap { $0 }, logs: logs)
     }
@@ -57,8 +57,8 @@ public struct PackageTester {
 
     func failed(_ target: Target, _ why: String) -> [StepResult] {
         Step.allCases.map {
-            $0 == .install ? StepResult(target: target.name, step: $0, outcome: .failed, message: why)
-                : StepResult(target: target.name, step: $0, outcome: .skipped, message: "not run: an earlier step failed")
+            $0 == .install ? StepResult(target: target.label, step: $0, outcome: .failed, message: why)
+                : StepResult(target: target.label, step: $0, outcome: .skipped, message: "not run: an earlier step failed")
         }
     }
 
@@ -120,7 +120,7 @@ public struct PackageTester {
                 let text = Results.text(in: folder, "sandbox.log") ?? ""
                 why = "the sandbox ended with status \(status)" + (text.split(separator: "\n").last.map { ": \($0)" } ?? "")
             }
-            var rows = Results.read(folder: folder, target: target.name, sandboxFailure: why)
+            var rows = Results.read(folder: folder, target: target.label, sandboxFailure: why)
             if rows[0].outcome == .passed {
                 rows[0].message = "with \(choice.manager.rawValue) (\(choice.chosenBy))"
             }

@@ -162,13 +162,24 @@ public final class Catalog {
 extension KernelPolicy {
     /// What the sandbox's C part applies (SandboxPlan records).
     public var sandboxSettings: SandboxPlan.KernelSettings {
+        sandboxSettings(abiReport: nil)
+    }
+
+    /// With `abiReport` (an absolute path; the policy built with `report`), the calls pid 1 reports.
+    public func sandboxSettings(abiReport: String?) -> SandboxPlan.KernelSettings {
         let c = capabilities
-        return SandboxPlan.KernelSettings(
+        var s = SandboxPlan.KernelSettings(
             profile: profile.isHost ? "host" : profile.name, seccomp: bpf,
-            uts: notifyUname ? .init(release: uts.release, version: uts.version, procVersion: procVersion) : nil,
+            uts: notifyUname ? .init(release: uts.release, version: uts.version, procVersion: procVersion, machine: uts.machine) : nil,
             capabilities: .init(bounding: c.bounding, effective: c.effective, permitted: c.permitted,
                                 inheritable: c.inheritable, ambient: c.ambient),
             noNewPrivs: noNewPrivs)
+        if let abiReport {
+            s.abiReport = .init(path: abiReport, calls: reportedCalls.map {
+                .init(auditArch: $0.auditArch, nr: $0.nr, errno: $0.errno, name: $0.name, reason: $0.reason)
+            })
+        }
+        return s
     }
 }
 

@@ -128,7 +128,8 @@ public struct Puller {
                                  entrypoint: pulled.config.entrypoint, cmd: pulled.config.cmd)
         var record = ImageRecord(name: ref.name, tag: Puller.storedTag(ref), digest: pulled.repoDigest, layers: pulled.diffIDs,
                                  blobs: pulled.layers.map(\.digest) + [pulled.configDigest], tree: key, size: meta.bytes,
-                                 created: Date(), source: ref.description, config: config, manifest: entry?.short)
+                                 created: Date(), source: ref.description, config: config, manifest: entry?.short,
+                                 architecture: pulled.platform.architecture)
         try store.save(record)
         if let short = entry?.short, short != record.reference, let (n, t) = try? ImageName.parse(short) {
             // The short name is a name in the store too (what `run --image SHORT` finds).

@@ -36,6 +36,8 @@ public struct RunSpec {
     public var rootOption: String?
     /// How an image that is not stored yet is pulled.
     public var pull = PullSettings()
+    /// `--abi-report FILE`: what the target kernel refused (docs/kernel.md).
+    public var abiReport: String?
     /// Keep the plan for the next run of this process's command line. Only `run` may: the C
     /// side finds the cache folder from run's own option table (plan_cache.c).
     public var cacheForCommandLine = false
@@ -52,6 +54,8 @@ public struct PreparedRun {
     /// The stored image opened for this run (nil for a tree outside the store).
     public let image: RunnableImage?
     public let kernel: KernelChoice
+    /// The image's platform (a foreign one runs under qemu-user).
+    public let platform: RunPlatform
     /// Said with --verbose.
     public var notes: [String]
     var keepLocked: [String]
@@ -126,16 +130,21 @@ public enum RunPlanner {
             String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "")
         })
 
+        // `--platform` is the pull's (which image of an index) and the run's (the stored image must be for it).
+        let platform = try RunPlatform.resolve(image: opened?.record.reference ?? request.imageName, recorded: opened?.record.architecture,
+                                               rootfs: request.rootfs, requested: spec.pull.platform)
         // The kernel profile and the security policy (docs/kernel.md). A warm run reads the
         // seccomp program from the cache instead of compiling it with libseccomp.
         let choice = try KernelChoice.choose(spec: spec.kernel, manifestName: opened?.record.manifest, rootfs: request.rootfs)
-        let policy = try KernelPolicy.build(profile: choice.profile, capsAdd: spec.capAdd, capsDrop: spec.capDrop,
+        let policy = try KernelPolicy.build(profile: choice.profile, target: platform.kernelTarget, capsAdd: spec.capAdd,
+                                            capsDrop: spec.capDrop, report: spec.abiReport != nil,
                                             cacheDirectory: paths.cache + "/seccomp")
-        request.kernel = policy.sandboxSettings
+        request.kernel = policy.sandboxSettings(abiReport: spec.abiReport.map(Paths.absolute))
         notes.append(choice.note ?? "kernel profile \(choice.profile.name) (uname -r \(choice.profile.release)), from \(choice.chosenBy)")
 
         var builder = PlanBuilder(request: request, host: host)
         var plan = try builder.build()
+        plan.binfmt = platform.binfmt
         notes += builder.notes
         plan.keeper = try userNamespaceKeeper(for: plan, cache: paths.cache)
         #if DEBUG
@@ -157,7 +166,7 @@ public enum RunPlanner {
             cache = c
             dependencies = planDependencies(plan, inputs: inputs, cache: paths.cache)
         }
-        return PreparedRun(plan: plan, image: opened, kernel: choice, notes: notes, keepLocked: keepLocked,
+        return PreparedRun(plan: plan, image: opened, kernel: choice, platform: platform, notes: notes, keepLocked: keepLocked,
                            cache: cache, dependencies: dependencies)
     }
 

@@ -191,12 +191,7 @@ public struct Platform: Hashable, Sendable, CustomStringConvertible {
 
     /// This machine, from uname: `x86_64` → `amd64`, `aarch64` → `arm64`.
     public static var host: Platform {
-        var u = utsname()
-        uname(&u)
-        let machine = withUnsafePointer(to: u.machine) {
-            $0.withMemoryRebound(to: CChar.self, capacity: 65) { String(cString: $0) }
-        }
-        var p = Platform(os: "linux", architecture: machine)
+        var p = Platform(os: "linux", architecture: CPUArch.hostMachine)
         if p.architecture == "arm" { p.variant = "v7" }
         return p
     }
@@ -217,16 +212,7 @@ public struct Platform: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    static func normaliseArchitecture(_ a: String) -> String {
-        switch a.lowercased() {
-        case "x86_64", "x86-64", "amd64": return "amd64"
-        case "aarch64", "arm64": return "arm64"
-        case "armhf", "armv7l", "armv7", "arm": return "arm"
-        case "i386", "i486", "i586", "i686", "386": return "386"
-        case "ppc64le": return "ppc64le"
-        default: return a.lowercased()
-        }
-    }
+    static func normaliseArchitecture(_ a: String) -> String { CPUArch.oci(a) }
 
     /// Does an index entry's platform satisfy this request? `arm64` and `arm64/v8` are the same.
     func matches(_ other: Platform) -> Bool {

@@ -7,8 +7,9 @@
 public struct SandboxPlan: Equatable, Sendable {
     /// 2: the kernel policy records (seccomp, caps, uname, nnp) and the `rofile` mount kind.
     /// 3: the `keeper` record. 4: `guard` records and the `guard` mount flag. 5: `live` and
-    /// `remove` (environments).
-    public static let version = "5"
+    /// `remove` (environments). 6: the `binfmt`
+    /// record, uname's machine, `abi-report` and `abi-call`.
+    public static let version = "6"
 
     public enum Namespace: String, Sendable, CaseIterable { case user, mount, pid, uts, ipc, net }
 
@@ -114,8 +115,10 @@ public struct SandboxPlan: Equatable, Sendable {
             public var version: String
             /// `/proc/version` (ends with a newline).
             public var procVersion: String
-            public init(release: String, version: String, procVersion: String) {
-                self.release = release; self.version = version; self.procVersion = procVersion
+            /// What `uname -m` says; nil: the host's (a foreign-arch image: the target's).
+            public var machine: String?
+            public init(release: String, version: String, procVersion: String, machine: String? = nil) {
+                self.release = release; self.version = version; self.procVersion = procVersion; self.machine = machine
             }
         }
 
@@ -127,6 +130,26 @@ public struct SandboxPlan: Equatable, Sendable {
         public var uts: UTS?
         public var capabilities: Capabilities?
         public var noNewPrivs: Bool
+
+        /// `--abi-report FILE`: the calls the program notifies instead of failing (pid 1 fails
+        /// them the same way, counts them per program and writes FILE when the command ends).
+        public struct ABIReport: Equatable, Sendable {
+            public struct Call: Equatable, Sendable {
+                public var auditArch: UInt32
+                public var nr: Int32
+                public var errno: Int32
+                public var name: String
+                public var reason: String
+                public init(auditArch: UInt32, nr: Int32, errno: Int32, name: String, reason: String) {
+                    self.auditArch = auditArch; self.nr = nr; self.errno = errno; self.name = name; self.reason = reason
+                }
+            }
+            /// Absolute host path.
+            public var path: String
+            public var calls: [Call]
+            public init(path: String, calls: [Call]) { self.path = path; self.calls = calls }
+        }
+        public var abiReport: ABIReport?
 
         public init(profile: String, seccomp: [UInt8], uts: UTS?, capabilities: Capabilities?, noNewPrivs: Bool) {
             self.profile = profile; self.seccomp = seccomp; self.uts = uts
@@ -144,8 +167,12 @@ public struct SandboxPlan: Equatable, Sendable {
             if let c = capabilities {
                 out.append(["caps", hex(c.bounding), hex(c.effective), hex(c.permitted), hex(c.inheritable), hex(c.ambient)])
             }
-            if let u = uts, !seccomp.isEmpty { out.append(["uname", u.release, u.version]) }
+            if let u = uts, !seccomp.isEmpty { out.append(["uname", u.release, u.version, u.machine ?? ""]) }
             if noNewPrivs { out.append(["nnp"]) }
+            if let r = abiReport, !seccomp.isEmpty {
+                out.append(["abi-report", r.path])
+                for c in r.calls { out.append(["abi-call", String(c.auditArch), String(c.nr), String(c.errno), c.name, c.reason]) }
+            }
             return out
         }
     }
@@ -233,6 +260,22 @@ public struct SandboxPlan: Equatable, Sendable {
     }
     public var guards: [StateGuard] = []
 
+    /// A foreign-arch image's interpreter (qemu-user), registered in the sandbox's own
+    /// binfmt_misc instance before pivot_root (Sources/SandboxRuntime/mounts.c, docs/sandbox.md).
+    public struct Binfmt: Equatable, Sendable {
+        /// The entry's name, e.g. `qemu-aarch64`.
+        public var name: String
+        /// ELF header bytes and mask in binfmt_misc's `\xHH` notation.
+        public var magic: String
+        public var mask: String
+        /// The host path of the interpreter, opened at registration (flag F).
+        public var interpreter: String
+        public init(name: String, magic: String, mask: String, interpreter: String) {
+            self.name = name; self.magic = magic; self.mask = mask; self.interpreter = interpreter
+        }
+    }
+    public var binfmt: Binfmt?
+
     public init(namespaces: [Namespace], verbose: Bool = false, pty: Bool = true, uidMap: IDMap, gidMap: IDMap,
                 rootfs: String, readOnlyRoot: Bool = false, mounts: [Mount], hostname: String,
                 uid: UInt32 = 0, gid: UInt32 = 0, workingDirectory: String, environment: [String], argv: [String],
@@ -291,6 +334,7 @@ public struct SandboxPlan: Equatable, Sendable {
         for g in guards { record(["guard", g.kind.rawValue, g.path]) }
         if let l = live { record(["live", l.directory, String(l.idleSeconds)]) }
         if let r = removeTree { record(["remove", r]) }
+        if let b = binfmt { record(["binfmt", b.name, b.magic, b.mask, b.interpreter]) }
         return out
     }
 }
@@ -321,7 +365,7 @@ extension SandboxPlan: CustomStringConvertible {
         ]
         if let k = kernel {
             var line = "kernel profile \(k.profile)"
-            if let u = k.uts { line += ": uname \(u.release) '\(u.version)' (answered by the sandbox's init)" }
+            if let u = k.uts { line += ": uname \(u.release) '\(u.version)'\(u.machine.map { " \($0)" } ?? "") (answered by the sandbox's init)" }
             lines.append(line)
             if !k.seccomp.isEmpty { lines.append("seccomp program of \(k.seccomp.count / 8) instructions") }
             if let c = k.capabilities {
@@ -329,7 +373,9 @@ extension SandboxPlan: CustomStringConvertible {
                              + " permitted \(String(c.permitted, radix: 16)) inheritable \(String(c.inheritable, radix: 16)) ambient \(String(c.ambient, radix: 16))")
             }
             if k.noNewPrivs { lines.append("no_new_privs") }
+            if let r = k.abiReport { lines.append("ABI report to \(r.path): \(r.calls.count) calls notified to the sandbox's init") }
         }
+        if let b = binfmt { lines.append("binfmt_misc of the sandbox's own: \(b.name) -> \(b.interpreter) (flags FOC)") }
         if let k = keeper { lines.append("user namespace kept in \(k.stateFile) (idle \(k.idleSeconds) s)") }
         if let l = live { lines.append("a session of the environment in \(l.directory) (its sandbox stops \(l.idleSeconds) s after the last)") }
         if let r = removeTree { lines.append("remove \(r)") }

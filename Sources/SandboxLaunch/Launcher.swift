@@ -146,6 +146,11 @@ public enum Launcher {
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { return 125 }
         }
+        return exitStatus(waitStatus: status)
+    }
+
+    /// A wait status as `run` gives it: the exit status, 128+N for signal N.
+    public static func exitStatus(waitStatus status: Int32) -> Int32 {
         if status & 0x7f == 0 { return (status >> 8) & 0xff }
         return 128 + (status & 0x7f)
     }

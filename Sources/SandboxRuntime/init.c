@@ -134,10 +134,11 @@ static void install_filter(const struct plan *p, int seccomp_sock) {
         if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("cannot set no_new_privs");
         return;
     }
-    int l = azl_seccomp_install(p->bpf, p->bpf_len, p->notify_uname, p->nnp);
+    int listen = p->notify_uname || p->abi_report;
+    int l = azl_seccomp_install(p->bpf, p->bpf_len, listen, p->nnp);
     if (l < 0 && errno == EACCES && !p->nnp) die("cannot install the seccomp filter without no_new_privs (it needs CAP_SYS_ADMIN)");
     if (l < 0) die("cannot install the seccomp filter");
-    if (p->notify_uname) {
+    if (listen) {
         if (azl_send_fd(seccomp_sock, l) < 0) die("cannot pass the uname listener to the sandbox's init");
         close(l);
         close(seccomp_sock);
@@ -156,6 +157,61 @@ struct uname_server {
     struct azl_seccomp_uname answer;
 };
 
+/* --abi-report: the gated and denied calls come here instead of being failed by the filter
+ * (only they: a program's other calls never leave the kernel). Each is failed as the filter
+ * would, and counted per (call, program); the report is written when the command ends. */
+static struct { const struct plan *p; int procfd; int n; struct { int call; unsigned long count; char prog[256]; } seen[512]; } abi;
+
+/* The program PID runs: its exe, or under qemu-user (whose exe it is) the program qemu was given. */
+static void program_of(unsigned pid, char *out, size_t size) {
+    char path[64];
+    snprintf(path, sizeof path, "%u/exe", pid);
+    ssize_t n = readlinkat(abi.procfd, path, out, size - 1);
+    out[n > 0 ? n : 0] = '\0';
+    const char *base = strrchr(out, '/');
+    if (n > 0 && strncmp(base ? base + 1 : out, "qemu-", 5)) return;
+    char args[1024];
+    snprintf(path, sizeof path, "%u/cmdline", pid);
+    int fd = openat(abi.procfd, path, O_RDONLY | O_CLOEXEC);
+    n = fd >= 0 ? read(fd, args, sizeof args - 1) : -1;
+    if (fd >= 0) close(fd);
+    if (n <= 0) { if (!*out) snprintf(out, size, "?"); return; }
+    args[n] = '\0';
+    size_t first = strlen(args);
+    if ((ssize_t)first + 1 < n) snprintf(out, size, "%s", args + first + 1);
+}
+
+static int abi_hook(void *ctx, uint32_t arch, int nr, uint32_t pid) {
+    (void)ctx;
+    const struct plan *p = abi.p;
+    int call = -1;
+    for (int i = 0; i < p->nabi && call < 0; i++)
+        if (p->abi_calls[i].arch == arch && p->abi_calls[i].nr == (unsigned)nr) call = i;
+    if (call < 0) return ENOSYS;
+    char prog[256];
+    program_of(pid, prog, sizeof prog);
+    int k = 0;
+    while (k < abi.n && !(abi.seen[k].call == call && !strcmp(abi.seen[k].prog, prog))) k++;
+    if (k == abi.n && abi.n < (int)(sizeof abi.seen / sizeof *abi.seen)) {
+        abi.seen[k].call = call;
+        snprintf(abi.seen[k].prog, sizeof abi.seen[k].prog, "%s", prog);
+        abi.n++;
+    }
+    if (k < abi.n) abi.seen[k].count++;
+    return p->abi_calls[call].err;
+}
+
+static void write_abi_report(void) {
+    const struct plan *p = abi.p;
+    if (!p || p->abi_fd < 0) return;
+    dprintf(p->abi_fd, "# syscall\tprogram\tcalls\terrno\treason\n");
+    for (int k = 0; k < abi.n; k++) {
+        const struct abi_call *c = &p->abi_calls[abi.seen[k].call];
+        const char *e = strerrorname_np(c->err);
+        dprintf(p->abi_fd, "%s\t%s\t%lu\t%s\t%s\n", c->name, abi.seen[k].prog, abi.seen[k].count, e ? e : "?", c->reason);
+    }
+}
+
 static void serve_uname(struct uname_server *u, short sock_ev, short l_ev) {
     if (sock_ev) {
         u->listener = azl_recv_fd(u->sock);   /* -1 at EOF: the child died before */
@@ -164,7 +220,8 @@ static void serve_uname(struct uname_server *u, short sock_ev, short l_ev) {
         return;
     }
     if (u->listener < 0 || !l_ev) return;
-    if ((l_ev & POLLIN) && azl_seccomp_handle_one_at(u->listener, u->procfd, &u->answer) >= 0) return;
+    if ((l_ev & POLLIN) && azl_seccomp_handle_one_hooked(u->listener, u->procfd, &u->answer,
+                                                         abi.p ? abi_hook : NULL, NULL) >= 0) return;
     /* POLLHUP: no filtered task is left. A failing listener (not expected) is closed too:
      * the kernel then answers uname with ENOSYS, and nothing ever hangs on it. */
     close(u->listener);
@@ -259,6 +316,7 @@ __attribute__((noreturn)) static void finish(int status, int status_fd) {
         kill(-1, SIGKILL);
         while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
     }
+    write_abi_report();
     /* Nothing of ours is needed any more: the image's tree lock among them goes now, not after
      * the unmounting, so an `rmi`/`prune` right after the run finds the tree free. */
     if (status_fd > 3) close_range(3, (unsigned)status_fd - 1, 0);
@@ -302,9 +360,10 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize, int statu
     if (sfd < 0) die("signalfd");
 
     struct uname_server u = { .sock = -1, .listener = -1, .procfd = -1,
-                              .answer = { .release = p->uts_release, .version = p->uts_version } };
+                              .answer = { .release = p->uts_release, .version = p->uts_version,
+                                          .machine = p->uts_machine && *p->uts_machine ? p->uts_machine : NULL } };
     int seccomp_sock = -1;
-    if (p->notify_uname) {
+    if (p->notify_uname || p->abi_report) {
         int ks[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ks) < 0) die("socketpair");
         u.sock = ks[0];
@@ -317,6 +376,7 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize, int statu
             errno = 0;
             die("the sandbox has no procfs at /proc to answer uname through");
         }
+        if (p->abi_report) { abi.p = p; abi.procfd = u.procfd; }
     }
 
     struct command_child c = { p, u.sock, slave, stderr_tty, seccomp_sock };

@@ -387,6 +387,43 @@ static void do_mount(const struct mount_op *m, const struct plan *p) {
     }
 }
 
+/* The plan's foreign-arch interpreter, registered in the sandbox's own binfmt_misc instance
+ * (one per user namespace since 6.7: the host's table is neither needed nor touched). Flags
+ * FOC: F opens the interpreter now, from the host's tree (still reachable: before pivot_root),
+ * so nothing of qemu is needed in the image; O and C let it run unreadable or setuid programs
+ * as the kernel would. The instance lives as long as a mount of it: it is mounted where
+ * programs look for it, /proc/sys/fs/binfmt_misc. */
+static void do_binfmt(const struct plan *p) {
+    int fs = fsopen("binfmt_misc", FSOPEN_CLOEXEC);
+    if (fs < 0) {
+        if (errno == EPERM || errno == ENODEV) {
+            errno = 0;
+            die("this kernel cannot register the %s interpreter in a user namespace (needs Linux 6.7 or later): "
+                "install qemu-user-binfmt (or qemu-user-static) so root registers it with the F flag", p->binfmt_name);
+        }
+        die("cannot mount binfmt_misc");
+    }
+    int mnt = mnt_fs_mount(fs, MF_NOSUID | MF_NODEV | MF_NOEXEC, "binfmt_misc", "/proc/sys/fs/binfmt_misc");
+    char line[1024];
+    int n = snprintf(line, sizeof line, ":%s:M::%s:%s:%s%s:FOC", p->binfmt_name, p->binfmt_magic, p->binfmt_mask,
+                     mnt_host, p->binfmt_interp);
+    if (n < 0 || n >= (int)sizeof line) errno = 0, die("binfmt registration too long");
+    int reg = openat(mnt, "register", O_WRONLY | O_CLOEXEC);
+    if (reg < 0) die("cannot open binfmt_misc's register file");
+    if (write(reg, line, (size_t)n) != n) {
+        if (errno == ENOENT || errno == EACCES || errno == ENOEXEC) {
+            const char *why = strerror(errno);
+            errno = 0;
+            die("cannot use %s to run %s programs: %s; install qemu-user-static", p->binfmt_interp, p->binfmt_name, why);
+        }
+        die("cannot register %s in binfmt_misc", p->binfmt_interp);
+    }
+    close(reg);
+    int t = mnt_open_in_root("/proc/sys/fs/binfmt_misc", O_PATH | O_DIRECTORY);
+    if (t < 0) die("cannot open /proc/sys/fs/binfmt_misc in the sandbox");
+    attach(mnt, t, "binfmt_misc", "/proc/sys/fs/binfmt_misc");
+}
+
 /* Append IN to OUT (at *O) with ':' and '\' escaped, for overlay's classic "lowerdir". */
 static void escape_lower(const char *in, char *out, size_t size, size_t *o) {
     for (; *in; in++) {
@@ -527,6 +564,7 @@ void setup_root(const struct plan *p) {
      * plan's last step, once every mountpoint exists: --read-only) waits for the attach. */
     for (int i = 0; i < p->nmounts; i++)
         if (!detached || p->mounts[i].kind != MK_REMOUNT_RO) do_mount(&p->mounts[i], p);
+    if (p->binfmt_name) do_binfmt(p);
 
     /* The staging tree (the new root on it) into our namespace, where pivot_root wants it:
      * over the host's /tmp, which is about to go. */

@@ -203,11 +203,35 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
                 if (parse_mask(a[i], &p->caps[i])) return fail(err, errlen, "bad capability mask '%s'", a[i]);
             p->have_caps = 1;
         } else if (strcmp(name, "uname") == 0) {
-            if (na != 2 || p->uts_release) return fail(err, errlen, "bad uname record");
-            if (!*a[0] || strlen(a[0]) > PLAN_UTS_MAX || strlen(a[1]) > PLAN_UTS_MAX)
-                return fail(err, errlen, "uname release or version longer than %d bytes", PLAN_UTS_MAX);
+            if (na != 3 || p->uts_release) return fail(err, errlen, "bad uname record");
+            if (!*a[0] || strlen(a[0]) > PLAN_UTS_MAX || strlen(a[1]) > PLAN_UTS_MAX || strlen(a[2]) > PLAN_UTS_MAX)
+                return fail(err, errlen, "uname release, version or machine longer than %d bytes", PLAN_UTS_MAX);
             p->uts_release = a[0];
             p->uts_version = a[1];
+            p->uts_machine = a[2];
+        } else if (strcmp(name, "abi-report") == 0) {
+            if (na != 1 || a[0][0] != '/' || p->abi_report) return fail(err, errlen, "bad abi-report record");
+            p->abi_report = a[0];
+        } else if (strcmp(name, "abi-call") == 0) {
+            struct abi_call *c = &p->abi_calls[p->nabi];
+            unsigned e;
+            if (p->nabi == PLAN_MAX_ABI_CALLS) return fail(err, errlen, "too many abi-call records");
+            if (na != 5 || parse_uint(a[0], 10, &c->arch) || parse_uint(a[1], 10, &c->nr) || parse_uint(a[2], 10, &e) ||
+                !e || e > 4095 || !*a[3])
+                return fail(err, errlen, "bad abi-call record");
+            c->err = (int)e;
+            c->name = a[3];
+            c->reason = a[4];
+            p->nabi++;
+        } else if (strcmp(name, "binfmt") == 0) {
+            /* The register line is ":NAME:M::MAGIC:MASK:INTERP:FOC": no field may hold a ':'. */
+            if (na != 4 || p->binfmt_name || a[3][0] != '/') return fail(err, errlen, "bad binfmt record");
+            for (int i = 0; i < 4; i++)
+                if (!*a[i] || strchr(a[i], ':') || strlen(a[i]) > 256) return fail(err, errlen, "bad binfmt field '%s'", a[i]);
+            p->binfmt_name = a[0];
+            p->binfmt_magic = a[1];
+            p->binfmt_mask = a[2];
+            p->binfmt_interp = a[3];
         } else if (strcmp(name, "nnp") == 0) {
             if (na != 0) return fail(err, errlen, "bad nnp record");
             p->nnp = 1;
@@ -249,6 +273,9 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
         static char *none[] = { NULL };
         p->env = none;
     }
+    if (p->nabi && !p->abi_report) return fail(err, errlen, "plan has abi-call records without an abi-report record");
+    if (p->abi_report && !p->bpf) return fail(err, errlen, "plan asks for an ABI report without a seccomp program");
+    p->abi_fd = -1;
     if (!p->cwd) p->cwd = "/";
     return 0;
 }

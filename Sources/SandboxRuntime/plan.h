@@ -1,7 +1,7 @@
 /*
  * The sandbox plan: what the Swift side decided, as the C side reads it.
  *
- * Wire format (version 4), written by Sources/Sandbox/SandboxPlan.swift:
+ * Wire format (version 6), written by Sources/Sandbox/SandboxPlan.swift:
  *
  *   plan   := record*
  *   record := u32 length (little endian) | payload[length]
@@ -36,7 +36,8 @@
  *   seccomp HEXBPF NOTIFY       the command's seccomp program (struct sock_filter[], hex);
  *                               NOTIFY: notify-uname (uname goes to the supervisor) or -
  *   caps BND EFF PRM INH AMB    capability masks, 16 hex digits each
- *   uname RELEASE VERSION       what pid 1 answers for uname (with notify-uname)
+ *   uname RELEASE VERSION MACHINE   what pid 1 answers for uname (with notify-uname);
+ *                               MACHINE "" keeps pid 1's own
  *   nnp                         set no_new_privs on the command
  *   keeper PROGRAM STATE IDLE   keep the user namespace for these (helper-written) maps:
  *                               PROGRAM is azl-shell-sandbox, STATE the keeper's file, IDLE
@@ -45,10 +46,23 @@
  *                               the "guard" flag shows it, it is hidden (an empty read-only
  *                               tmpfs) or read-only; pin: a symlink on the way to one, made a
  *                               mountpoint; decided by device and inode (mounts.c)
+ *   binfmt NAME MAGIC MASK INTERPRETER
+ *                               register a foreign architecture's interpreter (qemu-user) in the
+ *                               sandbox's own binfmt_misc instance (user namespaces, kernel 6.7+),
+ *                               flags FOC: INTERPRETER (a host path) is opened at registration,
+ *                               before pivot_root; mounted on /proc/sys/fs/binfmt_misc. MAGIC and
+ *                               MASK are in binfmt_misc's \xHH notation (mounts.c: do_binfmt)
+ *   abi-report PATH             --abi-report: the gated and denied calls below are notified to
+ *                               pid 1 instead of failed by the filter; it fails them the same
+ *                               way, counts them per program and writes PATH (a host path the
+ *                               supervisor opens) when the command ends
+ *   abi-call ARCH NR ERRNO NAME REASON   one such call: AUDIT_ARCH_*, number, the errno it
+ *                               answers, its name and the profile's reason (only with abi-report)
  *
  * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper;
  * 4 guard (issue 10);
- * 5 live and remove (issue 12).
+ * 5 live and remove (issue 12); 6 binfmt, uname's MACHINE,
+ * abi-report and abi-call (issue 14).
  */
 #ifndef AZL_PLAN_H
 #define AZL_PLAN_H
@@ -56,13 +70,14 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PLAN_VERSION "5"
+#define PLAN_VERSION "6"
 #define PLAN_MAX_BYTES (16u << 20)
 #define PLAN_MAX_MOUNTS 256
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
 #define PLAN_MAX_BPF_INSNS 4096   /* BPF_MAXINSNS */
 #define PLAN_UTS_MAX 64           /* __NEW_UTS_LEN */
 #define PLAN_MAX_GUARDS 256
+#define PLAN_MAX_ABI_CALLS 512
 #define PLAN_MAX_LOWERS 64   /* overlayfs takes up to 500; a project has a few setup steps */
 
 enum ns_bits { NS_USER = 1, NS_MOUNT = 2, NS_PID = 4, NS_UTS = 8, NS_IPC = 16, NS_NET = 32 };
@@ -132,7 +147,7 @@ struct plan {
     int notify_uname;         /* the program returns USER_NOTIF for uname */
     int have_caps;
     unsigned long long caps[5];   /* bounding, effective, permitted, inheritable, ambient */
-    const char *uts_release, *uts_version;   /* with notify_uname */
+    const char *uts_release, *uts_version, *uts_machine;   /* with notify_uname; machine may be "" */
     int nnp;
 
     const char *keeper_program, *keeper_state;   /* NULL: no kept user namespace */
@@ -144,6 +159,13 @@ struct plan {
     const char *env_dir;      /* a session of a named environment (env.c), or NULL */
     unsigned env_idle;
     const char *remove_path;  /* remove this tree (env.c), or NULL */
+
+    const char *binfmt_name, *binfmt_magic, *binfmt_mask, *binfmt_interp;   /* NULL: native */
+
+    const char *abi_report;   /* NULL: no report */
+    struct abi_call { unsigned arch; unsigned nr; int err; const char *name, *reason; } abi_calls[PLAN_MAX_ABI_CALLS];
+    int nabi;
+    int abi_fd;               /* not in the plan: the report file, opened by the supervisor (-1: none) */
 };
 
 /* Parse BUF (LEN bytes; the plan keeps pointers into it). On error returns -1

@@ -117,6 +117,11 @@ int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer)
 }
 
 int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp_uname *answer) {
+    return azl_seccomp_handle_one_hooked(listener, procfd, answer, NULL, NULL);
+}
+
+int azl_seccomp_handle_one_hooked(int listener, int procfd, const struct azl_seccomp_uname *answer,
+                                  azl_seccomp_hook hook, void *ctx) {
     if (sizes.seccomp_notif == 0) {
         if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) return -1;
         if (sizes.seccomp_notif > sizeof notif_buf || sizes.seccomp_notif_resp > sizeof resp_buf) {
@@ -138,7 +143,8 @@ int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp
 
     struct uts_layout lay = uts_layout_of(req->data.arch, (int)req->data.nr);
     if (!lay.fields) {
-        resp->error = -ENOSYS;
+        int e = hook ? hook(ctx, req->data.arch, req->data.nr, req->pid) : 0;
+        resp->error = -(e ? e : ENOSYS);
     } else {
         char uts[6 * AZL_UTS_LEN];
         struct utsname own;
@@ -146,7 +152,8 @@ int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp
         const char *f[6] = {
             own.sysname, answer && answer->nodename ? answer->nodename : own.nodename,
             answer && answer->release ? answer->release : own.release,
-            answer && answer->version ? answer->version : own.version, own.machine,
+            answer && answer->version ? answer->version : own.version,
+            answer && answer->machine ? answer->machine : own.machine,
             answer && answer->domainname ? answer->domainname : own.domainname,
         };
         for (int i = 0; i < lay.fields; i++) put_field(uts + i * lay.len, (size_t)lay.len, f[i]);

@@ -36,8 +36,9 @@ struct azl_seccomp_caps {
     uint64_t bounding, effective, permitted, inheritable, ambient;
 };
 
-/* What uname(2) answers. release and version replace the kernel's; sysname and machine are
- * always the serving process's own (same kernel); nodename and domainname are the serving
+/* What uname(2) answers. release and version replace the kernel's, machine too when given (a
+ * foreign-arch image under qemu: its uname says the target's); sysname is always the serving
+ * process's own (same kernel); nodename and domainname are the serving
  * process's own unless given (a server outside the sandbox's UTS namespace must pass the
  * sandbox's hostname; the sandbox's pid 1 passes NULL and so follows sethostname). */
 struct azl_seccomp_uname {
@@ -45,6 +46,7 @@ struct azl_seccomp_uname {
     const char *version;
     const char *nodename;    /* NULL: uname() of the server */
     const char *domainname;  /* NULL: uname() of the server */
+    const char *machine;     /* NULL: uname() of the server */
 };
 
 /* With NNP, set no_new_privs (without it, loading needs CAP_SYS_ADMIN in the caller's user
@@ -73,6 +75,13 @@ int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer)
  * command started, so not even a command that may mount (--cap-add sys_admin) can redirect the
  * write. */
 int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp_uname *answer);
+
+/* azl_seccomp_handle_one_at, with HOOK deciding every notified call that is not uname: it gets
+ * CTX, the call's AUDIT_ARCH_*, number and caller's pid (in the listener's pid namespace) and
+ * returns the errno to answer (0: ENOSYS). For --abi-report (init.c). */
+typedef int (*azl_seccomp_hook)(void *ctx, uint32_t arch, int nr, uint32_t pid);
+int azl_seccomp_handle_one_hooked(int listener, int procfd, const struct azl_seccomp_uname *answer,
+                                  azl_seccomp_hook hook, void *ctx);
 
 /* Reduce the capability sets to CAPS: drop from the bounding set every capability not in
  * caps->bounding (up to the kernel's last cap), set permitted/effective/inheritable (never

@@ -239,6 +239,9 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     /* An ignored SIGCHLD (inherited through exec from whoever started us) makes the kernel reap
      * our children itself: no status for the id-map helpers, none of the command for pid 1. */
     signal(SIGCHLD, SIG_DFL);
+    /* The ABI report is a file of the user's on the host: opened here, written by pid 1. */
+    if (p.abi_report && (p.abi_fd = open(p.abi_report, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
+        die("cannot write the ABI report %s", p.abi_report);
     if (p.remove_path) env_remove_tree(&p);
     /* A session of a named environment joins its live sandbox (env.c): no namespace of its own. */
     int envns[ENV_NS_MAX], nenv = p.env_dir ? env_join(&p, envns) : 0;

@@ -32,13 +32,18 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     public var config: ImageConfig
     /// The rootfs-manifest short name this image was pulled as, when there is one.
     public var manifest: String?
+    /// The CPU architecture, OCI-named (`amd64`, `arm64`): the pulled platform's, or read from an
+    /// imported tree's programs (`import --platform` overrides). nil: not known (a record of an
+    /// older build, a tree without programs): taken as this machine's.
+    public var architecture: String?
 
     public var reference: String { "\(name):\(tag)" }
 
     public init(name: String, tag: String, digest: Digest, layers: [Digest], blobs: [Digest], tree: Digest,
-                size: Int64, created: Date, source: String, config: ImageConfig, manifest: String? = nil) {
+                size: Int64, created: Date, source: String, config: ImageConfig, manifest: String? = nil,
+                architecture: String? = nil) {
         self.name = name; self.tag = tag; self.digest = digest; self.layers = layers; self.blobs = blobs
         self.tree = tree; self.size = size; self.created = created; self.source = source
-        self.config = config; self.manifest = manifest
+        self.config = config; self.manifest = manifest; self.architecture = architecture
     }
 }

@@ -11,7 +11,8 @@ extension ImageStore {
         public var devices: Int
     }
 
-    /// Import a rootfs tarball (`-` for standard input) as `name:tag`.
+    /// Import a rootfs tarball (`-` for standard input) as `name:tag`. Its architecture is
+    /// `architecture` (OCI-named) when given, else read from the tree's programs.
     ///
     /// One pass reads the input, hashes it (blob digest) and its uncompressed tar (diff_id),
     /// and unpacks it into a scratch folder; the tree is then renamed into place. For a regular
@@ -20,7 +21,7 @@ extension ImageStore {
     /// tree is what runs use, `blobinfo` (digest -> diff_id) is what makes a re-import free, and
     /// a second copy would cost as much disk and write time as the unpacking (`tar -xf` keeps
     /// none either). Pulled layers are kept (resume, and layers shared between images).
-    public func importTarball(path: String, name: String, tag: String) throws -> ImportOutcome {
+    public func importTarball(path: String, name: String, tag: String, architecture: String? = nil) throws -> ImportOutcome {
         let writer = try writerLock()
         defer { writer.unlock() }
         cleanStaleTemporaries()
@@ -48,7 +49,7 @@ extension ImageStore {
             let digest = try ImageStore.hashFile(fd: fd, name: display)
             knownDigest = digest
             blobLock = try lock("blob", digest, .exclusive)
-            if let outcome = try reuse(blob: digest, name: name, tag: tag, source: display) {
+            if let outcome = try reuse(blob: digest, name: name, tag: tag, source: display, architecture: architecture) {
                 return outcome
             }
             if lseek(fd, 0, SEEK_SET) != 0 { throw AZLError.errno(errno, "cannot rewind", path: path) }
@@ -82,22 +83,25 @@ extension ImageStore {
         let meta = TreeMeta(diffIDs: [result.diffID], entries: result.entries, bytes: result.bytes,
                             devices: result.devices.map { DeviceEntry(path: $0.path, type: $0.type, major: $0.major, minor: $0.minor, mode: $0.mode) },
                             refused: result.refused)
+        let arch = architecture ?? ImageStore.architecture(ofTree: staged + "/rootfs")
         try commitTree(key, from: s, meta: meta, ownership: result.ownership)
         let record = ImageRecord(name: name, tag: tag, digest: result.blobDigest, layers: [result.diffID],
                                  blobs: [], tree: key, size: result.bytes, created: Date(),
-                                 source: fromStdin ? "-" : ImageStore.absolute(path), config: ImageConfig(), manifest: nil)
+                                 source: fromStdin ? "-" : ImageStore.absolute(path), config: ImageConfig(), manifest: nil,
+                                 architecture: arch)
         try save(record)
         return ImportOutcome(record: record, reused: false, refused: result.refused, devices: result.devices.count)
     }
 
     /// When the blob was unpacked before and its tree is still here, only the record is new.
-    private func reuse(blob: Digest, name: String, tag: String, source: String) throws -> ImportOutcome? {
+    private func reuse(blob: Digest, name: String, tag: String, source: String, architecture: String?) throws -> ImportOutcome? {
         guard let diffID = knownDiffID(ofBlob: blob) else { return nil }
         let key = ImageStore.chainID([diffID])
         guard hasTree(key), let m = try? meta(key) else { return nil }
         let record = ImageRecord(name: name, tag: tag, digest: blob, layers: [diffID], blobs: [], tree: key,
                                  size: m.bytes, created: Date(), source: source == "standard input" ? "-" : ImageStore.absolute(source),
-                                 config: ImageConfig(), manifest: nil)
+                                 config: ImageConfig(), manifest: nil,
+                                 architecture: architecture ?? ImageStore.architecture(ofTree: treeDir(key) + "/rootfs"))
         try save(record)
         return ImportOutcome(record: record, reused: true, refused: m.refused, devices: m.devices.count)
     }

@@ -180,17 +180,19 @@ public func processAlive(_ pid: pid_t) -> Bool {
     return state != "Z" && state != "X"
 }
 
-/// The unprivileged user with the real Alpine x86_64 tarball imported as `alp:3.20` into a
-/// store of its own (`state`): what the suites that run a stored image start from.
-public final class StoredImageFixture {
+/// The unprivileged user with real tarballs imported (by default the Alpine x86_64 one as
+/// `alp:3.20`) into a store of its own (`state`): what the suites that run a stored image start from.
+public final class StoredImageFixture: @unchecked Sendable {
     public let r: Rootless
     public let state: String
 
-    public init() throws {
+    public init(images: [(name: String, rootfs: RealRootfs)] = [("alp:3.20", .alpineX86)]) throws {
         r = try Rootless()
         state = r.base + "/state"
-        let res = r.azl(["import", "--name", "alp:3.20", RealRootfs.alpineX86.path, "-q"], root: state)
-        guard res.status == 0 else { throw AZLError(.io, "import failed: \(res)") }
+        for (name, rootfs) in images {
+            let res = r.azl(["import", "--name", name, rootfs.path, "-q"], root: state)
+            guard res.status == 0 else { throw AZLError(.io, "import of \(name) failed: \(res)") }
+        }
     }
 
     /// azl-shell with `args` as the user, against this store.

@@ -279,6 +279,26 @@ struct PullTests {
         #expect(none.stderr.split(separator: "\n").count == 1)
     }
 
+    /// Issue 14: `run --platform linux/arm64` pulls that platform from the index on first use,
+    /// records it, and runs it through qemu-user.
+    @Test func runPullsAndRunsTheArm64ImageOfAnIndex() throws {
+        #if arch(x86_64)
+        guard access("/usr/bin/qemu-aarch64-static", X_OK) == 0 else {
+            unavailable("PullTests: /usr/bin/qemu-aarch64-static is missing (scripts/setup.sh installs qemu-user-static)")
+            return
+        }
+        let s = try store("xarch-state")
+        let res = s.azl(["run", "--image", shared.multi.reference, "--platform", "linux/arm64", "--", "uname -m"])   // the image's entrypoint is sh -c
+        #expect(res.status == 0 && res.stdout == "aarch64\n", "\(res)")
+        #expect(try s.record(shared.multi.reference)?["architecture"] as? String == "arm64")
+        // Stored as arm64: the other platform under the same name is refused, not run.
+        let other = s.azl(["run", "--image", shared.multi.reference, "--platform", "linux/amd64", "--", "true"])
+        #expect(other.status == 125 && other.stderr.contains("linux/arm64 image, not linux/amd64"), "\(other)")
+        #else
+        notApplicableHere("PullTests: the foreign platform of the index is arm64, this machine's own")
+        #endif
+    }
+
     @Test func shortNamesFromTheUserManifestDirectory() throws {
         let config = try r.makeDirectory("config")
         let dir = config + "/azl-shell/rootfs-manifests"

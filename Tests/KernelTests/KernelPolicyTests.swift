@@ -342,3 +342,59 @@ enum Fixtures {
         return parts.joined(separator: "/")
     }()
 }
+
+/// Issue 14: a foreign-arch image under qemu-user. qemu makes host syscalls, so the filter
+/// stays the host ABI's; the target's gated calls are gated by the host call of the same name.
+struct ForeignTargetPolicyTests {
+    static let other: KernelArch = KernelArch.native == .x86_64 ? .aarch64 : .x86_64
+
+    @Test func theFilterIsTheHostsAndGatesTheTargetsMissingCallsByName() throws {
+        let p = try #require(KernelProfile.named("cbl-mariner-2.0"))
+        let native = try KernelPolicy.build(profile: p)
+        let foreign = try KernelPolicy.build(profile: p, target: Self.other)
+        #expect(foreign.arch == .native && foreign.target == Self.other)
+        #expect(native.uts.machine == nil && foreign.uts.machine == Self.other.rawValue)
+        #expect(Set(native.gated).isSubset(of: Set(foreign.gated)))
+        let targetMissing = SyscallTable.missing(on: p, arch: Self.other)
+        #expect(targetMissing.contains { $0.name == "cachestat" })
+        for s in targetMissing {
+            if let host = SyscallTable.lookup(s.name, arch: .native) { #expect(foreign.gated.contains(host), "\(s.name)") }
+        }
+        #expect(foreign.gated.map(\.nr) == foreign.gated.map(\.nr).sorted())
+    }
+
+    @Test func theHostProfileGatesNothingOnEitherArchitecture() throws {
+        let foreign = try KernelPolicy.build(profile: .host, target: Self.other)
+        #expect(foreign.gated.isEmpty && !foreign.notifyUname)
+    }
+}
+
+/// Issue 14: `--abi-report`. The gated and denied calls are notified instead of failed in the
+/// filter (pid 1 fails them the same way); the program is otherwise the same.
+struct ABIReportPolicyTests {
+    @Test func reportModeNotifiesExactlyTheGatedAndDeniedCalls() throws {
+        let p = try #require(KernelProfile.named("cbl-mariner-2.0"))
+        let plain = try KernelPolicy.build(profile: p)
+        let report = try KernelPolicy.build(profile: p, report: true)
+        #expect(plain.reportedCalls.isEmpty)
+        // libseccomp merges neighbouring numbers with one action: no longer than the usual program.
+        #expect(report.bpf != plain.bpf && report.instructionCount <= plain.instructionCount, "\(report.instructionCount) vs \(plain.instructionCount)")
+        let calls = report.reportedCalls
+        let cachestat = try #require(calls.first { $0.name == "cachestat" })
+        #expect(cachestat.errno == ENOSYS && cachestat.reason == "cachestat: added in 6.5, target kernel 5.15.138.1-1.cm2")
+        #expect(cachestat.auditArch == KernelArch.native.auditArch)
+        let addKey = try #require(calls.first { $0.name == "add_key" })
+        #expect(addKey.errno == EPERM && addKey.reason.hasPrefix("add_key: denied by azl-shell's policy ("))
+        #expect(Set(calls.map(\.nr)).count == calls.count, "one answer per number")
+        #expect(Set(plain.gated.map(\.name)).isSubset(of: Set(calls.map(\.name))))
+    }
+
+    @Test func theReportProgramIsCachedApart() throws {
+        let dir = NSTemporaryDirectory() + "/azl-filter-cache-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = try #require(KernelProfile.named("cbl-mariner-2.0"))
+        let plain = try KernelPolicy.build(profile: p, cacheDirectory: dir)
+        let report = try KernelPolicy.build(profile: p, report: true, cacheDirectory: dir)
+        #expect(!report.fromCache && report.bpf != plain.bpf)
+    }
+}

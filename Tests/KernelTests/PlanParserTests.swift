@@ -72,7 +72,7 @@ struct PlanParserTests {
         #expect(lines.contains("notify_uname 1"))
         #expect(lines.contains("caps \(String(c.bounding, radix: 16)) \(String(c.bounding, radix: 16)) \(String(c.bounding, radix: 16)) 0 0"))
         #expect(c.bounding == 0xa80405ff)
-        #expect(lines.contains("uname 5.15.138.1-1.cm2|\(policy.uts.version)"))
+        #expect(lines.contains("uname 5.15.138.1-1.cm2|\(policy.uts.version)|"))
         #expect(lines.contains("nnp 1"))
         #expect(lines.contains("rofile /proc/version 444 \(policy.procVersion.utf8.count)"))
         #expect(lines.contains("rofile /proc/sys/kernel/osrelease 444 \("5.15.138.1-1.cm2\n".utf8.count)"))
@@ -92,6 +92,49 @@ struct PlanParserTests {
         #expect(plan.description.contains("user namespace kept in /h/.cache/azl-shell/userns/map-1 (idle 300 s)"))
     }
 
+    /// Issue 14: a foreign-arch run's records as Swift writes them (the register line's fields
+    /// and uname's machine) reach the helper unchanged.
+    @Test func aForeignArchPlanAsSwiftWritesIt() throws {
+        let policy = try KernelPolicy.build(profile: #require(KernelProfile.named("cbl-mariner-2.0")),
+                                            target: KernelArch.native == .x86_64 ? .aarch64 : .x86_64)
+        let machine = try #require(policy.uts.machine)
+        var req = RunRequest(rootfs: "/t", imageName: "x")
+        req.kernel = SandboxPlan.KernelSettings(
+            profile: policy.profile.name, seccomp: policy.bpf,
+            uts: .init(release: policy.uts.release, version: policy.uts.version, procVersion: policy.procVersion, machine: machine),
+            capabilities: nil, noNewPrivs: true)
+        var b = PlanBuilder(request: req, host: HostFacts(uid: 1000, gid: 1000, userName: "u", home: "/h", cwd: "/"),
+                            readImageFile: { _ in nil }, hostPathExists: { _ in true })
+        var plan = try b.build()
+        let interp = "/usr/bin/qemu-\(machine)-static"
+        let bf = try #require(try CrossArch.binfmt(forImage: "x", architecture: machine, hostMachine: KernelArch.native.rawValue,
+                                                   hostRelease: "6.18.0", interpreterExists: { $0 == interp }))
+        plan.binfmt = bf
+        let r = try Self.driver.get().parse(plan.encoded())
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("uname 5.15.138.1-1.cm2|\(policy.uts.version)|\(machine)\n"), "\(r)")
+        #expect(r.stdout.contains("binfmt qemu-\(machine)|\(bf.magic)|\(bf.mask)|\(interp)\n"), "\(r)")
+        #expect(bf.magic.hasPrefix(#"\x7fELF\x02\x01\x01"#) && bf.mask.hasPrefix(#"\xff\xff"#))
+        #expect(plan.description.contains("qemu-\(machine) -> \(interp) (flags FOC)"))
+    }
+
+    @Test func anABIReportAsSwiftWritesIt() throws {
+        let policy = try KernelPolicy.build(profile: #require(KernelProfile.named("cbl-mariner-2.0")), report: true)
+        var req = RunRequest(rootfs: "/t", imageName: "x")
+        var settings = SandboxPlan.KernelSettings(profile: policy.profile.name, seccomp: policy.bpf, uts: nil, capabilities: nil, noNewPrivs: true)
+        settings.abiReport = .init(path: "/h/report.tsv", calls: policy.reportedCalls.map {
+            .init(auditArch: $0.auditArch, nr: $0.nr, errno: $0.errno, name: $0.name, reason: $0.reason)
+        })
+        req.kernel = settings
+        var b = PlanBuilder(request: req, host: HostFacts(uid: 1000, gid: 1000, userName: "u", home: "/h", cwd: "/"),
+                            readImageFile: { _ in nil }, hostPathExists: { _ in true })
+        let r = try Self.driver.get().parse(try b.build().encoded())
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("abi-report /h/report.tsv \(policy.reportedCalls.count)\n"), "\(r)")
+        let c = try #require(policy.reportedCalls.first { $0.name == "cachestat" })
+        #expect(r.stdout.contains("abi-call \(c.auditArch) \(c.nr) 38 cachestat|\(c.reason)\n"), "\(r)")
+    }
+
     @Test func aPlanWithoutPolicyRecordsStillParses() throws {
         let r = try parse([])
         #expect(r.status == 0 && r.stdout.contains("bpf_len 0\n") && r.stdout.contains("nnp 0\n"), "\(r)")
@@ -106,9 +149,21 @@ struct PlanParserTests {
         ([["seccomp", "060000000000ff7f", "notify-all"]], "unknown seccomp option"),
         ([["seccomp", "060000000000ff7f", "-"], ["seccomp", "060000000000ff7f", "-"]], "bad seccomp record"),
         ([["seccomp", "060000000000ff7f", "notify-uname"]], "without a uname record"),
-        ([["uname", "6.6.1", "#1"]], "without a uname record"),
-        ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", String(repeating: "6", count: 65), "#1"]], "longer than 64"),
-        ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", "", "#1"]], "longer than 64"),
+        ([["uname", "6.6.1", "#1", ""]], "without a uname record"),
+        ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", String(repeating: "6", count: 65), "#1", ""]], "longer than 64"),
+        ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", "", "#1", ""]], "longer than 64"),
+        ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", "6.6.1", "#1", String(repeating: "a", count: 65)]], "longer than 64"),
+        ([["seccomp", "060000000000ff7f", "notify-uname"], ["uname", "6.6.1", "#1"]], "bad uname record"),
+        ([["abi-call", "3221225534", "451", "38", "cachestat", "r"]], "without an abi-report record"),
+        ([["seccomp", "060000000000ff7f", "-"], ["abi-report", "/r"], ["abi-call", "3221225534", "451", "0", "cachestat", "r"]], "bad abi-call record"),
+        ([["seccomp", "060000000000ff7f", "-"], ["abi-report", "/r"], ["abi-call", "3221225534", "451", "38", "", "r"]], "bad abi-call record"),
+        ([["seccomp", "060000000000ff7f", "-"], ["abi-report", "r"]], "bad abi-report record"),
+        ([["abi-report", "/r"]], "without a seccomp program"),
+        ([["binfmt", "qemu-aarch64", "\\x7fELF", "\\xff", "usr/bin/qemu-aarch64-static"]], "bad binfmt record"),
+        ([["binfmt", "qemu-aarch64", "\\x7fELF", "\\xff"]], "bad binfmt record"),
+        ([["binfmt", "qemu:aarch64", "\\x7fELF", "\\xff", "/usr/bin/q"]], "bad binfmt field"),
+        ([["binfmt", "qemu-aarch64", "\\x7fELF", "\\xff", "/usr/bin/q:FOC"]], "bad binfmt field"),
+        ([["binfmt", "q", "\\x7f", "\\xff", "/q"], ["binfmt", "q", "\\x7f", "\\xff", "/q"]], "bad binfmt record"),
         ([["caps", "a80425ff", "0", "0", "0", "0"]], "bad capability mask"),
         ([["caps", "00000000a80425fg", "0000000000000000", "0000000000000000", "0000000000000000", "0000000000000000"]], "bad capability mask"),
         ([Array(caps.prefix(5))], "bad caps record"),

@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import Manifests
+import Planning
 import Testing
 @testable import PackageTest
 
@@ -63,13 +64,6 @@ import Testing
         #expect(try PackageFormat.of("c-1.0-r0.apk") == .apk)
         #expect(throws: AZLError.self) { try PackageFormat.of("d.tar.gz") }
         do { _ = try PackageFormat.of("d.zip") } catch let e as AZLError { #expect(e.kind == .usage) }
-    }
-
-    @Test func targetsAreImagesTimesPlatformsTimesKernels() {
-        let t = Target.matrix(images: ["a", "b"], platforms: ["linux/amd64", "linux/arm64"], kernels: [])
-        #expect(t.count == 4)
-        #expect(t.map(\.name) == ["a linux/amd64", "a linux/arm64", "b linux/amd64", "b linux/arm64"])
-        #expect(Target.matrix(images: ["a"], platforms: [], kernels: ["6.6", "host"]).map(\.name) == ["a kernel=6.6", "a kernel=host"])
     }
 
     @Test func theRunnerKeepsOrderAndItsBound() {

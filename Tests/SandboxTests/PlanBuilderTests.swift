@@ -260,7 +260,7 @@ struct PlanEncodingTests {
         let tail = Array(r.suffix(4))
         #expect(tail[0] == ["seccomp", "060000000000ff7f", "notify-uname"])
         #expect(tail[1] == ["caps", "00000000a80425ff", "00000000a80425ff", "00000000a80425ff", "0000000000000000", "0000000000000000"])
-        #expect(tail[2] == ["uname", "5.15.138.1-1.cm2", "#1 SMP x"])
+        #expect(tail[2] == ["uname", "5.15.138.1-1.cm2", "#1 SMP x", ""])
         #expect(tail[3] == ["nnp"])
         #expect(r.contains(["mount", "rofile", "/proc/version", "", "Linux version 5.15.138.1-1.cm2 (p) #1 SMP x\n", "ro,nosuid,nodev,noexec", "444"]))
         #expect(r.contains(["mount", "rofile", "/proc/sys/kernel/osrelease", "", "5.15.138.1-1.cm2\n", "ro,nosuid,nodev,noexec", "444"]))

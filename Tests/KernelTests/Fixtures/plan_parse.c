@@ -31,7 +31,11 @@ int main(int argc, char **argv) {
     if (p.bpf_len >= 8) printf("bpf_first %02x%02x%02x%02x%02x%02x%02x%02x\n", p.bpf[0], p.bpf[1], p.bpf[2], p.bpf[3], p.bpf[4], p.bpf[5], p.bpf[6], p.bpf[7]);
     printf("notify_uname %d\n", p.notify_uname);
     if (p.have_caps) printf("caps %llx %llx %llx %llx %llx\n", p.caps[0], p.caps[1], p.caps[2], p.caps[3], p.caps[4]);
-    if (p.uts_release) printf("uname %s|%s\n", p.uts_release, p.uts_version);
+    if (p.uts_release) printf("uname %s|%s|%s\n", p.uts_release, p.uts_version, p.uts_machine);
+    if (p.abi_report) printf("abi-report %s %d\n", p.abi_report, p.nabi);
+    for (int i = 0; i < p.nabi; i++)
+        printf("abi-call %u %u %d %s|%s\n", p.abi_calls[i].arch, p.abi_calls[i].nr, p.abi_calls[i].err, p.abi_calls[i].name, p.abi_calls[i].reason);
+    if (p.binfmt_name) printf("binfmt %s|%s|%s|%s\n", p.binfmt_name, p.binfmt_magic, p.binfmt_mask, p.binfmt_interp);
     printf("nnp %d\n", p.nnp);
     if (p.keeper_state) printf("keeper %s %s %u\n", p.keeper_program, p.keeper_state, p.keeper_idle);
     for (int i = 0; i < p.nmounts; i++)

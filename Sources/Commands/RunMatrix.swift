@@ -1,0 +1,69 @@
+import ArgumentParser
+import Core
+import Foundation
+import Planning
+
+/// `run --matrix IMAGE[,IMAGE...] [--platform P,...] [--kernel K,...] [--jobs N] [--json] -- CMD`:
+/// CMD on every combination (Planning's `Targets`), a row per target, exit 0 only when all passed.
+extension RunCommand {
+    func runMatrix(_ list: String) throws {
+        func split(_ s: String?) -> [String] {
+            (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        let images = split(list)
+        guard !images.isEmpty else { throw AZLError(.usage, "--matrix: no image given", hint: "--matrix IMAGE[,IMAGE...]") }
+        if image != nil || rootfs != nil {
+            throw AZLError(.usage, "--matrix names the images: --image and --rootfs do not go with it")
+        }
+        if let j = jobs, j < 1 { throw AZLError(.usage, "--jobs \(j): at least 1") }
+        var argv = command
+        if argv.first == "--" { argv.removeFirst() }
+        guard !argv.isEmpty else { throw AZLError(.usage, "--matrix: no command given", hint: "azl-shell run --matrix A,B -- CMD [ARGS...]") }
+
+        let targets = Target.matrix(images: images, platforms: split(pull.platform), kernels: split(policy.kernel))
+        var base = try spec()
+        base.kernel = nil
+        base.pull.platform = nil
+        let dir = try logs.map(Paths.absolute) ?? defaultLogFolder()
+        try FS.mkdirs(dir, mode: 0o755)
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let json = pull.json
+        if !json { FileHandle.standardError.write(Data("azl-shell: \(targets.count) targets, up to \(jobs ?? max(1, cores)) at once; logs in \(dir)\n".utf8)) }
+        let results = Targets.runAll(targets, argv: argv, jobs: jobs ?? max(1, cores), logDirectory: dir, base: base)
+        if let abiReport {
+            // One file: each target's report under a line naming it.
+            var text = ""
+            for r in results {
+                text += "## \(r.target.label)\n"
+                text += r.abiReport.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? "# no report: the target did not start\n"
+            }
+            try FS.atomicWrite(Data(text.utf8), to: Paths.absolute(abiReport))
+        }
+        let failed = results.filter { !$0.passed }
+        if json {
+            struct Report: Encodable { var passed: Bool; var logs: String; var targets: [TargetOutcome] }
+            print(try Render.json(Report(passed: failed.isEmpty, logs: dir, targets: results)))
+        } else {
+            var rows = [["IMAGE", "PLATFORM", "KERNEL", "STATUS", "TIME"]]
+            for r in results {
+                rows.append([r.target.image, "linux/" + (r.architecture ?? r.target.platform.map { (try? CPUArch.ofPlatform($0)) ?? $0 } ?? "?"),
+                             r.release ?? r.target.kernel ?? "?", r.passed ? "ok" : "exit \(r.status)", String(format: "%.1fs", r.seconds)])
+            }
+            print(Render.table(rows))
+            for r in failed {
+                print("\n\(r.target.label): exit \(r.status), log \(r.log)")
+                for l in r.tail { print("  | " + Shown.text(l)) }
+            }
+            print("\n\(results.count - failed.count) of \(results.count) targets passed")
+        }
+        if !failed.isEmpty { throw ExitCode(1) }
+    }
+
+    /// A fresh folder under the cache: <cache>/matrix/<UTC time>-<pid>.
+    func defaultLogFolder() throws -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return Paths.resolve(rootOption: global.root).cache + "/matrix/" + f.string(from: Date()) + "-\(getpid())"
+    }
+}

@@ -1,0 +1,96 @@
+#!/bin/sh
+# Issue 14's figures:
+#   1. `run --matrix` of 4 targets (Alpine x86_64 under 4 kernel profiles) running a short
+#      command, against the slowest of the 4 run alone (goal: matrix <= 1.3 x slowest, on 2 cores:
+#      the runs overlap);
+#   2. a foreign-arch `run -- true` (the Alpine aarch64 tarball under qemu-user, registered in the
+#      sandbox's own binfmt_misc) beside the native one, and beside `podman run --platform
+#      linux/arm64` when podman is installed (scripts/setup.sh --bench; root registers binfmt for
+#      podman alone, here);
+#   3. --abi-report's cost on a syscall-heavy workload without gated calls (kernel-work getpid and
+#      spawn; goal <= 2%).
+#
+#   bench/targets-bench.sh [BUILD_DIR]     (default: .build/release, else .build/debug)
+#
+# Environment: AZL_TEST_USER (as root, runs as this user; default azltest), ROOTFS_DIR
+# (default ../shared/rootfs), ROUNDS (default 7).
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+rootfs_dir=${ROOTFS_DIR:-$here/../shared/rootfs}
+rounds=${ROUNDS:-7}
+build=${1:-}
+if [ -z "$build" ]; then
+    for d in "$here/.build/release" "$here/.build/debug"; do
+        if [ -x "$d/azl-shell" ] && [ -x "$d/azl-shell-sandbox" ]; then build=$d; break; fi
+    done
+fi
+[ -n "$build" ] || { echo "targets-bench: no azl-shell built (swift build -c release first, or pass BUILD_DIR)" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "targets-bench: hyperfine is required (apt-get install hyperfine)" >&2; exit 1; }
+
+user=${AZL_TEST_USER:-azltest}
+as_user() { if [ "$(id -u)" = 0 ]; then setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"; else "$@"; fi; }
+work=$(mktemp -d /tmp/azl-tbench-XXXXXX)
+mounted=0 registered=0
+# What the podman comparison set up as root is taken down again: the machine's binfmt table is
+# left as it was.
+cleanup() {
+    [ "$registered" = 1 ] && echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64
+    [ "$mounted" = 1 ] && umount /proc/sys/fs/binfmt_misc
+    command -v podman >/dev/null && podman rmi -f azl-bench-alparm >/dev/null 2>&1
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir "$work/bin" "$work/home"
+cp "$build/azl-shell" "$build/azl-shell-cli" "$build/azl-shell-sandbox" "$work/bin/"
+cc -O2 -static -D_GNU_SOURCE -o "$work/bin/kernel-work" "$here/bench/kernel-work.c"
+[ "$(id -u)" = 0 ] && chown -R "$user" "$work"
+export HOME="$work/home" AZL_SHELL_ROOT="$work/root"
+azl="$work/bin/azl-shell"
+cd "$work"
+as_user "$azl" import -q --name alpine "$rootfs_dir/alpine-minirootfs-3.20.3-x86_64.tar.gz" >/dev/null
+kernels="azurelinux-3.0 cbl-mariner-2.0 debian-12 ubuntu-24.04"
+cmd='for i in 1 2 3 4 5 6 7 8; do cat /etc/os-release >/dev/null; done; tar -cf - /usr/lib 2>/dev/null | wc -c >/dev/null'
+
+echo "== 1. matrix of 4 targets vs the slowest alone ($(nproc) cores)"
+singles=""
+for k in $kernels; do singles="$singles \"$azl run --image alpine --kernel $k -- sh -c '$cmd'\""; done
+eval as_user hyperfine -N -w 2 -r "$rounds" --export-json "$work/single.json" $singles >/dev/null
+as_user hyperfine -N -w 1 -r "$rounds" --export-json "$work/matrix.json" \
+    "$azl run --matrix alpine --kernel $(echo $kernels | tr ' ' ,) --jobs $(nproc) --logs $work/logs -- sh -c '$cmd'" >/dev/null
+python3 - "$work/single.json" "$work/matrix.json" <<'EOF'
+import json, sys
+s = [r["median"] for r in json.load(open(sys.argv[1]))["results"]]
+m = json.load(open(sys.argv[2]))["results"][0]["median"]
+print(f"  singles (median): {', '.join(f'{x*1000:.0f} ms' for x in s)}; sum {sum(s)*1000:.0f} ms")
+print(f"  matrix of 4: {m*1000:.0f} ms = {m/max(s):.2f} x the slowest (goal <= 1.3)")
+EOF
+
+echo "== 2. foreign-arch run -- true"
+if [ -x /usr/bin/qemu-aarch64-static ] && [ -f "$rootfs_dir/alpine-minirootfs-3.20.3-aarch64.tar.gz" ]; then
+    as_user "$azl" import -q --name alparm "$rootfs_dir/alpine-minirootfs-3.20.3-aarch64.tar.gz" >/dev/null
+    as_user hyperfine -N -w 3 -r "$rounds" "$azl run --image alpine -- true" "$azl run --image alparm -- true" 2>&1 | grep -E "Time|±|run --image" || true
+    if command -v podman >/dev/null && [ "$(id -u)" = 0 ]; then
+        echo "  podman run --platform linux/arm64 (root registers qemu-aarch64 with flag F for it):"
+        [ -e /proc/sys/fs/binfmt_misc/register ] || { mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && mounted=1; }
+        [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || { registered=1; printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:FOC' > /proc/sys/fs/binfmt_misc/register; }
+        podman import -q --arch arm64 "$rootfs_dir/alpine-minirootfs-3.20.3-aarch64.tar.gz" azl-bench-alparm >/dev/null
+        hyperfine -N -w 2 -r "$rounds" -i "podman run --rm --platform linux/arm64 azl-bench-alparm true" 2>&1 | grep -E "Time|±|rror" || true
+    else
+        echo "  podman: not installed (scripts/setup.sh --bench) or not root, not compared"
+    fi
+else
+    echo "  skipped: /usr/bin/qemu-aarch64-static or the aarch64 tarball is missing"
+fi
+
+echo "== 3. --abi-report on calls that are not gated (kernel profile azurelinux-3.0)"
+for w in "getpid 4000000" "spawn 300"; do
+    for opt in "" "--abi-report=$work/r.tsv"; do
+        best=""
+        for i in $(seq "$rounds"); do
+            ns=$(as_user "$azl" run --image alpine --kernel azurelinux-3.0 $opt --volume "$work/bin:/w:ro" -- /w/kernel-work $w | awk '/^RESULT/ {print $4}')
+            best="$best $ns"
+        done
+        med=$(echo $best | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+        echo "  ${w%% *} $([ -n "$opt" ] && echo with || echo without) --abi-report: median CPU $((med / 1000000)) ms"
+    done
+done
