@@ -83,6 +83,7 @@ static const struct { const char *name; int value; } run_options[] = {
     { "--workdir", 1 }, { "-w", 1 }, { "--user", 1 }, { "-u", 1 }, { "--hostname", 1 },
     { "--network", 1 }, { "--read-only", 0 }, { "--id-map", 1 }, { "--kernel", 1 },
     { "--cap-add", 1 }, { "--cap-drop", 1 }, { "--dry-run", 0 }, { "--help", 0 }, { "-h", 0 }, { "--version", 0 },
+    { "--frozen", 0 }, { "--no-project", 0 },
     { NULL, 0 },
 };
 
