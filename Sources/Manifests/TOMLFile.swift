@@ -21,8 +21,22 @@ public struct TOMLFile {
         do {
             return try TOMLTable(string: text)
         } catch let e as TOMLParseError {
-            throw AZLError(kind, "\(label)\(file):\(e.source.begin.line): \(e.description)", hint: "fix the TOML at that line")
+            let line = e.source.begin.line
+            let key = key(before: line).map { " (in `\($0)`)" } ?? ""
+            throw AZLError(kind, "\(label)\(file):\(line): \(e.description)\(key)", hint: "fix the TOML at that line")
         }
+    }
+
+    /// The key assigned nearest above LINE (or on it): what a parse error is about.
+    func key(before line: Int) -> String? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for l in lines.prefix(line).reversed() {
+            let t = l.drop(while: { $0 == " " || $0 == "\t" })
+            guard let eq = t.firstIndex(of: "="), !t.hasPrefix("#") else { continue }
+            let k = t[..<eq].trimmingCharacters(in: .whitespaces)
+            if !k.isEmpty, k.allSatisfy({ $0.isLetter || $0.isNumber || "_-.\"'".contains($0) }) { return k }
+        }
+        return nil
     }
 
     /// The first line at or after `from` that assigns KEY (a bare or quoted key, also inside an
