@@ -31,9 +31,12 @@ if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
         user=${AZL_TEST_USER:-azltest}
         id "$user" >/dev/null 2>&1 || { echo "setup-bench: as root, the benchmark runs as '$user': useradd -m $user" >&2; exit 1; }
         chown -R "$user" "$work"
-        exec setpriv --reuid="$user" --regid="$user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin \
+        # Not exec'd: root removes what the steps left owned by subordinate ids.
+        setpriv --reuid="$user" --regid="$user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin \
             HOME="$work" USER="$user" LOGNAME="$user" AZL_BENCH_INNER=1 AZL_BENCH_WORK="$work" ROOTFS_TAR="$tarball" RUNS="$runs" \
-            sh "$work/setup-bench.sh"
+            sh "$work/setup-bench.sh" || status=$?
+        rm -rf "$work"
+        exit "${status:-0}"
     fi
     AZL_BENCH_INNER=1 AZL_BENCH_WORK=$work HOME=$work ROOTFS_TAR=$tarball RUNS=$runs exec sh "$work/setup-bench.sh"
 fi
