@@ -85,7 +85,11 @@ public enum ProjectPlanner {
         var record: ImageRecord?
         if let old, old.image == imageName, !options.updateLock, let d = old.digests[platformKey] {
             record = try recording(read) { store.record(digest: d) }
-            if record == nil && frozen { throw drift("image \(imageName) at \(d) (locked for \(platformKey)) is not in the store") }
+            // Not stored (a fresh machine): a registry image is pulled by the locked digest.
+            if record == nil, (try? Puller.isPullable(imageName)) == true, let (ref, _) = try? Puller.resolve(imageName) {
+                record = try? Puller(pull).findOrPull(ref.name + "@" + d.description, store: store)
+            }
+            if record == nil && frozen { throw drift("image \(imageName) at \(d) (locked for \(platformKey)) is neither in the store nor to be pulled") }
         } else if frozen, let old {
             throw drift(old.image != imageName ? "`image` is \(imageName) in the project file, \(old.image) in the lock"
                         : options.updateLock ? "--update and --frozen ask for opposite things" : "no digest for \(platformKey)")
@@ -183,7 +187,10 @@ public enum ProjectPlanner {
         let here = FileManager.default.currentDirectoryPath
         guard chdir(project.root) == 0 else { throw AZLError.errno(errno, "cannot enter the project folder", path: project.root) }
         defer { _ = chdir(here) }
-        let status = try RunPlanner.prepare(spec).run(stdin: open("/dev/null", O_RDONLY | O_CLOEXEC), stdout: output, stderr: output)
+        // Steps run unattended: no terminal to read from, the same in CI as at a desk.
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(null) }
+        let status = try RunPlanner.prepare(spec).run(stdin: null, stdout: output, stderr: output)
         guard status == 0 else {
             event(.failed, status)
             throw AZLError(.setupFailed, "setup step \(i + 1) of \(project.path):\(project.setup[i].line) (\(project.setup[i].run)) exited with status \(status); nothing of it was kept",
@@ -207,9 +214,11 @@ public enum ProjectPlanner {
         var out: [String: Digest] = [:]
         for pattern in step.inputs {
             let full = project.root + "/" + pattern
-            // The folder a new match would appear in (the deepest one the pattern names as is).
+            // A glob: the folder a new match would appear in (the deepest one it names as is);
+            // a plain path is followed as a file (a build writing beside it is no new input).
             let fixed = full.split(separator: "/").prefix { !$0.contains(where: { "*?[".contains($0) }) }
-            PlanInputs.file("/" + fixed.dropLast().joined(separator: "/"), .content)
+            if fixed.count < full.split(separator: "/").count { PlanInputs.file("/" + fixed.joined(separator: "/"), .content) }
+            else { PlanInputs.file(full, .content) }
             var g = glob_t()
             defer { globfree(&g) }
             var matches: [String] = []
