@@ -17,34 +17,16 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 tarball=${ROOTFS_TAR:-$here/../shared/rootfs/debian-12-bookworm-minbase-slim-amd64.tar.xz}
 runs=${RUNS:-100}
 
-if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
-    build=${1:-}
-    if [ -z "$build" ]; then
-        if [ -x "$here/.build/release/azl-shell" ]; then build=$here/.build/release; else build=$here/.build/debug; fi
-    fi
-    [ -x "$build/azl-shell" ] || { echo "setup-bench: no azl-shell in $build (swift build -c release first)" >&2; exit 1; }
-    command -v hyperfine >/dev/null || { echo "setup-bench: hyperfine is required (apt-get install hyperfine)" >&2; exit 1; }
-    work=$(mktemp -d /tmp/azl-setup-bench-XXXXXX)
-    chmod 755 "$work"
-    cp "$build/azl-shell" "$build/azl-shell-cli" "$build/azl-shell-sandbox" "$0" "$work/"
-    if [ "$(id -u)" = 0 ]; then
-        user=${AZL_TEST_USER:-azltest}
-        id "$user" >/dev/null 2>&1 || { echo "setup-bench: as root, the benchmark runs as '$user': useradd -m $user" >&2; exit 1; }
-        mkdir -p "$work/xdg" && chmod 700 "$work/xdg"
-        chown -R "$user" "$work"
-        # Not exec'd: root removes what the steps left owned by subordinate ids.
-        setpriv --reuid="$user" --regid="$user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin XDG_RUNTIME_DIR="$work/xdg" \
-            HOME="$work" USER="$user" LOGNAME="$user" AZL_BENCH_INNER=1 AZL_BENCH_WORK="$work" ROOTFS_TAR="$tarball" RUNS="$runs" \
-            sh "$work/setup-bench.sh" || status=$?
-        rm -rf "$work"
-        exit "${status:-0}"
-    fi
-    AZL_BENCH_INNER=1 AZL_BENCH_WORK=$work HOME=$work ROOTFS_TAR=$tarball RUNS=$runs exec sh "$work/setup-bench.sh"
-fi
+warmup=${WARMUP:-20}
+bench=setup-bench
+. "$here/bench/as-user.sh"
 
 work=$AZL_BENCH_WORK
 cd "$work"
-trap 'rc=$?; cd /; "$work/azl-shell" prune >/dev/null 2>&1; chmod -R u+w "$work" 2>/dev/null; rm -rf "$work" 2>/dev/null; exit $rc' EXIT
+# Podman's storage and config in the work folder, not the user's own. What steps left owned by
+# subordinate ids (apt's) goes with `podman unshare`, in a namespace of the same map.
+export HOME=$work
+trap 'rc=$?; cd /; chmod -R u+w "$work" 2>/dev/null; podman unshare rm -rf "$work" 2>/dev/null || rm -rf "$work" 2>/dev/null; exit $rc' EXIT
 export AZL_SHELL_ROOT=$work/state
 azl=$work/azl-shell
 "$azl" import --name debian:12 "$tarball" -q
@@ -89,7 +71,7 @@ printf 'second run (warm layers):          %6.2f s   ratio %.3f (goal <= 0.25)\n
 # Time to the command's start: /bin/true inside the project (layers, lock, project file)
 # against a warm plain run of the image, interleaved by hyperfine.
 "$azl" run --image debian:12 -- /bin/true && "$azl" run -- /bin/true
-hyperfine -N --style basic --warmup 20 --runs "$runs" --export-json "$work/start.json" \
+hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-json "$work/start.json" \
     "$azl run -- /bin/true" "$azl run --image debian:12 -- /bin/true" >/dev/null
 python3 - "$work/start.json" <<'PY'
 import json, statistics, sys
