@@ -40,7 +40,8 @@ let package = Package(
         .target(name: "Registry", dependencies: [
             "Core", .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
-        // The bundled rootfs-manifests/ (embedded at build time) and the user's overrides.
+        // The TOML files azl-shell reads: the bundled rootfs-manifests/ (embedded at build time)
+        // and the user's overrides, project files (azl-shell.toml) and their locks.
         .target(name: "Manifests", dependencies: ["Core", "Kernel", .product(name: "TOMLKit", package: "TOMLKit")]),
         // SandboxPlan, its builder, and the launcher that hands it to the C part.
         .target(name: "Sandbox", dependencies: ["Core", "CLinux", "SandboxLaunch"]),

@@ -173,20 +173,20 @@ _azl-shell() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    run|pull|import|images|rmi|prune|kernel|doctor|pkgtest|create|enter|exec|list|stop|rm|help)
+    run|pull|import|images|rmi|prune|kernel|doctor|pkgtest|create|enter|exec|list|stop|rm|setup|lock|help)
         # Offer subcommand argument completions
         "_azl-shell_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel doctor pkgtest create enter exec list stop rm help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel doctor pkgtest create enter exec list stop rm setup lock help' -- "${cur}"))
         ;;
     esac
 }
 
 _azl-shell_run() {
     repeating_flags=()
-    non_repeating_flags=(--verbose -v --quiet -q --json --read-only --version -h --help)
+    non_repeating_flags=(--verbose -v --quiet -q --json --read-only --frozen --no-project --version -h --help)
     repeating_options=(-e --env --volume --cap-add --cap-drop)
     non_repeating_options=(--root --platform --tls-verify --creds --image -w --workdir -u --user --hostname --network --kernel --matrix --jobs --logs --abi-report)
     __azl-shell_offer_flags_options -1
@@ -608,6 +608,54 @@ _azl-shell_rm() {
     case "${positional_number}" in
     *)
         __azl-shell_add_completions -W "$(__azl-shell_custom_complete ---completion rm -- positional@0 "${COMP_CWORD}" "$(__azl-shell_cursor_index_in_current_word)")"
+        return
+        ;;
+    esac
+}
+
+_azl-shell_setup() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --json --refresh --frozen --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--root --platform --tls-verify --creds)
+    __azl-shell_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    '--platform')
+        return
+        ;;
+    '--tls-verify')
+        return
+        ;;
+    '--creds')
+        return
+        ;;
+    esac
+}
+
+_azl-shell_lock() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --json --update --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--root --platform --tls-verify --creds)
+    __azl-shell_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
+        return
+        ;;
+    '--platform')
+        return
+        ;;
+    '--tls-verify')
+        return
+        ;;
+    '--creds')
         return
         ;;
     esac

@@ -36,6 +36,11 @@ struct ImagesCommand: ParsableCommand {
             rows.append([r.name, r.tag, r.digest.description.prefix(19) + "", r.architecture ?? "-", Render.bytes(r.size), Render.ago(r.created)])
         }
         print(Render.table(rows))
+        // Setup layers are shared between projects, so they are counted once, here.
+        let layers = store.layers()
+        if !layers.isEmpty {
+            print("setup layers: \(layers.count), \(Render.bytes(layers.reduce(0) { $0 + $1.meta.bytes })) (`azl-shell prune` drops those no lock uses)")
+        }
     }
 }
 

@@ -16,6 +16,8 @@ struct RunCommand: ParsableCommand {
         The current directory is bind-mounted at the same path and is the working directory.
         The command sees the target VM's kernel (uname, /proc/version; syscalls that kernel lacks
         answer ENOSYS) under a seccomp and capability policy: see `azl-shell kernel`.
+        Inside a project (an azl-shell.toml in this folder or above) its image, options and setup
+        layers are used; options given here win (docs/project.md).
         Exit status: the command's own; 128+N if it died of signal N; 125 for azl-shell's own
         errors; 126 for a command that cannot be executed; 127 for one that does not exist.
         """)
@@ -47,7 +49,7 @@ struct RunCommand: ParsableCommand {
     var hostname: String?
 
     @Option(name: .long, help: ArgumentHelp("host (default: share the host's network) or none (only lo).", valueName: "MODE"))
-    var network: String = "host"
+    var network: String?
 
     @Flag(name: .long, help: "Immutable root: only /tmp, /var/tmp and /run are writable.")
     var readOnly = false
@@ -68,6 +70,12 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .customLong("abi-report"), help: ArgumentHelp("Write every syscall the target kernel refused (ENOSYS) or the policy denied (EPERM): name, program, calls, reason; with --matrix, a section per target.", valueName: "FILE"))
     var abiReport: String?
+
+    @Flag(name: .long, help: "In a project: fail if azl-shell.lock does not match the project file or its image (the default when CI=true).")
+    var frozen = false
+
+    @Flag(name: .long, help: "Ignore the project file (azl-shell.toml) of this folder and above.")
+    var noProject = false
 
     @Flag(name: .long, help: ArgumentHelp("Print the sandbox plan instead of running it.", visibility: .hidden))
     var dryRun = false
@@ -97,42 +105,61 @@ struct RunCommand: ParsableCommand {
         try prepared.exec()
     }
 
-    /// This command line as a request to the planning layer.
+    /// This command line as a request to the planning layer: inside a project, the project's
+    /// environment with these options over it.
     func spec() throws -> RunSpec {
-        guard let net = RunRequest.Network(rawValue: network) else {
-            throw AZLError(.usage, "--network \(network): expected host or none")
-        }
         guard let mapping = RunRequest.IDMapping(rawValue: idMap) else {
             throw AZLError(.usage, "--id-map \(idMap): expected auto or single")
         }
+        var settings = pull.settings(quiet: global.quiet)
+        settings.jsonToStderr = true
+        let read = PlanInputs()
         var spec: RunSpec
         if let rootfs {
             spec = RunSpec(source: .rootfs(rootfs))
-        } else {
-            spec = RunSpec(source: .image(image ?? ""))
-            guard image != nil || matrix != nil else {
-                throw AZLError(.usage, "no image given", hint: "use --image NAME; azl-shell images lists them")
+        } else if !noProject, let project = try ProjectPlanner.find(from: FileManager.default.currentDirectoryPath, recordingInto: read) {
+            var o = ProjectOptions()
+            o.frozen = frozen ? true : nil
+            o.imageOverride = image
+            o.rootOption = global.root
+            o.pull = settings
+            o.verbose = global.verbose
+            o.progress = { [global] e in
+                if e.state == .running { global.say("azl-shell: setup step \(e.index)/\(e.count): \(e.run)") }
             }
+            spec = try ProjectPlanner.environment(project, options: o).spec
+            settings.platform = spec.pull.platform
+        } else {
+            guard image != nil || matrix != nil else {
+                throw AZLError(.usage, "no image given", hint: "use --image NAME, or add an azl-shell.toml to the project; azl-shell images lists them")
+            }
+            spec = RunSpec(source: .image(image ?? ""))
+        }
+        if spec.readBefore == nil { spec.readBefore = read } else { spec.readBefore!.absorb(read) }
+        if let network {
+            guard let net = RunRequest.Network(rawValue: network) else {
+                throw AZLError(.usage, "--network \(network): expected host or none")
+            }
+            spec.network = net
         }
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
         spec.command = argv
-        spec.env = env
-        spec.volumes = volume
-        spec.workdir = workdir
-        spec.user = user
+        // Later -e and --volume entries win over the project's.
+        spec.env += env
+        spec.volumes += volume
+        spec.workdir = workdir ?? spec.workdir
+        spec.user = user ?? spec.user
         spec.hostname = hostname
-        spec.network = net
         spec.readOnly = readOnly
         spec.idMapping = mapping
-        spec.kernel = policy.kernel
+        spec.kernel = policy.kernel ?? spec.kernel
         spec.capAdd = policy.capAdd
         spec.capDrop = policy.capDrop
         spec.abiReport = abiReport
         spec.rootOption = global.root
         spec.verbose = global.verbose
-        spec.pull = pull.settings(quiet: global.quiet)
-        spec.pull.jsonToStderr = true
+        spec.pull = settings
         return spec
     }
 }

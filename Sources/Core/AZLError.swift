@@ -27,6 +27,9 @@ public struct AZLError: Error, CustomStringConvertible, Equatable, Sendable {
         case tooLarge           // a layer unpacks past the size bound
         case exists             // a name that is taken (an environment)
         case inUse              // still used (an environment with sessions, an image an environment uses)
+        case project            // azl-shell.toml or azl-shell.lock is malformed (file:line: key)
+        case drift              // --frozen: the lock no longer matches the project file or the store
+        case setupFailed        // a setup step exited non-zero (nothing of it kept)
         case `internal`
     }
 

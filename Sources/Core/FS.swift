@@ -99,7 +99,11 @@ public enum FS {
         }
         if (st.st_mode & 0o700) != 0o700 { chmod(path, (st.st_mode & 0o7777) | 0o700) }
         guard let dir = opendir(path) else {
-            throw AZLError.errno(errno, "cannot open directory", path: path)
+            // A folder of another id (a subordinate one: apt's `partial` folders in a setup
+            // layer) cannot be read, but one that is empty can still be removed.
+            let e = errno
+            if rmdir(path) == 0 { return }
+            throw AZLError.errno(e, "cannot open directory", path: path)
         }
         var names: [String] = []
         while let ent = readdir(dir) {

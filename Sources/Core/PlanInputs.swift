@@ -49,6 +49,15 @@ public final class PlanInputs: @unchecked Sendable {
         lock.withLock { _ = active?.files[path, default: []].insert(kind) }
     }
 
+    /// Add what OTHER recorded (read before this recording started).
+    public func absorb(_ other: PlanInputs) {
+        let (v, f) = PlanInputs.lock.withLock { (other.vars, other.files) }
+        PlanInputs.lock.withLock {
+            vars.formUnion(v)
+            for (p, k) in f { files[p, default: []].formUnion(k) }
+        }
+    }
+
     /// The variables read, sorted.
     public var variables: [String] { PlanInputs.lock.withLock { vars.sorted() } }
     /// The files read, each with every kind it was read as, sorted by path.

@@ -72,14 +72,9 @@ public struct Manifests: Sendable {
     // MARK: parsing
 
     mutating func add(text: String, file: String) throws {
-        let table: TOMLTable
-        do {
-            table = try TOMLTable(string: text)
-        } catch let e as TOMLParseError {
-            throw AZLError(.manifest, "rootfs manifest \(file):\(e.source.begin.line): \(e.description)",
-                           hint: "fix the TOML at that line")
-        }
-        let ctx = Ctx(file: file, text: text)
+        let ctx = TOMLFile(file: file, text: text, kind: .manifest, label: "rootfs manifest ",
+                           hint: "see rootfs-manifests/README.md for the schema")
+        let table = try ctx.parse()
         guard let schema = table["schema"]?.int else { throw ctx.error("missing `schema = 1`", key: "schema") }
         guard schema == 1 else { throw ctx.error("schema \(schema) is not supported (this azl-shell reads schema 1)", key: "schema") }
 
@@ -134,47 +129,6 @@ public struct Manifests: Sendable {
             if kernels[i.kernelProfile] == nil {
                 throw AZLError(.manifest, "rootfs manifest \(i.file): \(i.short) names kernel profile '\(i.kernelProfile)', which no kernels.toml defines",
                                hint: "add [profile.\"\(i.kernelProfile)\"] or fix the name")
-            }
-        }
-    }
-
-    /// Errors that name the file and the line of the key they are about.
-    struct Ctx {
-        let file: String
-        let text: String
-        func line(of key: String) -> Int {
-            for (n, l) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let t = l.trimmingCharacters(in: .whitespaces)
-                if t.hasPrefix(key + " ") || t.hasPrefix(key + "=") || t.contains("\"\(key)\"") { return n + 1 }
-            }
-            return 1
-        }
-        func error(_ msg: String, key: String) -> AZLError {
-            AZLError(.manifest, "rootfs manifest \(file):\(line(of: key)): \(msg)", hint: "see rootfs-manifests/README.md for the schema")
-        }
-        func string(_ t: TOMLTable, _ k: String, _ owner: String) throws -> String {
-            guard let v = t[k] else { throw error("\(owner) lacks `\(k)`", key: k) }
-            guard let s = v.string else { throw error("`\(k)` of \(owner) must be a string", key: k) }
-            return s
-        }
-        func int(_ t: TOMLTable, _ k: String, _ owner: String) throws -> Int {
-            guard let v = t[k]?.int else { throw error("`\(k)` of \(owner) must be an integer", key: k) }
-            return v
-        }
-        func bool(_ t: TOMLTable, _ k: String, _ owner: String) throws -> Bool {
-            guard let v = t[k]?.bool else { throw error("`\(k)` of \(owner) must be true or false", key: k) }
-            return v
-        }
-        func strings(_ t: TOMLTable, _ k: String, _ owner: String) throws -> [String] {
-            guard let a = t[k]?.array else { throw error("`\(k)` of \(owner) must be an array of strings", key: k) }
-            return try a.map { v in
-                guard let s = v.string else { throw error("`\(k)` of \(owner) must hold only strings", key: k) }
-                return s
-            }
-        }
-        func onlyKeys(_ t: TOMLTable, _ allowed: [String], in owner: String) throws {
-            for k in t.keys where !allowed.contains(k) {
-                throw error("unknown key `\(k)` in \(owner)", key: k)
             }
         }
     }

@@ -41,6 +41,11 @@ public struct RunSpec {
     /// Keep the plan for the next run of this process's command line. Only `run` may: the C
     /// side finds the cache folder from run's own option table (plan_cache.c).
     public var cacheForCommandLine = false
+    /// What the caller read before (a project file, its lock, a step's inputs): the plan cache
+    /// follows it as it follows what planning reads.
+    public var readBefore: PlanInputs?
+    /// Lock files held shared while the sandbox runs (the setup layers it stacks), as the image's is.
+    public var holdShared: [String] = []
 
     public init(source: Source) { self.source = source }
 
@@ -94,6 +99,7 @@ public enum RunPlanner {
         // recorded: the plan cache keys its entry on exactly that (PlanInputs).
         let inputs = PlanInputs.start()
         defer { PlanInputs.stop() }
+        if let before = spec.readBefore { inputs.absorb(before) }
         let host = HostFacts.current()
         let paths = spec.paths
         var notes: [String] = []
@@ -116,6 +122,7 @@ public enum RunPlanner {
             let img = try store.openForRun(record)
             opened = img
             keepLocked.append(img.lock.path)
+            keepLocked += spec.holdShared
             request = RunRequest(rootfs: img.rootfs, imageName: img.record.name)
             let c = img.record.config
             request.imageEnv = c.env

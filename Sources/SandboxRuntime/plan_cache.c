@@ -84,6 +84,7 @@ static const struct { const char *name; int value; } run_options[] = {
     { "--network", 1 }, { "--read-only", 0 }, { "--id-map", 1 }, { "--kernel", 1 },
     { "--cap-add", 1 }, { "--cap-drop", 1 }, { "--dry-run", 0 }, { "--help", 0 }, { "-h", 0 }, { "--version", 0 },
     { "--matrix", 1 }, { "--jobs", 1 }, { "--logs", 1 }, { "--abi-report", 1 },
+    { "--frozen", 0 }, { "--no-project", 0 },
     { NULL, 0 },
 };
 

@@ -31,6 +31,9 @@ public struct TreeMeta: Codable, Sendable {
 /// blobinfo/<hex>          blob digest → diff_id (so a second import of a blob costs nothing)
 /// trees/<chainid>/        rootfs/ + meta.json + ownership; keyed by the OCI chain id of its layers
 /// images/<ref>.json       one record per NAME:TAG
+/// layers/<key>/           setup layers: root/ (an overlay lower) + meta.json (SetupLayers.swift)
+/// pins/<digest>.json      records a project lock pins (kept while a registered lock names them)
+/// layer-users/<hash>      the path of a file (a lock) whose digests prune keeps
 /// tmp/                    work in progress; each entry has a .lock its owner holds
 /// locks/                  store.lock (prune vs. writers), blob-/tree- locks
 /// ```
@@ -222,6 +225,7 @@ public final class ImageStore {
     public struct PruneReport: Codable, Sendable {
         public var trees: [String] = []
         public var blobs: [String] = []
+        public var layers: [String] = []
         public var bytes: Int64 = 0
         public var inUse: [String] = []
     }
@@ -232,11 +236,14 @@ public final class ImageStore {
         let store = try FileLock(path: paths.locks + "/store.lock", mode: .exclusive)
         defer { store.unlock() }
         cleanStaleTemporaries()
-        let recs = try records()
+        // What locks and environments name (setup layers, pinned image digests) stays.
+        let inUse = digestsInUse()
+        var report = PruneReport()
+        try pruneLayers(inUse: inUse, report: &report)
+        let recs = try records() + prunePins(inUse: inUse)
         // An environment's tree stays while the environment does, whatever names it has now.
         let trees = Set(recs.map(\.tree.hex)).union(EnvironmentStore(paths: paths).all().map(\.image.tree.hex))
         let blobs = Set(recs.flatMap(\.blobs).map(\.hex))
-        var report = PruneReport()
         for n in FS.names(in: paths.trees) where !trees.contains(n) {
             guard let d = Digest(n) else { continue }
             guard let l = try FileLock(tryPath: paths.locks + "/tree-\(n).lock", mode: .exclusive) else {

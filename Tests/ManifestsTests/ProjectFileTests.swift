@@ -1,0 +1,63 @@
+import Core
+import Foundation
+import Manifests
+import Testing
+
+/// azl-shell.toml and azl-shell.lock as text: every key, strictness, and the lock's round trip.
+struct ProjectFileTests {
+    let path = "/p/azl-shell.toml"
+
+    @Test func everyKeyIsRead() throws {
+        let p = try ProjectFile.parse(text: """
+            image = "debian:12"
+            platform = "linux/arm64"
+            kernel = "debian-12"
+            env = { B = "2", A = "1" }
+            volumes = ["cache:/root/.cache", "/srv:/srv:ro"]
+            network = "none"
+            user = "keep-id"
+            home = "overlay"
+            setup = [
+              "apt-get update",
+              { run = "pip install -r requirements.txt", inputs = ["requirements.txt", "scripts/*.sh"] },
+            ]
+            """, path: path)
+        #expect(p.image == "debian:12" && p.platform == "linux/arm64" && p.kernel == "debian-12")
+        #expect(p.env == ["A=1", "B=2"])
+        #expect(p.volumes == ["/p/cache:/root/.cache", "/srv:/srv:ro"])
+        #expect(p.network == "none" && p.user == "keep-id" && p.home == "overlay")
+        #expect(p.setup.map(\.run) == ["apt-get update", "pip install -r requirements.txt"])
+        #expect(p.setup.map(\.line) == [10, 11])
+        #expect(p.setup[1].inputs == ["requirements.txt", "scripts/*.sh"])
+        #expect(p.root == "/p" && p.lockPath == "/p/azl-shell.lock" && p.name == "p")
+    }
+
+    @Test func errorsNameFileLineAndKey() {
+        let cases: [(String, String)] = [
+            ("image = \"x\"\nsetup = [\n  { run = \"a\" },\n  { run = \"b\", inptus = [] },\n]\n", "/p/azl-shell.toml:4: unknown key `inptus`"),
+            ("image = 1\n", "/p/azl-shell.toml:1: `image` of the project must be a string"),
+            ("image = \"x\"\nenv = { A = 1 }\n", "/p/azl-shell.toml:2: `env.A` must be a string"),
+            ("image = \"x\"\nhome = \"mine\"\n", "/p/azl-shell.toml:2: `home` must be private, host or overlay"),
+            ("image = \"x\"\nsetup = [{ run = \"a\", inputs = [\"../up\"] }]\n", "/p/azl-shell.toml:2: input '../up' must be relative"),
+            ("image = \"x\"\nvolumes = \"a:b\"\n", "/p/azl-shell.toml:2: `volumes` of the project must be an array"),
+        ]
+        for (text, expected) in cases {
+            do {
+                _ = try ProjectFile.parse(text: text, path: path)
+                Issue.record("accepted: \(text)")
+            } catch let e as AZLError {
+                #expect(e.kind == .project && e.exitStatus == 125 && e.message.contains(expected), "\(e.message)")
+            } catch { Issue.record("\(error)") }
+        }
+    }
+
+    @Test func theLockRoundTrips() throws {
+        var lock = ProjectLock(image: "debian:12")
+        lock.kernel = "debian-12"
+        lock.digests = ["linux/amd64": Digest.of(Data("a".utf8)), "linux/arm64": Digest.of(Data("b".utf8))]
+        lock.steps = [.init(run: "echo \"quoted\" \\ and\nnewline\ttab", key: Digest.of(Data("c".utf8)))]
+        let back = try ProjectLock.parse(text: lock.text, path: "/p/azl-shell.lock")
+        #expect(back == lock)
+        #expect(throws: AZLError.self) { try ProjectLock.parse(text: lock.text + "extra = 1\n", path: "/p/azl-shell.lock") }
+    }
+}
