@@ -36,9 +36,11 @@ public struct RunSpec {
     public var rootOption: String?
     /// How an image that is not stored yet is pulled.
     public var pull = PullSettings()
-    /// Keep the plan for the next run of this process's command line. Only `run` may: the C
-    /// side finds the cache folder from run's own option table (plan_cache.c).
+    /// Keep the plan for the next run of this process's command line. Only `run` and `exec`
+    /// may: the C side finds the cache folder from their option table (plan_cache.c).
     public var cacheForCommandLine = false
+    /// Identities of files the caller read before planning (PlanCache.seenBeforePlanning).
+    public var seenBeforePlanning: [String: [UInt64]] = [:]
 
     public init(source: Source) { self.source = source }
 
@@ -88,14 +90,14 @@ public enum RunPlanner {
     public static func prepare(_ spec: RunSpec) throws -> PreparedRun {
         // Everything planning reads of the environment and the host's files from here on is
         // recorded: the plan cache keys its entry on exactly that (PlanInputs).
-        let inputs = PlanInputs.start()
+        let inputs = PlanInputs.startOrContinue()
         defer { PlanInputs.stop() }
         let host = HostFacts.current()
         let paths = spec.paths
         var notes: [String] = []
         var request: RunRequest
         var keepLocked: [String] = []
-        var seenBeforePlanning: [String: [UInt64]] = [:]
+        var seenBeforePlanning = spec.seenBeforePlanning
         var opened: RunnableImage?
         switch spec.source {
         case .rootfs(let rootfs):
