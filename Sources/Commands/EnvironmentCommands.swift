@@ -4,6 +4,7 @@ import Foundation
 import Kernel
 import Planning
 import Sandbox
+import SandboxLaunch
 import SandboxRuntime
 import Store
 
@@ -93,7 +94,16 @@ enum EnvironmentSession {
     /// `run` makes it (RunPlanner), over the environment's image record, with its layer as the
     /// kept upper, joined into its live sandbox.
     static func start(global: GlobalOptions, name: String, options: SessionOptions, argv: [String]?) throws -> Never {
+        // Everything this session's plan is made of is recorded from here (PlanInputs): an
+        // `exec` keeps its plan in the plan cache, which replays it while all of it is unchanged.
+        _ = PlanInputs.start()
+        defer { PlanInputs.stop() }
         let envs = EnvironmentStore(paths: global.paths)
+        try EnvironmentStore.validate(name)
+        let configFile = envs.path(name) + "/config.json"
+        // Before it is read (config.json is replaced by a rename): an edit from now on is a miss.
+        let configSeen = PlanCache.identity(of: configFile, contentToo: true)
+        PlanInputs.file(configFile, .content)
         let config = try envs.load(name)
         let host = HostFacts.current()
         // Your home is where $HOME says (as toolbox and distrobox take it), the passwd one else.
@@ -110,6 +120,8 @@ enum EnvironmentSession {
         let envHome = config.user == .keepID ? home : "/root"
 
         var spec = RunSpec(source: .record(config.image))
+        spec.cacheForCommandLine = argv != nil
+        spec.seenBeforePlanning[configFile] = configSeen
         spec.rootOption = global.root
         spec.kernel = config.kernel
         spec.user = config.user.rawValue   // the environment's map: every session's plan starts the same sandbox
@@ -124,11 +136,11 @@ enum EnvironmentSession {
         if config.home != .host && config.forward && config.user == .keepID {
             // The SSH agent (its socket where sessions find it) and your git identity, read-only:
             // `git push` works from a home of the environment's own.
-            if let sock = host.environment["SSH_AUTH_SOCK"], sock.hasPrefix("/"), FS.exists(sock) {
+            if let sock = host.environment["SSH_AUTH_SOCK"], sock.hasPrefix("/"), present(sock) {
                 volumes.append(sock + ":" + agentSocket)
                 env.append("SSH_AUTH_SOCK=" + agentSocket)
             }
-            if FS.exists(home + "/.gitconfig") { volumes.append(home + "/.gitconfig:" + envHome + "/.gitconfig:ro") }
+            if present(home + "/.gitconfig") { volumes.append(home + "/.gitconfig:" + envHome + "/.gitconfig:ro") }
         }
         spec.volumes = volumes
         spec.env = env + options.env
@@ -164,8 +176,13 @@ enum EnvironmentSession {
             plan.environment = plan.environment.map { $0.hasPrefix("HOME=") ? "HOME=/root" : $0 }
         }
         prepared.plan = plan
-        envs.touch(name)
         try prepared.exec()
+    }
+
+    /// Whether PATH exists, recorded as an input of the plan.
+    static func present(_ path: String) -> Bool {
+        PlanInputs.file(path, .presence)
+        return FS.exists(path)
     }
 
     /// Where a forwarded SSH agent's socket is inside.

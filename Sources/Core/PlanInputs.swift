@@ -35,6 +35,16 @@ public final class PlanInputs: @unchecked Sendable {
         return inputs
     }
 
+    /// The recording under way, or a new one: a caller that reads inputs of its own before it
+    /// plans a run (an environment's session) starts it, and planning carries on into it.
+    public static func startOrContinue() -> PlanInputs {
+        lock.withLock {
+            if let a = active { return a }
+            active = PlanInputs()
+            return active!
+        }
+    }
+
     public static func stop() { lock.withLock { active = nil } }
 
     /// The process's variable NAME (nil when unset), recorded.

@@ -1,5 +1,5 @@
 /*
- * The lean azl-shell's first act: a warm `run` is carried out from this constructor, before
+ * The lean azl-shell's first act: a warm `run` or `exec` is carried out from this constructor, before
  * Swift's runtime initialises (no metadata, no allocations of its own), by the plan cache's
  * C lookup (Sources/SandboxRuntime/plan_cache.c). Anything else returns, and Swift's main
  * hands the command line to azl-shell-cli.

@@ -38,12 +38,14 @@ public struct RunSpec {
     public var pull = PullSettings()
     /// `--abi-report FILE`: what the target kernel refused (docs/kernel.md).
     public var abiReport: String?
-    /// Keep the plan for the next run of this process's command line. Only `run` may: the C
-    /// side finds the cache folder from run's own option table (plan_cache.c).
+    /// Keep the plan for the next run of this process's command line. Only `run` and `exec`
+    /// may: the C side finds the cache folder from their option table (plan_cache.c).
     public var cacheForCommandLine = false
     /// What the caller read before (a project file, its lock, a step's inputs): the plan cache
     /// follows it as it follows what planning reads.
     public var readBefore: PlanInputs?
+    /// Identities of files the caller read before planning (PlanCache.seenBeforePlanning).
+    public var seenBeforePlanning: [String: [UInt64]] = [:]
     /// Lock files held shared while the sandbox runs (the setup layers it stacks), as the image's is.
     public var holdShared: [String] = []
 
@@ -97,7 +99,7 @@ public enum RunPlanner {
     public static func prepare(_ spec: RunSpec) throws -> PreparedRun {
         // Everything planning reads of the environment and the host's files from here on is
         // recorded: the plan cache keys its entry on exactly that (PlanInputs).
-        let inputs = PlanInputs.start()
+        let inputs = PlanInputs.startOrContinue()
         defer { PlanInputs.stop() }
         if let before = spec.readBefore { inputs.absorb(before) }
         let host = HostFacts.current()
@@ -105,7 +107,7 @@ public enum RunPlanner {
         var notes: [String] = []
         var request: RunRequest
         var keepLocked: [String] = []
-        var seenBeforePlanning: [String: [UInt64]] = [:]
+        var seenBeforePlanning = spec.seenBeforePlanning
         var opened: RunnableImage?
         switch spec.source {
         case .rootfs(let rootfs):

@@ -404,6 +404,9 @@ int env_join(const struct plan *p, int ns[ENV_NS_MAX]) {
         close(lock);
         if (now_ms() > until) errno = 0, die("environment %s: its live sandbox neither answers nor stops; run `azl-shell stop %s`", env_name(p), env_name(p));
     }
+    /* LAST USED of `list`: here, so a session replayed from the plan cache counts too. */
+    int lu = openat(dfd, "last-used", O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (lu >= 0) futimens(lu, NULL), close(lu);
     close(dfd);
     close(fds[--n]);
     memcpy(ns, fds, sizeof(int) * (size_t)n);

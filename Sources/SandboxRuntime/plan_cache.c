@@ -73,58 +73,71 @@ static const char *value(char *const envp[], const char *name) {
     return v && *v ? v : NULL;
 }
 
-/* `run`'s own options (RunCommand, GlobalOptions, PullOptionsGroup in Sources/Commands): 1 takes
- * a value, 0 is a flag. The test `runOptionTableMatchesTheParser` holds this table against the
- * option parser's own description of `run`, so the two cannot drift apart. */
-static const struct { const char *name; int value; } run_options[] = {
-    { "--root", 1 }, { "--verbose", 0 }, { "-v", 0 }, { "--quiet", 0 }, { "-q", 0 },
-    { "--platform", 1 }, { "--tls-verify", 1 }, { "--creds", 1 }, { "--json", 0 },
-    { "--image", 1 }, { "--rootfs", 1 }, { "--env", 1 }, { "-e", 1 }, { "--volume", 1 },
-    { "--workdir", 1 }, { "-w", 1 }, { "--user", 1 }, { "-u", 1 }, { "--hostname", 1 },
-    { "--network", 1 }, { "--read-only", 0 }, { "--id-map", 1 }, { "--kernel", 1 },
-    { "--cap-add", 1 }, { "--cap-drop", 1 }, { "--dry-run", 0 }, { "--help", 0 }, { "-h", 0 }, { "--version", 0 },
-    { "--matrix", 1 }, { "--jobs", 1 }, { "--logs", 1 }, { "--abi-report", 1 },
-    { "--frozen", 0 }, { "--no-project", 0 },
-    { NULL, 0 },
+/* The options of the verbs whose plans are cached (RunCommand, ExecCommand, GlobalOptions,
+ * PullOptionsGroup, SessionOptions in Sources/Commands), with the verbs each belongs to: 1 takes
+ * a value, 0 is a flag. The test `optionTableMatchesTheParser` holds this table against the
+ * option parser's own description of each verb, so the two cannot drift apart. */
+enum { RUN = 1, EXEC = 2 };
+static const struct { const char *name; int value, verbs; } options[] = {
+    { "--root", 1, RUN | EXEC }, { "--verbose", 0, RUN | EXEC }, { "-v", 0, RUN | EXEC }, { "--quiet", 0, RUN | EXEC },
+    { "-q", 0, RUN | EXEC }, { "--env", 1, RUN | EXEC }, { "-e", 1, RUN | EXEC }, { "--workdir", 1, RUN | EXEC },
+    { "-w", 1, RUN | EXEC }, { "--user", 1, RUN | EXEC }, { "-u", 1, RUN | EXEC }, { "--help", 0, RUN | EXEC },
+    { "-h", 0, RUN | EXEC }, { "--version", 0, RUN | EXEC },
+    { "--platform", 1, RUN }, { "--tls-verify", 1, RUN }, { "--creds", 1, RUN }, { "--json", 0, RUN },
+    { "--image", 1, RUN }, { "--rootfs", 1, RUN }, { "--volume", 1, RUN }, { "--hostname", 1, RUN },
+    { "--network", 1, RUN }, { "--read-only", 0, RUN }, { "--id-map", 1, RUN }, { "--kernel", 1, RUN },
+    { "--cap-add", 1, RUN }, { "--cap-drop", 1, RUN }, { "--dry-run", 0, RUN },
+    { "--matrix", 1, RUN }, { "--jobs", 1, RUN }, { "--logs", 1, RUN }, { "--abi-report", 1, RUN },
+    { "--frozen", 0, RUN }, { "--no-project", 0, RUN },
+    { NULL, 0, 0 },
 };
 
-static int option_kind(const char *word, size_t n) {
-    for (int i = 0; run_options[i].name; i++)
-        if (strlen(run_options[i].name) == n && !memcmp(run_options[i].name, word, n)) return run_options[i].value;
+static int verb_of(const char *word) {
+    return !word ? 0 : !strcmp(word, "run") ? RUN : !strcmp(word, "exec") ? EXEC : 0;
+}
+
+static int option_kind(int verb, const char *word, size_t n) {
+    for (int i = 0; options[i].name; i++)
+        if ((options[i].verbs & verb) && strlen(options[i].name) == n && !memcmp(options[i].name, word, n)) return options[i].value;
     return -1;
 }
 
-int azl_run_option_kind(const char *name) { return option_kind(name, strlen(name)); }
+int azl_option_kind(const char *verb, const char *name) { return option_kind(verb_of(verb), name, strlen(name)); }
 
 /* The --root among azl-shell's own options of `azl-shell run ...`, which end at "--" or at the
  * first word that is not one of them (the command's: `run --image deb dpkg --root ./sysroot -l`
- * gives dpkg its own --root). -1 for any word this reader cannot be sure of the way the option
- * parser reads it (an unknown option, -eVALUE, -vq): then nothing is cached. */
-static int run_root_option(char *const argv[], const char **root) {
+ * gives dpkg its own --root). `exec`'s end at its NAME, which must be followed by "--" and a
+ * command: what the parser does with an option after NAME is not this reader's to guess. -1
+ * for any word this reader cannot be sure of the way the option parser reads it (an unknown
+ * option, -eVALUE, -vq): then nothing is cached. */
+static int root_option(char *const argv[], const char **root) {
     *root = NULL;
-    if (!argv[0] || !argv[1] || strcmp(argv[1], "run")) return -1;
+    int verb = argv[0] ? verb_of(argv[1]) : 0;
+    if (!verb) return -1;
     for (int i = 2; argv[i]; i++) {
         const char *a = argv[i];
+        if (verb == EXEC && (a[0] != '-' || !strcmp(a, "--")))
+            return a[0] != '-' && argv[i + 1] && !strcmp(argv[i + 1], "--") && argv[i + 2] ? 0 : -1;
         if (!strcmp(a, "--")) return 0;
         if (a[0] != '-') return 0;
         if (!a[1]) return -1;
         const char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
         size_t n = eq ? (size_t)(eq - a) : strlen(a);
-        int kind = option_kind(a, n);
+        int kind = option_kind(verb, a, n);
         if (kind < 0 || (kind == 0 && eq)) return -1;
         if (kind == 0) continue;
         const char *v = eq ? eq + 1 : argv[++i];
         if (!v) return -1;
         if (n == 6 && !memcmp(a, "--root", 6)) *root = v;
     }
-    return 0;
+    return verb == EXEC ? -1 : 0;
 }
 
 char *azl_plan_cache_directory(char *const argv[], char *const envp[], const char *cwd) {
     /* As Paths resolves the cache folder: --root DIR -> DIR/cache, AZL_SHELL_ROOT,
      * $XDG_CACHE_HOME/azl-shell, ~/.cache/azl-shell; plus /plans. */
     const char *root, *base, *suffix;
-    if (run_root_option(argv, &root) < 0) return NULL;
+    if (root_option(argv, &root) < 0) return NULL;
     if (!root) root = value(envp, "AZL_SHELL_ROOT");
     if (root && *root) { base = root; suffix = "/cache/plans"; }
     else if ((base = value(envp, "XDG_CACHE_HOME"))) suffix = "/azl-shell/plans";
@@ -336,7 +349,7 @@ static int current(struct reader *r) {
 }
 
 void azl_plan_cache_replay(int argc, char **argv, char **envp) {
-    if (argc < 3 || !argv || strcmp(argv[1], "run") != 0 || !envp) return;
+    if (argc < 3 || !argv || !verb_of(argv[1]) || !envp) return;
     char *dir;
     unsigned char *key, *entry = NULL;
     long keylen;

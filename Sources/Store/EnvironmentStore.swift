@@ -103,13 +103,7 @@ public struct EnvironmentStore: Sendable {
     /// The environments whose layer lies over this image tree.
     public func users(ofTree tree: Digest) -> [String] { all().filter { $0.image.tree == tree }.map(\.name) }
 
-    /// A session starts: the environment's "last used" time.
-    public func touch(_ name: String) {
-        let f = path(name) + "/last-used"
-        let fd = open(f, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        if fd >= 0 { futimens(fd, nil); close(fd) }
-    }
-
+    /// When a session last started (env.c touches DIR/last-used as a session joins).
     public func lastUsed(_ name: String) -> Date? {
         var st = stat()
         guard lstat(path(name) + "/last-used", &st) == 0 else { return nil }

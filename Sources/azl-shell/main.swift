@@ -3,7 +3,7 @@ import SandboxLaunch
 import Glibc
 #endif
 
-// The entry point users run. A warm `run` never gets here: when the plan cache holds the plan
+// The entry point users run. A warm `run` or `exec` never gets here: when the plan cache holds the plan
 // of this very command line, the constructor of PlanReplay (C, before Swift's runtime starts)
 // has carried it out already (PlanCache says what a hit means). Everything else, and every
 // miss, goes to azl-shell-cli with the same arguments and environment. Kept small (Swift's

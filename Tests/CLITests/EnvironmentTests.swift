@@ -160,6 +160,47 @@ import TestSupport
         #expect(h.status == 0 && h.stdout == "mine\n", "\(h)")
         oneLine125(f.azl(["create", "ov", "--image", "alp:3.20", "--home", "overlay"]), naming: "overlay")
     }
+
+    /// A second `exec NAME -- CMD` replays the first's plan from the plan cache (the entry is not
+    /// written again: same inode), into a running or a stopped environment; a changed config is
+    /// a miss, and a removed environment is never answered from the cache.
+    @Test func aSecondExecReplaysItsPlan() throws {
+        guard let f = try fixture() else { return }
+        defer { _ = f.azl(["rm", "--force", "dev"]) }
+        #expect(f.azl(["create", "dev", "--image", "alp:3.20", "--env", "FOO=one"]).status == 0)
+        let cmd = ["exec", "dev", "--", "sh", "-c", "echo \"$FOO $(hostname)\"; echo s >> /tmp/sessions; wc -l < /tmp/sessions"]
+        let first = f.azl(cmd)
+        #expect(first.status == 0 && first.stdout == "one dev\n1\n", "\(first)")
+        #expect(f.plans.count == 1, "exec stores its plan: \(f.plans)")
+        let entry = f.state + "/cache/plans/" + (f.plans.first ?? "none")
+        func inode() -> UInt64 { ((try? FileManager.default.attributesOfItem(atPath: entry))?[.systemFileNumber] as? UInt64) ?? 0 }
+        let stored = inode()
+
+        // Running: a replay joins the same live sandbox (its /tmp).
+        let again = f.azl(cmd)
+        #expect(again.status == 0 && again.stdout == "one dev\n2\n", "\(again)")
+        #expect(inode() == stored && f.plans.count == 1, "the second exec was not a replay")
+
+        // Stopped: the replayed plan starts the live sandbox afresh (a new /tmp).
+        #expect(f.azl(["stop", "dev"]).status == 0)
+        let cold = f.azl(cmd)
+        #expect(cold.status == 0 && cold.stdout == "one dev\n1\n", "\(cold)")
+        #expect(inode() == stored, "an exec into a stopped environment was not a replay")
+        #expect(try list(f).first?.status == "running")
+
+        // A changed config is a miss: the session sees the new setting, and the entry is replaced.
+        let config = f.state + "/environments/dev/config.json"
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: config))) as? [String: Any])
+        json["env"] = ["FOO=two"]
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: config))
+        let changed = f.azl(cmd)
+        #expect(changed.status == 0 && changed.stdout == "two dev\n2\n", "a replay ignored the changed config: \(changed)")
+        #expect(inode() != stored, "the entry of the old config was kept")
+
+        // Removed: the session is refused, not replayed.
+        #expect(f.azl(["rm", "--force", "dev"]).status == 0)
+        oneLine125(f.azl(cmd), naming: "dev")
+    }
 }
 
 /// `enter` on a real terminal (python's pty as the user's terminal): the prompt marker, Ctrl-C

@@ -44,8 +44,9 @@ enum { AZL_DEP_CONTENT = 0, AZL_DEP_PRESENCE = 1, AZL_DEP_RESOLVED = 2 };
 /* What identifies PATH now, into OUT; returns how many values (1 for a missing file, 4 for
  * presence, 9 for content). */
 int azl_plan_cache_identity(const char *path, int kind, unsigned long long out[9]);
-/* `run`'s own option NAME ("--root", "-e"): 1 takes a value, 0 a flag, -1 not one of ours. */
-int azl_run_option_kind(const char *name);
+/* Option NAME ("--root", "-e") of VERB ("run", "exec": the verbs whose plans are cached): 1 takes
+ * a value, 0 a flag, -1 not one of that verb's. */
+int azl_option_kind(const char *verb, const char *name);
 
 /* The state MAC (state_mac.c): HMAC-SHA256 under a secret kept in the user's kernel keyring,
  * which no sandbox can read. */
