@@ -237,6 +237,24 @@ import TestSupport
         #expect(rows["alp install"]?["message"] as? String == "with apk (manifest alpine:3.20)", "\(res)")
     }
 
+    /// A foreign-arch target: the Alpine aarch64 tree under qemu-user (registered in the
+    /// sandbox's own binfmt_misc), picked with --platform as `run` picks it.
+    @Test func anApkPassesOnAlpineArm64UnderQemu() throws {
+        guard let f = try Fixture.get() else { return }
+        for need in [RealRootfs.alpineArm.path, "/usr/bin/qemu-aarch64-static"] where !FS.exists(need) {
+            unavailable("pkgtest on arm64: \(need) is missing (../shared/rootfs; scripts/setup.sh installs qemu-user-static)")
+            return
+        }
+        let imported = f.azl(["import", "--name", "alp-arm", RealRootfs.alpineArm.path, "-q"])
+        #expect(imported.status == 0 || imported.stderr.contains("exists"), "\(imported)")
+        let res = f.azl(["pkgtest", try helloApk(f), "--image", "alp-arm", "--platform", "linux/arm64", "--offline", "--json",
+                         "--smoke", "uname -m | grep -x aarch64 && hello-apk"])
+        #expect(res.status == 0, "\(res)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(res.stdout.utf8)) as? [String: Any])
+        let rows = json["rows"] as? [[String: Any]] ?? []
+        #expect(rows.count == Self.steps.count && rows.allSatisfy { $0["outcome"] as? String == "passed" }, "\(res)")
+    }
+
     @Test func twoTargetsGiveTwoTargetsRows() throws {
         guard let f = try Fixture.get() else { return }
         let res = f.azl(["pkgtest", try helloDeb(f), try helloApk(f), "--image", "deb12,alp", "--offline", "--jobs", "2", "--json"])
