@@ -69,7 +69,11 @@ struct CreateCommand: ParsableCommand {
             guard let pulled = try Puller(settings).findOrPull(image, store: store) else { throw missing }
             record = pulled
         }
-        _ = try store.openForRun(record)   // its tree is there and is the user's
+        let tree = try store.openForRun(record)   // its tree is there and is the user's
+        // --platform chose the image of an index above; a stored image must be for it (a foreign
+        // one runs under qemu-user in every session, as `run --platform` does).
+        _ = try RunPlatform.resolve(image: record.reference, recorded: record.architecture, rootfs: tree.rootfs,
+                                    requested: pull.platform)
         if let k = kernel { _ = try KernelChoice.choose(spec: k, manifestName: record.manifest, rootfs: nil) }
         try envs.create(EnvironmentConfig(name: name, image: record, home: h, user: u, volumes: volume, env: env, kernel: kernel,
                                           network: network, forward: !noForward, idleSeconds: idle, created: Date()))

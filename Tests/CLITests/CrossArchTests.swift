@@ -99,4 +99,19 @@ import TestSupport
         let r = f.azl(["run", "--image", "alpx:3.20", "--platform", "linux/arm64", "--", "true"])
         #expect(r.status == 125 && r.stderr.contains("linux/amd64 image, not linux/arm64"), "\(r)")
     }
+
+    /// An environment over a foreign image: every session runs under qemu-user as `run` does;
+    /// a platform the stored image is not for is refused at create.
+    @Test func anEnvironmentOverAnAarch64ImageRunsItsSessionsUnderQemu() throws {
+        guard let f = try fixture() else { return }
+        let c = f.azl(["create", "armdev", "--image", "alparm:3.20", "--platform", "linux/arm64"])
+        #expect(c.status == 0, "\(c)")
+        defer { _ = f.azl(["rm", "--force", "armdev"]) }
+        let r = f.azl(["exec", "armdev", "--", "sh", "-c", "uname -m; echo kept > /etc/armdev"])
+        #expect(r.status == 0 && r.stdout == "aarch64\n", "\(r)")
+        let again = f.azl(["exec", "armdev", "--", "cat", "/etc/armdev"])
+        #expect(again.status == 0 && again.stdout == "kept\n", "\(again)")
+        let wrong = f.azl(["create", "wrongdev", "--image", "alpx:3.20", "--platform", "linux/arm64"])
+        #expect(wrong.status == 125 && wrong.stderr.contains("not linux/arm64"), "\(wrong)")
+    }
 }
