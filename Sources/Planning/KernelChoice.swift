@@ -4,6 +4,7 @@ import Foundation
 import Kernel
 import Manifests
 import Sandbox
+import Store
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,26 +84,10 @@ public struct KernelChoice {
     /// KEY=VALUE pairs of the tree's /etc/os-release (else /usr/lib/os-release), resolved
     /// inside the tree: a symlink in the image cannot make us read a host file.
     public static func osRelease(rootfs: String) -> [String: String]? {
-        let root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)
-        guard root >= 0 else { return nil }
-        defer { close(root) }
-        for path in ["etc/os-release", "usr/lib/os-release"] {
-            let fd = azl_openat2(root, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
-            if fd < 0 { continue }
-            defer { close(fd) }
-            var st = stat()
-            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            var bytes = [UInt8](repeating: 0, count: 16384)
-            var n = 0
-            while n < bytes.count {
-                let r = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + n, $0.count - n) }
-                if r < 0 && errno == EINTR { continue }
-                if r <= 0 { break }
-                n += r
-            }
-            return parseOSRelease(String(decoding: bytes[0..<n], as: UTF8.self))
+        TreeFile.first(in: rootfs, of: ["etc/os-release", "usr/lib/os-release"]) { fd in
+            guard let bytes = try? FS.readAll(fd: fd, limit: 16384) else { return nil }
+            return parseOSRelease(String(decoding: bytes, as: UTF8.self))
         }
-        return nil
     }
 
     /// os-release(5): KEY=value, the value optionally in double or single quotes.

@@ -4,6 +4,26 @@ import Core
 import Glibc
 #endif
 
+/// Files of an unpacked tree, read as the image sees them.
+public enum TreeFile {
+    /// BODY over the first of PATHS that is a regular file, each resolved inside the tree (an
+    /// absolute symlink in the image never reads a host file); its first non-nil answer.
+    public static func first<T>(in rootfs: String, of paths: [String], _ body: (Int32) -> T?) -> T? {
+        let root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { return nil }
+        defer { close(root) }
+        for path in paths {
+            let fd = azl_openat2(root, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
+            if fd < 0 { continue }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            if let v = body(fd) { return v }
+        }
+        return nil
+    }
+}
+
 extension ImageStore {
     /// Programs nearly every rootfs has: the shell, busybox (Alpine's /bin/sh links to it), env.
     static let archProbes = ["bin/sh", "usr/bin/sh", "bin/busybox", "usr/bin/env", "bin/ls", "usr/bin/ls"]
@@ -12,20 +32,11 @@ extension ImageStore {
     /// found (resolved inside the tree: an absolute symlink in the image never reads a host
     /// file). nil for a tree without one (a data-only image).
     public static func architecture(ofTree rootfs: String) -> String? {
-        let root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)
-        guard root >= 0 else { return nil }
-        defer { close(root) }
-        for path in archProbes {
-            let fd = azl_openat2(root, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, AZL_RESOLVE_IN_ROOT | AZL_RESOLVE_NO_MAGICLINKS)
-            if fd < 0 { continue }
-            defer { close(fd) }
-            var st = stat()
-            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+        TreeFile.first(in: rootfs, of: archProbes) { fd in
             var h = [UInt8](repeating: 0, count: 20)
-            guard h.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 20, 0) }) == 20 else { continue }
-            if let arch = elfArchitecture(h) { return arch }
+            guard h.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 20, 0) }) == 20 else { return nil }
+            return elfArchitecture(h)
         }
-        return nil
     }
 
     /// e_machine of an ELF header (its first 20 bytes), in the header's own byte order.
