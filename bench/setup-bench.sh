@@ -19,7 +19,8 @@ runs=${RUNS:-100}
 
 warmup=${WARMUP:-20}
 bench=setup-bench
-. "$here/bench/as-user.sh"
+# Inside, the script runs from the work folder, where as-user.sh was copied too.
+. "$(dirname "$0")/as-user.sh"
 
 work=$AZL_BENCH_WORK
 cd "$work"
