@@ -19,14 +19,16 @@ runs=${RUNS:-100}
 
 warmup=${WARMUP:-20}
 bench=setup-bench
-. "$here/bench/as-user.sh"
+# Inside, the script runs from the work folder, where as-user.sh was copied too.
+. "$(dirname "$0")/as-user.sh"
 
 work=$AZL_BENCH_WORK
 cd "$work"
 # Podman's storage and config in the work folder, not the user's own. What steps left owned by
-# subordinate ids (apt's) goes with `podman unshare`, in a namespace of the same map.
+# subordinate ids (apt's) goes with `podman unshare`, in a namespace of the same map; what podman
+# itself writes meanwhile, as the user.
 export HOME=$work
-trap 'rc=$?; cd /; chmod -R u+w "$work" 2>/dev/null; podman unshare rm -rf "$work" 2>/dev/null || rm -rf "$work" 2>/dev/null; exit $rc' EXIT
+trap 'rc=$?; set +e; cd /; chmod -R u+w "$work" 2>/dev/null; podman unshare rm -rf "$work" 2>/dev/null; rm -rf "$work" 2>/dev/null; exit $rc' EXIT
 export AZL_SHELL_ROOT=$work/state
 azl=$work/azl-shell
 "$azl" import --name debian:12 "$tarball" -q
