@@ -134,6 +134,8 @@ enum EnvironmentSession {
         spec.bindWorkingDirectory = false
         spec.hostname = PlanBuilder.hostname(forImage: name)
         spec.upper = .init(directory: dir + "/upper", work: dir + "/work")
+        let store = try ImageStore(paths: global.paths)
+        spec.layers = (config.setupLayers ?? []).map { store.layerRoot($0) }
         var volumes = config.volumes
         if config.home == .host { volumes.append(home + ":" + home) }
         var env = config.env
@@ -158,7 +160,7 @@ enum EnvironmentSession {
         // The live sandbox is built from whichever session comes first: its mounts must not
         // depend on the session (the home is made there, whoever starts it).
         spec.workdir = envHome
-        let tree = try ImageStore(paths: global.paths).treeDir(config.image.tree) + "/rootfs"
+        let tree = store.treeDir(config.image.tree) + "/rootfs"
         spec.command = try argv ?? loginShell(host: host, user: sessionUser, roots: [dir + "/upper", tree])
 
         var prepared = try RunPlanner.prepare(spec)
@@ -211,10 +213,56 @@ struct EnterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "enter", abstract: "An interactive login shell in an environment.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var session: SessionOptions
-    @Argument(help: "The environment.", completion: .custom { words, _, _ in Completion.environmentNames(words) })
-    var name: String
+    @Argument(help: "The environment (default: the project's, in a folder with an azl-shell.toml).",
+              completion: .custom { words, _, _ in Completion.environmentNames(words) })
+    var name: String?
 
-    func run() throws { try EnvironmentSession.start(global: global, name: name, options: session, argv: nil) }
+    func run() throws {
+        let n = try name ?? EnterCommand.projectEnvironment(global: global)
+        try EnvironmentSession.start(global: global, name: n, options: session, argv: nil)
+    }
+
+    /// The project's environment, named after its folder: made from the project file on first
+    /// use (its image, options and setup layers, the project folder bound at its own path), and
+    /// made again when the setup changed (its own layer starts over, as a changed image would).
+    static func projectEnvironment(global: GlobalOptions) throws -> String {
+        let project = try currentProject()
+        var o = ProjectOptions()
+        o.rootOption = global.root
+        o.verbose = global.verbose
+        o.progress = { e in if e.state == .running { global.say("azl-shell: setup step \(e.index)/\(e.count): \(e.run)") } }
+        let pe = try ProjectPlanner.environment(project, options: o)
+        let name = String(project.name.map { $0.isLetter || $0.isNumber || "_.-".contains($0) ? $0 : "-" }
+            .drop { !($0.isLetter || $0.isNumber) }.prefix(64))
+        guard (try? EnvironmentStore.validate(name)) != nil else {
+            throw AZLError(.usage, "the project folder \(project.root) gives no environment name", hint: "create one: azl-shell create NAME --image ..., then azl-shell enter NAME")
+        }
+        let envs = EnvironmentStore(paths: global.paths)
+        if FS.exists(envs.path(name)) {
+            let old = try envs.load(name)
+            if old.project == project.path && old.setupLayers == pe.layerKeys && old.image.digest == pe.image.digest { return name }
+            guard old.project == project.path else {
+                throw AZLError(.exists, "an environment named \(name) exists and is not this project's (\(project.path))", hint: "remove it (azl-shell rm \(name)) or enter another by name")
+            }
+            global.say("azl-shell: the project's setup changed: making environment \(name) again")
+            try RmCommand.remove(name, from: envs, force: false)
+        }
+        let spec = pe.spec
+        let user = EnvironmentConfig.User(rawValue: project.user ?? "keep-id") ?? .keepID
+        let home = EnvironmentConfig.Home(rawValue: project.home ?? "private") ?? .private
+        guard home != .overlay else { throw AZLError(.usage, "\(project.path): home = \"overlay\" is not available for environments yet", hint: "use private or host") }
+        var config = EnvironmentConfig(name: name, image: pe.image, home: home, user: user,
+                                       volumes: spec.volumes + [project.root + ":" + project.root], env: spec.env, kernel: spec.kernel,
+                                       network: spec.network == .none ? "none" : "host", forward: true,
+                                       idleSeconds: UInt32(RunPlanner.defaultKeeperIdle), created: Date())
+        config.project = project.path
+        config.setupLayers = pe.layerKeys
+        try envs.create(config)
+        // prune keeps the layers this environment's record names.
+        try ImageStore(paths: global.paths).registerLayerUser(envs.path(name) + "/config.json")
+        global.say("azl-shell: created environment \(name) for \(project.path)")
+        return name
+    }
 }
 
 struct ExecCommand: ParsableCommand {
@@ -297,37 +345,47 @@ struct RmCommand: ParsableCommand {
     func run() throws {
         let envs = EnvironmentStore(paths: global.paths)
         for n in names {
-            let config = try envs.load(n)
-            if let live = envs.live(n), !live.sessions.isEmpty, !force {
-                throw AZLError(.inUse, "environment \(n) has \(live.sessions.count) session\(live.sessions.count == 1 ? "" : "s") inside (pid \(live.sessions.map(String.init).joined(separator: ", ")))",
-                               hint: "leave them, or stop them with azl-shell rm --force \(n)")
-            }
-            // The live lock held from the last stop through the rename: no sandbox starts on the
-            // folder in between (a session could start one after a stop), and one that takes the
-            // lock after it finds its folder gone (env.c). Nothing then writes while it is removed.
-            var held: FileLock?
-            for _ in 0..<100 where held == nil {
-                try envs.stop(n)
-                held = try FileLock(tryPath: envs.path(n) + "/live.lock", mode: .exclusive)
-            }
-            guard let held else {
-                throw AZLError(.inUse, "environment \(n): its live sandbox keeps starting again", hint: "leave its sessions, then azl-shell rm --force \(n)")
-            }
-            let left = try envs.remove(n)
-            held.unlock()
-            if let left { try removeInUserNamespace(left, config: config) }
+            try RmCommand.remove(n, from: envs, force: force)
             global.say("removed \(n)")
         }
     }
 
+    /// Stop environment N (refused while sessions are inside, unless FORCE) and remove it.
+    static func remove(_ n: String, from envs: EnvironmentStore, force: Bool) throws {
+        let config = try envs.load(n)
+        if let live = envs.live(n), !live.sessions.isEmpty, !force {
+            throw AZLError(.inUse, "environment \(n) has \(live.sessions.count) session\(live.sessions.count == 1 ? "" : "s") inside (pid \(live.sessions.map(String.init).joined(separator: ", ")))",
+                               hint: "leave them, or stop them with azl-shell rm --force \(n)")
+        }
+        // The live lock held from the last stop through the rename: no sandbox starts on the
+        // folder in between (a session could start one after a stop), and one that takes the
+        // lock after it finds its folder gone (env.c). Nothing then writes while it is removed.
+        var held: FileLock?
+        for _ in 0..<100 where held == nil {
+            try envs.stop(n)
+            held = try FileLock(tryPath: envs.path(n) + "/live.lock", mode: .exclusive)
+        }
+        guard let held else {
+            throw AZLError(.inUse, "environment \(n): its live sandbox keeps starting again", hint: "leave its sessions, then azl-shell rm --force \(n)")
+        }
+        let left = try envs.remove(n)
+        held.unlock()
+        if let left { try removeInUserNamespace(left, config: config) }
+    }
+
     /// What only a user namespace of the environment's map can remove (files of a package's ids).
-    func removeInUserNamespace(_ path: String, config: EnvironmentConfig) throws {
+    static func removeInUserNamespace(_ path: String, config: EnvironmentConfig) throws {
         var request = RunRequest(rootfs: "/", imageName: config.name)
         request.user = config.user.rawValue
         var builder = PlanBuilder(request: request, host: HostFacts.current())
         var plan = try builder.build()
         plan.removeTree = path
-        try plan.exec()
+        // A child, not an exec: the caller goes on (the next name, a recreated environment).
+        let status: Int32
+        do { status = Launcher.wait(try Launcher.spawn(encodedPlan: plan.encoded())) } catch let e as LaunchError { throw AZLError(e) }
+        guard status == 0 else {
+            throw AZLError(.io, "cannot remove \(path) (status \(status))", hint: "remove it with: podman unshare rm -rf \(path), or azl-shell rm again")
+        }
     }
 }
 

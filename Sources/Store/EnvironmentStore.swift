@@ -21,6 +21,11 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
     /// Seconds the live sandbox waits after its last session.
     public var idleSeconds: UInt32
     public var created: Date
+    /// For a project's environment (`enter` in a folder with an azl-shell.toml): the project
+    /// file, and its setup layers (keys, bottom to top) between the image and the environment's
+    /// own layer. A changed setup makes a new environment. nil for one made with `create`.
+    public var project: String?
+    public var setupLayers: [Digest]?
 
     public init(name: String, image: ImageRecord, home: Home, user: User, volumes: [String], env: [String],
                 kernel: String?, network: String, forward: Bool, idleSeconds: UInt32, created: Date) {

@@ -198,4 +198,27 @@ import TestSupport
         let freed = p.f.azl(["prune", "--json"])
         #expect(freed.status == 0 && p.layers.isEmpty && before.allSatisfy { freed.stdout.contains($0) }, "\(freed)")
     }
+
+    /// `enter` in a project: the project's environment, named after its folder, made from the
+    /// file on first use (setup layers under its own layer, the project folder bound), kept
+    /// across sessions, and made again when the setup changes.
+    @Test func enterInAProjectEntersItsEnvironment() throws {
+        guard let p = try project(Self.twoSteps) else { return }
+        try p.write("req.txt", "a\n")
+        func enter(_ script: String) -> RunResult { p.f.azl(["enter"], stdin: Data(script.utf8), cwd: p.dir) }
+        let first = enter("cat /etc/step1 /etc/step2; echo $GREETING; echo mine > /etc/mine; ls \(p.dir)/azl-shell.toml\n")
+        #expect(first.status == 0 && first.stdout == "one\na\nhello\n\(p.dir)/azl-shell.toml\n", "\(first)")
+        let name = (p.dir as NSString).lastPathComponent
+        #expect(first.stderr.contains("created environment \(name) for"), "\(first)")
+        let again = enter("cat /etc/mine\n")
+        #expect(again.status == 0 && again.stdout == "mine\n" && !again.stderr.contains("created"), "kept across sessions: \(again)")
+        #expect(p.runs("count1") == 1, "setup ran once: \(p.read("count1"))")
+        // A changed setup step: a new environment over the new layers.
+        try p.write("req.txt", "b\n")
+        let changed = enter("cat /etc/step2; cat /etc/mine 2>/dev/null || echo fresh\n")
+        #expect(changed.status == 0 && changed.stdout == "b\nfresh\n", "\(changed)")
+        #expect(changed.stderr.contains("making environment \(name) again"), "\(changed)")
+        let gone = p.azl(["rm", "--force", name])
+        #expect(gone.status == 0, "\(gone)")
+    }
 }
