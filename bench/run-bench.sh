@@ -7,7 +7,8 @@
 #
 # Environment: RUNS (default 300, spread over ROUNDS rounds, default 5), WARMUP (default 30), AZL_TEST_USER (as root, the
 # benchmark runs as this unprivileged user; default azltest), ROOTFS_TAR (default: the
-# shared Alpine x86_64 minirootfs).
+# shared Alpine x86_64 minirootfs), PEERS (default "bwrap ch-run podman": the peers to time; podman's
+# runs take minutes, so PEERS="bwrap ch-run" repeats the goal's figures quickly).
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,15 +48,21 @@ if [ "${names#|azl-shell (--image)}" != "$names" ]; then
         add "azl-shell --id-map single" "$azl run --id-map single --image bench-alpine -- /bin/true"
 fi
 
-if command -v bwrap >/dev/null && bwrap --unshare-all --bind "$root" / --proc /proc --dev /dev --tmpfs /tmp /bin/true 2>/dev/null; then
+peers=${PEERS:-bwrap ch-run podman}
+wanted() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if ! wanted bwrap; then :
+elif command -v bwrap >/dev/null && bwrap --unshare-all --bind "$root" / --proc /proc --dev /dev --tmpfs /tmp /bin/true 2>/dev/null; then
     add bwrap "bwrap --unshare-all --bind $root / --proc /proc --dev /dev --tmpfs /tmp /bin/true"
 else missing="$missing bwrap"; fi
 
-if command -v ch-run >/dev/null && ch-run "$root" -- /bin/true 2>/dev/null; then
+if ! wanted ch-run; then :
+elif command -v ch-run >/dev/null && ch-run "$root" -- /bin/true 2>/dev/null; then
     add ch-run "ch-run $root -- /bin/true"
 else missing="$missing ch-run"; fi
 
-if command -v podman >/dev/null && podman import "$tarball" localhost/azl-bench-alpine >/dev/null 2>&1 \
+if ! wanted podman; then :
+elif command -v podman >/dev/null && podman import "$tarball" localhost/azl-bench-alpine >/dev/null 2>&1 \
         && podman --runtime runc --cgroup-manager cgroupfs run --rm --network host localhost/azl-bench-alpine /bin/true >/dev/null 2>&1; then
     add podman "podman --runtime runc --cgroup-manager cgroupfs run --rm --network host localhost/azl-bench-alpine /bin/true"
     podman_imported=1
