@@ -173,13 +173,13 @@ _azl-shell() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    run|pull|import|images|rmi|prune|kernel|doctor|pkgtest|create|enter|exec|list|stop|rm|setup|lock|help)
+    run|pull|import|images|rmi|prune|kernel|doctor|pkgtest|create|enter|exec|list|stop|rm|setup|lock|trust|help)
         # Offer subcommand argument completions
         "_azl-shell_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel doctor pkgtest create enter exec list stop rm setup lock help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'run pull import images rmi prune kernel doctor pkgtest create enter exec list stop rm setup lock trust help' -- "${cur}"))
         ;;
     esac
 }
@@ -656,6 +656,21 @@ _azl-shell_lock() {
         return
         ;;
     '--creds')
+        return
+        ;;
+    esac
+}
+
+_azl-shell_trust() {
+    repeating_flags=()
+    non_repeating_flags=(--verbose -v --quiet -q --revoke --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--root)
+    __azl-shell_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--root')
         return
         ;;
     esac

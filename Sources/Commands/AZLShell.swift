@@ -10,7 +10,7 @@ public struct AZLShell: ParsableCommand {
         version: "0.1.0",
         subcommands: [RunCommand.self, PullCommand.self, ImportCommand.self, ImagesCommand.self, RmiCommand.self, PruneCommand.self,
                       KernelCommand.self, DoctorCommand.self, PkgtestCommand.self, CreateCommand.self, EnterCommand.self,
-                      ExecCommand.self, ListCommand.self, StopCommand.self, RmCommand.self, SetupCommand.self, LockCommand.self]
+                      ExecCommand.self, ListCommand.self, StopCommand.self, RmCommand.self, SetupCommand.self, LockCommand.self, TrustCommand.self]
     )
     public init() {}
 

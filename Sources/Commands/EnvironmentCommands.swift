@@ -149,6 +149,9 @@ enum EnvironmentSession {
             if present(home + "/.gitconfig") { volumes.append(home + "/.gitconfig:" + envHome + "/.gitconfig:ro") }
         }
         spec.volumes = volumes
+        if let root = config.confinedTo {
+            spec.confinedVolumes = ConfinedVolumes(file: config.project ?? root, root: root, volumes: config.confinedVolumes ?? [])
+        }
         spec.env = env + options.env
         // The working directory: where you are, when the environment shows it at that path.
         let shown = volumes.compactMap { v -> String? in
@@ -231,6 +234,7 @@ struct EnterCommand: ParsableCommand {
         o.rootOption = global.root
         o.verbose = global.verbose
         o.progress = { e in if e.state == .running { global.say("azl-shell: setup step \(e.index)/\(e.count): \(e.run)") } }
+        try ProjectTrust.requireHome(project)
         let pe = try ProjectPlanner.environment(project, options: o)
         let name = String(project.name.map { $0.isLetter || $0.isNumber || "_.-".contains($0) ? $0 : "-" }
             .drop { !($0.isLetter || $0.isNumber) }.prefix(64))
@@ -257,6 +261,7 @@ struct EnterCommand: ParsableCommand {
                                        idleSeconds: UInt32(RunPlanner.defaultKeeperIdle), created: Date())
         config.project = project.path
         config.setupLayers = pe.layerKeys
+        if let c = spec.confinedVolumes { config.confinedTo = c.root; config.confinedVolumes = c.volumes }
         try envs.create(config)
         // prune keeps the layers this environment's record names.
         try ImageStore(paths: global.paths).registerLayerUser(envs.path(name) + "/config.json")

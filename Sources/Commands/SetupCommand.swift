@@ -91,3 +91,34 @@ struct LockCommand: ParsableCommand {
         global.say("azl-shell: \(project.lockPath): \(env.lock.image) at \(env.image.digest), \(env.layerKeys.count) setup steps")
     }
 }
+
+/// `azl-shell trust [--revoke]`: approve the project file as it is now for what reaches beyond
+/// its folder (volumes outside it, a real home). A sandbox can write the project folder, so
+/// without this the file is believed only inside it (ProjectTrust).
+struct TrustCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trust",
+        abstract: "Allow the project file to bind what lies outside its folder (volumes, your real home).",
+        discussion: """
+        Commands in sandboxes can write the project folder, so a project file is believed only for \
+        what stays inside it until you trust it: volumes outside the folder and home = "host" or \
+        "overlay" are refused. `trust` shows what the file reaches and approves these exact bytes at \
+        this path; any change to the file needs a new `trust`. --revoke takes it back.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .long, help: "Take the approval back.") var revoke = false
+
+    func run() throws {
+        let project = try currentProject()
+        if revoke {
+            let had = ProjectTrust.revoke(project)
+            global.say(had ? "azl-shell: \(project.path) is no longer trusted" : "azl-shell: \(project.path) was not trusted")
+            return
+        }
+        let reach = ProjectTrust.reach(of: project)
+        try ProjectTrust.trust(project)
+        global.say("azl-shell: trusted \(project.path) (\(project.digest?.short ?? "-"))" + (reach.isEmpty ? ": it reaches nothing outside its folder" : ", which reaches:"))
+        for r in reach { global.say("  " + r) }
+    }
+}

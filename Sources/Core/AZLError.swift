@@ -30,6 +30,7 @@ public struct AZLError: Error, CustomStringConvertible, Equatable, Sendable {
         case project            // azl-shell.toml or azl-shell.lock is malformed (file:line: key)
         case drift              // --frozen: the lock no longer matches the project file or the store
         case setupFailed        // a setup step exited non-zero (nothing of it kept)
+        case untrusted          // a project file asks for more than its folder and is not trusted (`azl-shell trust`)
         case `internal`
     }
 

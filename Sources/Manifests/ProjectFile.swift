@@ -37,6 +37,8 @@ public struct ProjectFile: Equatable, Sendable {
     /// private, host or overlay: for environments (`enter`); `run` binds only the current folder.
     public var home: String?
     public var setup: [Step] = []
+    /// The SHA-256 of the bytes parsed: what `azl-shell trust` approves (ProjectTrust).
+    public var digest: Digest?
 
     public static let keys = ["image", "platform", "kernel", "env", "volumes", "network", "user", "home", "setup"]
 
@@ -63,7 +65,9 @@ public struct ProjectFile: Equatable, Sendable {
         guard let text = String(data: data, encoding: .utf8) else {
             throw AZLError(.project, "project file \(path):1: not UTF-8 text", hint: "save it as UTF-8")
         }
-        return try parse(text: text, path: path)
+        var p = try parse(text: text, path: path)
+        p.digest = Digest.of(data)
+        return p
     }
 
     public static func parse(text: String, path: String) throws -> ProjectFile {

@@ -135,7 +135,12 @@ public enum ProjectPlanner {
 
         var spec = RunSpec(source: .record(image))
         spec.env = project.env
-        spec.volumes = project.volumes
+        // The file lies where sandboxes write: its volumes stay inside its folder unless trusted.
+        if try recording(read, { ProjectTrust.isTrusted(project) }) {
+            spec.volumes = project.volumes
+        } else if !project.volumes.isEmpty {
+            spec.confinedVolumes = ConfinedVolumes(file: project.path, root: project.root, volumes: project.volumes)
+        }
         spec.user = project.user
         spec.kernel = project.kernel
         if let n = project.network { spec.network = RunRequest.Network(rawValue: n) ?? .host }
@@ -231,6 +236,13 @@ public enum ProjectPlanner {
                                hint: "create it or fix the step's `inputs`")
             }
             for f in files {
+                // A symlink a sandbox left in the project must not have the host read (and hash
+                // into the lock) a file outside it.
+                let real = ProjectTrust.realPath(f), root = ProjectTrust.realPath(project.root)
+                guard real.hasPrefix(root + "/") else {
+                    throw AZLError(.untrusted, "setup step \(index + 1) of \(project.path):\(step.line): input \(f) leads outside the project folder (to \(real))",
+                                   hint: "inputs are files of the project; remove the symlink or copy the file in")
+                }
                 PlanInputs.file(f, .content)
                 out[String(f.dropFirst(project.root.count + 1))] = Digest.of(try FS.readFile(f))
             }

@@ -135,7 +135,7 @@ public enum RunPlanner {
             request.imageReference = img.record.reference
         }
         request.options = spec.options
-        request.stateFolders = stateFolders(root: spec.rootOption, shown: [host.cwd] + spec.volumes.map {
+        request.stateFolders = stateFolders(root: spec.rootOption, shown: [host.cwd] + ((spec.confinedVolumes?.volumes ?? []) + spec.volumes).map {
             String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "")
         })
 

@@ -174,9 +174,17 @@ extension PlanBuilder {
         }
         var binds: [(target: String, source: String, readOnly: Bool)] = []
         if bindCwd { binds.append((cwd, resolvedCwd, false)) }
-        for v in r.volumes {
+        let confined = r.confinedVolumes
+        let confinedRoot = confined.map { resolveHostPath(normalize($0.root)) }
+        for (i, v) in ((confined?.volumes ?? []) + r.volumes).enumerated() {
             let (src, dst, ro) = try parseVolume(v)
             let source = resolveHostPath(src)
+            // Decided on the resolved path that goes into the plan, which the C part opens
+            // without following a symlink: a swap after this cannot move the bind out.
+            if let confined, let root = confinedRoot, i < confined.volumes.count, source != root, !source.hasPrefix(root + "/") {
+                throw AZLError(.untrusted, "\(confined.file): volume '\(v)' binds \(source), outside the project folder \(root); a command in a sandbox can write that file, so it is not believed for that",
+                               hint: "if you wrote it, run `azl-shell trust` in the project (or give the volume with --volume)")
+            }
             if let g = guards.first(where: { $0.kind == .hide && (source == $0.path || source.hasPrefix($0.path + "/")) }) {
                 throw AZLError(.usage, "--volume \(v): \(source) is inside azl-shell's own state (\(g.path))",
                                hint: "bind another folder; the store and caches are never shown to a sandbox")

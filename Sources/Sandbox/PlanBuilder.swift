@@ -21,6 +21,10 @@ public struct RunOptions: Sendable {
     public var env: [String] = []
     /// `--volume SRC:DST[:ro|rw]`.
     public var volumes: [String] = []
+    /// Volumes a file asked for that commands in sandboxes may have written (a project file no
+    /// one has trusted): bound before `volumes`, each only when its source resolves inside the
+    /// file's folder, so such a file never widens a later sandbox's view (docs/sandbox.md, "Trust").
+    public var confinedVolumes: ConfinedVolumes?
     public var workdir: String?
     /// nil, `root`, `keep-id`, `UID[:GID]`, or a user name of the image.
     public var user: String?
@@ -34,6 +38,18 @@ public struct RunOptions: Sendable {
     public var bindWorkingDirectory = true
 
     public init() {}
+}
+
+/// Volumes from a file a sandbox could have written, and the folder they must stay in.
+public struct ConfinedVolumes: Sendable, Equatable {
+    /// The file that asked (for errors).
+    public var file: String
+    /// The folder every source must resolve inside (after every symlink).
+    public var root: String
+    public var volumes: [String]
+    public init(file: String, root: String, volumes: [String]) {
+        self.file = file; self.root = root; self.volumes = volumes
+    }
 }
 
 /// What the builder is given: the user's options and what the image says. Explicit options

@@ -26,6 +26,10 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
     /// own layer. A changed setup makes a new environment. nil for one made with `create`.
     public var project: String?
     public var setupLayers: [Digest]?
+    /// An untrusted project file's volumes, and the project folder each must resolve inside
+    /// at every session (RunOptions.confinedVolumes; ProjectTrust).
+    public var confinedTo: String?
+    public var confinedVolumes: [String]?
 
     public init(name: String, image: ImageRecord, home: Home, user: User, volumes: [String], env: [String],
                 kernel: String?, network: String, forward: Bool, idleSeconds: UInt32, created: Date) {

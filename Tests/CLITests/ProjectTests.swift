@@ -221,4 +221,66 @@ import TestSupport
         let gone = p.azl(["rm", "--force", name])
         #expect(gone.status == 0, "\(gone)")
     }
+
+    /// The trust rule for project files: the project folder is bound in sandboxes, so a file a
+    /// command wrote there must not give the next run more than that folder. Volumes outside it
+    /// (absolute, `..`, or a symlink planted in it) are refused until the user trusts the file's
+    /// exact bytes; a volume inside it needs nothing; a changed file needs trust again.
+    @Test func aProjectFileASandboxWroteCannotWidenTheNextRun() throws {
+        guard SandboxFixture.available(.alpineX86, for: "ProjectTests", sourceLocation: #_sourceLocation) else { return }
+        let f = try StoredImageFixture()
+        let p = Project(f: f, dir: try f.r.makeDirectory("proj"))
+        let secret = try f.r.makeDirectory("secret")
+        try "key\n".write(toFile: secret + "/key", atomically: false, encoding: .utf8)
+        try FS.mkdirs(p.dir + "/cache")
+        p.f.r.chownTree(secret)
+        p.f.r.chownTree(p.dir)
+        // A command in a sandbox plants the file and a symlink out of the folder.
+        let plant = p.azl(["run", "--image", "alp:3.20", "--", "sh", "-c", """
+            ln -s \(secret) link
+            printf 'image = "alp:3.20"\\nvolumes = ["\(secret):/abs", "cache:/c"]\\n' > azl-shell.toml
+            """])
+        #expect(plant.status == 0, "\(plant)")
+        let refused = p.azl(["run", "--", "cat", "/abs/key"])
+        #expect(refused.status == 125 && refused.stderr.contains("outside the project folder") && refused.stderr.contains("azl-shell trust"), "\(refused)")
+        #expect(refused.stdout.isEmpty && refused.stderr.split(separator: "\n").count == 1, "\(refused)")
+        try p.write("azl-shell.toml", "image = \"alp:3.20\"\nvolumes = [\"link:/abs\"]\n")
+        let viaLink = p.azl(["run", "--", "cat", "/abs/key"])
+        #expect(viaLink.status == 125 && viaLink.stderr.contains("outside the project folder"), "a planted symlink: \(viaLink)")
+        try p.write("azl-shell.toml", "image = \"alp:3.20\"\nvolumes = [\"../\((secret as NSString).lastPathComponent):/abs\"]\n")
+        let dotdot = p.azl(["run", "--", "cat", "/abs/key"])
+        #expect(dotdot.status == 125 && dotdot.stderr.contains("outside the project folder"), "a `..` source: \(dotdot)")
+        // Inside the folder: believed without trust.
+        try p.write("azl-shell.toml", "image = \"alp:3.20\"\nvolumes = [\"cache:/c\"]\n")
+        let inside = p.azl(["run", "--", "sh", "-c", "echo x > /c/x && cat /c/x"])
+        #expect(inside.status == 0 && inside.stdout == "x\n", "\(inside)")
+        // The user trusts it: the volume outside is bound; any change takes that back.
+        try p.write("azl-shell.toml", "image = \"alp:3.20\"\nvolumes = [\"\(secret):/abs:ro\"]\n")
+        let trust = p.azl(["trust"])
+        #expect(trust.status == 0 && trust.stderr.contains("volume \(secret):/abs:ro"), "trust shows what the file reaches: \(trust)")
+        for _ in 0..<2 {
+            let trusted = p.azl(["run", "--", "cat", "/abs/key"])
+            #expect(trusted.status == 0 && trusted.stdout == "key\n", "\(trusted)")
+        }
+        let edit = p.azl(["run", "--no-project", "--image", "alp:3.20", "--", "sh", "-c", "echo '# more' >> azl-shell.toml"])
+        #expect(edit.status == 0, "\(edit)")
+        let afterEdit = p.azl(["run", "--", "cat", "/abs/key"])
+        #expect(afterEdit.status == 125 && afterEdit.stderr.contains("outside the project folder"), "a changed file is not trusted: \(afterEdit)")
+        #expect(p.azl(["trust"]).status == 0 && p.azl(["run", "--", "cat", "/abs/key"]).status == 0)
+        let revoke = p.azl(["trust", "--revoke"])
+        #expect(revoke.status == 0 && p.azl(["run", "--", "cat", "/abs/key"]).status == 125, "\(revoke)")
+        // A sandbox cannot write a trust record: the config folder is read-only in every sandbox
+        // (made first where a bind would show it), even when the working directory is the home.
+        let forge = p.azl(["run", "--no-project", "--image", "alp:3.20", "--", "sh", "-c",
+                           "mkdir -p .config/azl-shell/trusted && echo x > .config/azl-shell/trusted/x"], cwd: f.r.home)
+        #expect(forge.status != 0, "a sandbox wrote the config folder: \(forge)")
+        // An environment's real home is the user's to give: refused from an untrusted file.
+        try p.write("azl-shell.toml", "image = \"alp:3.20\"\nhome = \"host\"\n")
+        let home = p.f.azl(["enter"], stdin: Data("true\n".utf8), cwd: p.dir)
+        #expect(home.status == 125 && home.stderr.contains("home = \"host\"") && home.stderr.contains("azl-shell trust"), "\(home)")
+        // A setup input that a sandbox made a symlink out of the folder is not read by the host.
+        try p.write("azl-shell.toml", "image = \"alp:3.20\"\nsetup = [{ run = \"true\", inputs = [\"link/key\"] }]\n")
+        let input = p.azl(["setup"])
+        #expect(input.status == 125 && input.stderr.contains("leads outside the project folder"), "\(input)")
+    }
 }
