@@ -97,7 +97,6 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
     static size_t fcap;
     size_t off = 0;
     int first = 1;
-    memset(p, 0, sizeof *p);
     while (off < len) {
         if (len - off < 4) return fail(err, errlen, "truncated plan");
         uint32_t rlen = (uint32_t)(unsigned char)buf[off] | (uint32_t)(unsigned char)buf[off + 1] << 8 |
