@@ -283,4 +283,23 @@ import TestSupport
         let input = p.azl(["setup"])
         #expect(input.status == 125 && input.stderr.contains("leads outside the project folder"), "\(input)")
     }
+
+    /// The project's environment checks an untrusted file's volumes at every session: a volume
+    /// inside the folder is bound; once a command inside swaps it for a symlink out of the
+    /// folder, the next session refuses it instead of binding where the symlink leads.
+    @Test func aProjectEnvironmentKeepsItsVolumesInsideTheFolder() throws {
+        guard let p = try project("image = \"alp:3.20\"\nvolumes = [\"cache:/c\"]\n") else { return }
+        let secret = try p.f.r.makeDirectory("secret")
+        try "key\n".write(toFile: secret + "/key", atomically: false, encoding: .utf8)
+        try FS.mkdirs(p.dir + "/cache")
+        p.f.r.chownTree(secret)
+        p.f.r.chownTree(p.dir)
+        func enter(_ script: String) -> RunResult { p.f.azl(["enter"], stdin: Data(script.utf8), cwd: p.dir) }
+        let first = enter("echo hi > /c/x && cat /c/x && rmdir \(p.dir)/cache 2>/dev/null; rm -rf \(p.dir)/cache/x \(p.dir)/cache && ln -s \(secret) \(p.dir)/cache && echo swapped\n")
+        #expect(first.status == 0 && first.stdout == "hi\nswapped\n", "\(first)")
+        let second = enter("cat /c/key\n")
+        #expect(second.status == 125 && second.stderr.contains("outside the project folder") && !second.stdout.contains("key"), "\(second)")
+        let name = (p.dir as NSString).lastPathComponent
+        #expect(p.azl(["rm", "--force", name]).status == 0)
+    }
 }
