@@ -20,9 +20,10 @@ import Glibc
 public struct PlanCache {
     public let directory: String
     public let key: [UInt8]
-    /// Identities of content dependencies taken before the plan's inputs were read (the image
-    /// record, the folder of records): one that changed meanwhile (a pull or a retag while this
-    /// run planned) means the plan may be of the old content, so it is not kept.
+    /// Identities of content dependencies taken before planning read them (the folder of image
+    /// records, an environment's config; `PlanInputs.seenBeforeReading`): one that changed
+    /// meanwhile (a pull or a retag while this run planned) means the plan may be of the old
+    /// content, so it is not kept.
     public var seenBeforePlanning: [String: [UInt64]] = [:]
     /// The environment variables planning read (`PlanInputs`): the entry holds their values,
     /// and a run whose values differ is a miss.
