@@ -2,12 +2,13 @@
 # Import speed and memory against `tar -xf` on the same tarball, in one run, as the same user.
 # Prints medians of N runs and the ratio (goal: ratio <= 1.0; peak RSS < 64 MiB).
 #   bench/import-bench.sh [TARBALL ...]     (default: the real rootfs tarballs in ../shared/rootfs,
-#                                            and a ~500 MB one made from them; LARGE=0 skips it)
+#                                            and a ~500 MB one made from them; LARGE=0 skips it;
+#                                            BUILD_DIR=DIR: the release build to use)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
-bin=$(swift build -c release --show-bin-path)
-[ -x "$bin/azl-shell" ] || swift build -c release >/dev/null
+bin=${BUILD_DIR:-$(swift build -c release --show-bin-path)}
+[ -x "$bin/azl-shell" ] || { [ -z "${BUILD_DIR:-}" ] && swift build -c release >/dev/null; } || { echo "import-bench: no azl-shell in $bin" >&2; exit 1; }
 work=$(mktemp -d /tmp/azl-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp "$bin/azl-shell" "$bin/azl-shell-cli" "$work/"

@@ -24,10 +24,7 @@ static inline int azl_openat_mode(int dirfd, const char *path, int flags, int mo
 static inline unsigned int azl_major(uint64_t dev) { return major(dev); }
 static inline unsigned int azl_minor(uint64_t dev) { return minor(dev); }
 static const uint64_t AZL_RESOLVE_IN_ROOT = RESOLVE_IN_ROOT;
-static const uint64_t AZL_RESOLVE_BENEATH = RESOLVE_BENEATH;
 static const uint64_t AZL_RESOLVE_NO_MAGICLINKS = RESOLVE_NO_MAGICLINKS;
-static const uint64_t AZL_RESOLVE_NO_SYMLINKS = RESOLVE_NO_SYMLINKS;
-static const uint64_t AZL_RESOLVE_NO_XDEV = RESOLVE_NO_XDEV;
 static const int AZL_O_PATH = O_PATH;
 static const long AZL_UTIME_OMIT = UTIME_OMIT;
 #endif

@@ -19,10 +19,6 @@
 static inline uint32_t azl_scmp_act_errno(uint16_t e) { return SCMP_ACT_ERRNO(e); }
 static inline uint32_t azl_scmp_act_allow(void) { return SCMP_ACT_ALLOW; }
 static inline uint32_t azl_scmp_act_notify(void) { return SCMP_ACT_NOTIFY; }
-static inline uint32_t azl_scmp_arch_native(void) { return SCMP_ARCH_NATIVE; }
-static inline uint32_t azl_scmp_arch_x86_64(void) { return SCMP_ARCH_X86_64; }
-static inline uint32_t azl_scmp_arch_x86(void) { return SCMP_ARCH_X86; }
-static inline uint32_t azl_scmp_arch_aarch64(void) { return SCMP_ARCH_AARCH64; }
 
 /* A rule with no argument filter. */
 static inline int azl_scmp_rule(scmp_filter_ctx ctx, uint32_t action, int nr) {

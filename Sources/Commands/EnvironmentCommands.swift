@@ -62,13 +62,9 @@ struct CreateCommand: ParsableCommand {
         let envs = EnvironmentStore(paths: global.paths)
         if FS.exists(envs.path(name)) { throw envs.taken(name) }
         let store = try ImageStore(paths: global.paths)
-        let record: ImageRecord
-        do { record = try store.lookup(image) } catch let missing as AZLError where missing.kind == .notFound {
-            var settings = pull.settings(quiet: global.quiet)
-            settings.jsonToStderr = true
-            guard let pulled = try Puller(settings).findOrPull(image, store: store) else { throw missing }
-            record = pulled
-        }
+        var settings = pull.settings(quiet: global.quiet)
+        settings.jsonToStderr = true
+        let record = try RunPlanner.storedRecord(image, pull: settings, store: store)
         let tree = try store.openForRun(record)   // its tree is there and is the user's
         // --platform chose the image of an index above; a stored image must be for it (a foreign
         // one runs under qemu-user in every session, as `run --platform` does).
@@ -100,14 +96,16 @@ enum EnvironmentSession {
     static func start(global: GlobalOptions, name: String, options: SessionOptions, argv: [String]?) throws -> Never {
         // Everything this session's plan is made of is recorded from here (PlanInputs): an
         // `exec` keeps its plan in the plan cache, which replays it while all of it is unchanged.
-        _ = PlanInputs.start()
-        defer { PlanInputs.stop() }
+        let inputs = PlanInputs()
+        try inputs.record { try start(global: global, name: name, options: options, argv: argv, inputs: inputs) }
+    }
+
+    static func start(global: GlobalOptions, name: String, options: SessionOptions, argv: [String]?, inputs: PlanInputs) throws -> Never {
         let envs = EnvironmentStore(paths: global.paths)
         try EnvironmentStore.validate(name)
         let configFile = envs.path(name) + "/config.json"
         // Before it is read (config.json is replaced by a rename): an edit from now on is a miss.
-        let configSeen = PlanCache.identity(of: configFile, contentToo: true)
-        PlanInputs.file(configFile, .content)
+        PlanInputs.file(configFile, .content) { PlanCache.identity(of: configFile, contentToo: true) }
         let config = try envs.load(name)
         let host = HostFacts.current()
         // Your home is where $HOME says (as toolbox and distrobox take it), the passwd one else.
@@ -125,7 +123,8 @@ enum EnvironmentSession {
 
         var spec = RunSpec(source: .record(config.image))
         spec.cacheForCommandLine = argv != nil
-        spec.seenBeforePlanning[configFile] = configSeen
+        spec.inputs = inputs
+        spec.host = host
         spec.rootOption = global.root
         spec.kernel = config.kernel
         spec.user = config.user.rawValue   // the environment's map: every session's plan starts the same sandbox

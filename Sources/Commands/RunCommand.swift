@@ -94,7 +94,10 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         if let matrix { return try runMatrix(matrix) }
-        var spec = try self.spec()
+        // What the project (if any) reads before planning is an input of the plan too.
+        let inputs = PlanInputs()
+        var spec = try inputs.record { try self.spec() }
+        spec.inputs = inputs
         spec.cacheForCommandLine = true
         let prepared = try RunPlanner.prepare(spec)
         for n in prepared.notes { global.note(n) }
@@ -113,11 +116,10 @@ struct RunCommand: ParsableCommand {
         }
         var settings = pull.settings(quiet: global.quiet)
         settings.jsonToStderr = true
-        let read = PlanInputs()
         var spec: RunSpec
         if let rootfs {
             spec = RunSpec(source: .rootfs(rootfs))
-        } else if !noProject, let project = try ProjectPlanner.find(from: FileManager.default.currentDirectoryPath, recordingInto: read) {
+        } else if !noProject, let project = try ProjectPlanner.find(from: FileManager.default.currentDirectoryPath) {
             var o = ProjectOptions()
             o.frozen = frozen ? true : nil
             o.imageOverride = image
@@ -135,7 +137,6 @@ struct RunCommand: ParsableCommand {
             }
             spec = RunSpec(source: .image(image ?? ""))
         }
-        if spec.readBefore == nil { spec.readBefore = read } else { spec.readBefore!.absorb(read) }
         if let network {
             guard let net = RunRequest.Network(rawValue: network) else {
                 throw AZLError(.usage, "--network \(network): expected host or none")

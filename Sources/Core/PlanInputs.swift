@@ -24,28 +24,23 @@ public final class PlanInputs: @unchecked Sendable {
     nonisolated(unsafe) private static var active: PlanInputs?
     private var vars: Set<String> = []
     private var files: [String: Set<Kind>] = [:]
+    private var seen: [String: [UInt64]] = [:]
 
     public init() {}
 
-    /// Record from now on what planning reads, into the returned inputs (one recording at a
-    /// time: a process plans one run), until `stop`.
-    public static func start() -> PlanInputs {
-        let inputs = PlanInputs()
-        lock.withLock { active = inputs }
-        return inputs
-    }
-
-    /// The recording under way, or a new one: a caller that reads inputs of its own before it
-    /// plans a run (an environment's session) starts it, and planning carries on into it.
-    public static func startOrContinue() -> PlanInputs {
-        lock.withLock {
-            if let a = active { return a }
-            active = PlanInputs()
-            return active!
+    /// BODY's result, with every host fact it reads recorded here. The one way reads are
+    /// recorded: a caller that reads host facts of its own before it plans (a project file, an
+    /// environment's config) records them into the inputs it then hands to planning, which
+    /// goes on recording into them. A recording inside another (a setup step planned while a
+    /// project's run is) keeps its reads; the outer one goes on after it.
+    public func record<T>(_ body: () throws -> T) rethrows -> T {
+        let outer = PlanInputs.lock.withLock { () -> PlanInputs? in
+            defer { PlanInputs.active = self }
+            return PlanInputs.active
         }
+        defer { PlanInputs.lock.withLock { PlanInputs.active = outer } }
+        return try body()
     }
-
-    public static func stop() { lock.withLock { active = nil } }
 
     /// The process's variable NAME (nil when unset), recorded.
     public static func variable(_ name: String) -> String? {
@@ -53,20 +48,21 @@ public final class PlanInputs: @unchecked Sendable {
         return ProcessInfo.processInfo.environment[name]
     }
 
-    /// Planning read PATH (or looked at it, as KIND says).
-    public static func file(_ path: String, _ kind: Kind) {
-        guard !path.isEmpty else { return }
-        lock.withLock { _ = active?.files[path, default: []].insert(kind) }
-    }
-
-    /// Add what OTHER recorded (read before this recording started).
-    public func absorb(_ other: PlanInputs) {
-        let (v, f) = PlanInputs.lock.withLock { (other.vars, other.files) }
-        PlanInputs.lock.withLock {
-            vars.formUnion(v)
-            for (p, k) in f { files[p, default: []].formUnion(k) }
+    /// Planning read PATH (or looked at it, as KIND says). IDENTITY, when given, is which file
+    /// PATH is before it is read (PlanCache.identity), taken only while recording and only the
+    /// first time: a file replaced between then and the plan's keeping may have been read in
+    /// its old content, so that plan is not kept (`seenBeforeReading`).
+    public static func file(_ path: String, _ kind: Kind, identity: (() -> [UInt64])? = nil) {
+        guard !path.isEmpty, let inputs = lock.withLock({ active }) else { return }
+        let id = inputs.seenBeforeReading[path] == nil ? identity?() : nil
+        lock.withLock {
+            inputs.files[path, default: []].insert(kind)
+            if let id, inputs.seen[path] == nil { inputs.seen[path] = id }
         }
     }
+
+    /// The identities taken before reading (`file(_:_:identity:)`), by path.
+    public var seenBeforeReading: [String: [UInt64]] { PlanInputs.lock.withLock { seen } }
 
     /// The variables read, sorted.
     public var variables: [String] { PlanInputs.lock.withLock { vars.sorted() } }

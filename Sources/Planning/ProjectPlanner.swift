@@ -53,17 +53,18 @@ public enum ProjectPlanner {
     }
 
     /// The project file of DIRECTORY or an ancestor, parsed; nil when there is none. What was
-    /// looked at is recorded into READ for the plan cache.
-    public static func find(from directory: String, recordingInto read: PlanInputs? = nil) throws -> ProjectFile? {
-        try recording(read) { try ProjectFile.find(from: directory).map(ProjectFile.load) }
+    /// looked at is recorded into the recording under way (`PlanInputs.record`).
+    public static func find(from directory: String) throws -> ProjectFile? {
+        try ProjectFile.find(from: directory).map(ProjectFile.load)
     }
 
     /// The project's environment, ready to run a command in (`run`, `enter`): image pinned by
     /// the lock (written or checked), setup layers built where missing, the layers' locks to
-    /// hold while it runs in `spec.holdShared`, and everything read in `spec.readBefore`.
+    /// hold while it runs in `spec.holdShared`. What it reads (the lock, the steps' inputs, the
+    /// layers) is recorded into the recording under way: a caller that plans a run on it records
+    /// this into the `spec.inputs` it then plans with (`PlanInputs.record`).
     public static func environment(_ project: ProjectFile, options: ProjectOptions) throws -> ProjectEnvironment {
-        let read = PlanInputs()
-        let frozen = try recording(read) { options.frozen ?? (PlanInputs.variable("CI") == "true") }
+        let frozen = options.frozen ?? (PlanInputs.variable("CI") == "true")
         let paths = Paths.resolve(rootOption: options.rootOption)
         let store = try ImageStore(paths: paths)
         guard let imageName = options.imageOverride ?? project.image else {
@@ -74,7 +75,7 @@ public enum ProjectPlanner {
         let platform = try pull.platform.map(Platform.parse) ?? Platform.host
         let platformKey = platform.description
         let useLock = options.imageOverride == nil
-        let old = useLock ? try recording(read) { try ProjectLock.load(project.lockPath) } : nil
+        let old = useLock ? try ProjectLock.load(project.lockPath) : nil
         func drift(_ what: String) -> AZLError {
             AZLError(.drift, "\(project.lockPath): \(what)",
                      hint: "run `azl-shell lock` (--update to follow the tag) and commit azl-shell.lock; --frozen is implied by CI=true")
@@ -84,7 +85,7 @@ public enum ProjectPlanner {
         // The image: the locked digest while the file's image is the one it was resolved from.
         var record: ImageRecord?
         if let old, old.image == imageName, !options.updateLock, let d = old.digests[platformKey] {
-            record = try recording(read) { store.record(digest: d) }
+            record = store.record(digest: d)
             // Not stored (a fresh machine): a registry image is pulled by the locked digest.
             if record == nil, (try? Puller.isPullable(imageName)) == true, let (ref, _) = try? Puller.resolve(imageName) {
                 record = try? Puller(pull).findOrPull(ref.name + "@" + d.description, store: store)
@@ -94,12 +95,7 @@ public enum ProjectPlanner {
             throw drift(old.image != imageName ? "`image` is \(imageName) in the project file, \(old.image) in the lock"
                         : options.updateLock ? "--update and --frozen ask for opposite things" : "no digest for \(platformKey)")
         }
-        if record == nil {
-            var s = RunSpec(source: .image(imageName))
-            s.pull = pull
-            s.rootOption = options.rootOption
-            record = try recording(read) { try RunPlanner.storedRecord(s, store: store) }
-        }
+        if record == nil { record = try RunPlanner.storedRecord(imageName, pull: pull, store: store) }
         let image = record!
 
         // The layers' keys, bottom to top; each from its parent's, so a changed step or input
@@ -107,7 +103,7 @@ public enum ProjectPlanner {
         var keys: [Digest] = []
         var inputs: [[String: Digest]] = []
         for (i, step) in project.setup.enumerated() {
-            let ins = try recording(read) { try inputDigests(step, index: i, of: project) }
+            let ins = try inputDigests(step, index: i, of: project)
             keys.append(layerKey(parent: keys.last ?? image.digest, step: step.run, inputs: ins))
             inputs.append(ins)
         }
@@ -130,13 +126,13 @@ public enum ProjectPlanner {
             try store.pin(image)
             if old != lock { try FS.atomicWrite(Data(lock.text.utf8), to: project.lockPath, mode: 0o644) }
             store.registerLayerUser(project.lockPath)
-            read.absorb(recordingOf { PlanInputs.file(project.lockPath, .content) })
+            PlanInputs.file(project.lockPath, .content)
         }
 
         var spec = RunSpec(source: .record(image))
         spec.env = project.env
         // The file lies where sandboxes write: its volumes stay inside its folder unless trusted.
-        if try recording(read, { ProjectTrust.isTrusted(project) }) {
+        if ProjectTrust.isTrusted(project) {
             spec.volumes = project.volumes
         } else if !project.volumes.isEmpty {
             spec.confinedVolumes = ConfinedVolumes(file: project.path, root: project.root, volumes: project.volumes)
@@ -165,9 +161,8 @@ public enum ProjectPlanner {
             spec.layers.append(store.layerRoot(key))
             spec.holdShared.append(store.layerLockPath(key))
             // A layer pruned since is a new plan.
-            read.absorb(recordingOf { PlanInputs.file(store.layerDir(key) + "/meta.json", .presence) })
+            PlanInputs.file(store.layerDir(key) + "/meta.json", .presence)
         }
-        spec.readBefore = read
         return ProjectEnvironment(project: project, spec: spec, image: image, layerKeys: keys, lock: lock)
     }
 
@@ -188,7 +183,8 @@ public enum ProjectPlanner {
         spec.command = ["/bin/sh", "-c", project.setup[i].run]
         spec.user = "root"
         spec.workdir = project.root
-        spec.readBefore = nil
+        // Its own recording: what the step's plan read is not the project run's input.
+        spec.inputs = PlanInputs()
         let here = FileManager.default.currentDirectoryPath
         guard chdir(project.root) == 0 else { throw AZLError.errno(errno, "cannot enter the project folder", path: project.root) }
         defer { _ = chdir(here) }
@@ -248,20 +244,5 @@ public enum ProjectPlanner {
             }
         }
         return out
-    }
-
-    /// BODY's result, with what it read recorded into READ (nil: not recorded).
-    static func recording<T>(_ read: PlanInputs?, _ body: () throws -> T) rethrows -> T {
-        guard let read else { return try body() }
-        let r = PlanInputs.start()
-        defer { PlanInputs.stop(); read.absorb(r) }
-        return try body()
-    }
-
-    static func recordingOf(_ body: () -> Void) -> PlanInputs {
-        let r = PlanInputs.start()
-        defer { PlanInputs.stop() }
-        body()
-        return r
     }
 }

@@ -41,11 +41,13 @@ public struct RunSpec {
     /// Keep the plan for the next run of this process's command line. Only `run` and `exec`
     /// may: the C side finds the cache folder from their option table (plan_cache.c).
     public var cacheForCommandLine = false
-    /// What the caller read before (a project file, its lock, a step's inputs): the plan cache
-    /// follows it as it follows what planning reads.
-    public var readBefore: PlanInputs?
-    /// Identities of files the caller read before planning (PlanCache.seenBeforePlanning).
-    public var seenBeforePlanning: [String: [UInt64]] = [:]
+    /// What planning this run read of the host (`PlanInputs.record`); the plan cache keys its
+    /// entry on it. A caller that reads host facts before it plans (a project file, its lock, a
+    /// step's inputs, an environment's config) records them here first.
+    public var inputs = PlanInputs()
+    /// The invoking user's facts when the caller already read them (an environment's session),
+    /// so they are read once; nil: read while planning.
+    public var host: HostFacts?
     /// Lock files held shared while the sandbox runs (the setup layers it stacks), as the image's is.
     public var holdShared: [String] = []
 
@@ -97,17 +99,27 @@ public struct PreparedRun {
 /// keeper, and for `run` the plan cache's entry and the files it depends on.
 public enum RunPlanner {
     public static func prepare(_ spec: RunSpec) throws -> PreparedRun {
-        // Everything planning reads of the environment and the host's files from here on is
-        // recorded: the plan cache keys its entry on exactly that (PlanInputs).
-        let inputs = PlanInputs.startOrContinue()
-        defer { PlanInputs.stop() }
-        if let before = spec.readBefore { inputs.absorb(before) }
-        let host = HostFacts.current()
+        // Everything planning reads of the environment and the host's files is recorded: the
+        // plan cache keys its entry on exactly that (PlanInputs).
+        var prepared = try spec.inputs.record { try plan(spec) }
+        // Kept for the next run of this command line, unless this run says more than a replay
+        // would (--verbose) or runs a tree outside the store (--rootfs: it may change).
+        if spec.cacheForCommandLine, prepared.image != nil, !spec.verbose,
+           var c = PlanCache.forThisProcess(arguments: CommandLine.arguments), c.directory == spec.paths.cache + "/plans" {
+            c.seenBeforePlanning = spec.inputs.seenBeforeReading
+            c.variables = spec.inputs.variables
+            prepared.cache = c
+            prepared.dependencies = planDependencies(prepared.plan, inputs: spec.inputs, cache: spec.paths.cache)
+        }
+        return prepared
+    }
+
+    static func plan(_ spec: RunSpec) throws -> PreparedRun {
+        let host = spec.host ?? HostFacts.current()
         let paths = spec.paths
         var notes: [String] = []
         var request: RunRequest
         var keepLocked: [String] = []
-        var seenBeforePlanning = spec.seenBeforePlanning
         var opened: RunnableImage?
         switch spec.source {
         case .rootfs(let rootfs):
@@ -116,9 +128,9 @@ public enum RunPlanner {
             request = RunRequest(rootfs: abs, imageName: abs.split(separator: "/").last.map(String.init) ?? "azl-shell")
         case .image, .record:
             let store = try ImageStore(paths: paths)
-            // Before the record is read (PlanCache.seenBeforePlanning): records are written by a
-            // rename into this folder, so a pull or retag from now on changes it.
-            seenBeforePlanning[store.paths.images] = PlanCache.identity(of: store.paths.images, contentToo: true)
+            // Before the record is read: records are written by a rename into this folder, so a
+            // pull or retag from now on changes it.
+            PlanInputs.file(store.paths.images, .content) { PlanCache.identity(of: store.paths.images, contentToo: true) }
             let record = try storedRecord(spec, store: store)
             // Stored but its tree gone: said as such, not pulled under that name.
             let img = try store.openForRun(record)
@@ -162,21 +174,8 @@ public enum RunPlanner {
         if let name = PlanInputs.variable("AZL_SHELL_TEST_READ_VARIABLE") { _ = PlanInputs.variable(name) }
         if let file = PlanInputs.variable("AZL_SHELL_TEST_READ_FILE") { PlanInputs.file(file, .content) }
         #endif
-        PlanInputs.stop()
-
-        // Kept for the next run of this command line, unless this run says more than a replay
-        // would (--verbose) or runs a tree outside the store (--rootfs: it may change).
-        var cache: PlanCache?
-        var dependencies: [PlanCache.Dependency] = []
-        if spec.cacheForCommandLine, opened != nil, !spec.verbose,
-           var c = PlanCache.forThisProcess(arguments: CommandLine.arguments), c.directory == paths.cache + "/plans" {
-            c.seenBeforePlanning = seenBeforePlanning
-            c.variables = inputs.variables
-            cache = c
-            dependencies = planDependencies(plan, inputs: inputs, cache: paths.cache)
-        }
         return PreparedRun(plan: plan, image: opened, kernel: choice, platform: platform, notes: notes, keepLocked: keepLocked,
-                           cache: cache, dependencies: dependencies)
+                           cache: nil, dependencies: [])
     }
 
     /// The image record a spec names: the one it carries, or the store's for its name, pulled
@@ -185,11 +184,16 @@ public enum RunPlanner {
         switch spec.source {
         case .record(let r): return r
         case .rootfs(let r): throw AZLError(.internal, "--rootfs \(r) has no image record")
-        case .image(let image):
-            do { return try store.lookup(image) } catch let missing as AZLError where missing.kind == .notFound {
-                guard let pulled = try Puller(spec.pull).findOrPull(image, store: store) else { throw missing }
-                return pulled
-            }
+        case .image(let image): return try storedRecord(image, pull: spec.pull, store: store)
+        }
+    }
+
+    /// The store's record of IMAGE, pulled first when it is not stored (a registry reference or
+    /// a known short name); a name that is neither is the lookup's not-found error.
+    public static func storedRecord(_ image: String, pull: PullSettings, store: ImageStore) throws -> ImageRecord {
+        do { return try store.lookup(image) } catch let missing as AZLError where missing.kind == .notFound {
+            guard let pulled = try Puller(pull).findOrPull(image, store: store) else { throw missing }
+            return pulled
         }
     }
 

@@ -122,20 +122,6 @@ public final class RegistryClient: Sendable {
         }
     }
 
-    /// Resolve `ref` to its manifest digest for `platform` (and the index digest) without
-    /// fetching any blob.
-    public func resolve(_ ref: ImageReference, options: PullOptions = PullOptions()) async throws -> (manifest: Digest, index: Digest?) {
-        let session = try Session(ref: ref, options: options, credentials: try options.credentials ?? credentialStore.credentials(for: ref))
-        do {
-            let r = try await session.resolve()
-            await session.shutdown()
-            return (r.digest, r.index)
-        } catch {
-            await session.shutdown()
-            throw Session.wrap(error, ref: ref)
-        }
-    }
-
     /// `pull` for synchronous callers (a ParsableCommand): runs it on a detached task and waits.
     public func pullSync(_ ref: ImageReference, options: PullOptions = PullOptions(), blobStore: BlobSink) throws -> PulledImage {
         try RegistryClient.runSync { try await self.pull(ref, options: options, blobStore: blobStore) }

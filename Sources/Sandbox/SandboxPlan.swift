@@ -126,7 +126,7 @@ public struct SandboxPlan: Equatable, Sendable {
         public var profile: String
         /// The seccomp program (`struct sock_filter[]`), empty for none.
         public var seccomp: [UInt8]
-        /// uname(2) is notified to the supervisor, which answers with `uts` (nil: the host's).
+        /// uname(2) is notified to the sandbox's pid 1, which answers with `uts` (nil: the host's).
         public var uts: UTS?
         public var capabilities: Capabilities?
         public var noNewPrivs: Bool

@@ -20,16 +20,15 @@ import Glibc
 public struct PlanCache {
     public let directory: String
     public let key: [UInt8]
-    /// Identities of content dependencies taken before the plan's inputs were read (the image
-    /// record, the folder of records): one that changed meanwhile (a pull or a retag while this
-    /// run planned) means the plan may be of the old content, so it is not kept.
+    /// Identities of content dependencies taken before planning read them (the folder of image
+    /// records, an environment's config; `PlanInputs.seenBeforeReading`): one that changed
+    /// meanwhile (a pull or a retag while this run planned) means the plan may be of the old
+    /// content, so it is not kept.
     public var seenBeforePlanning: [String: [UInt64]] = [:]
     /// The environment variables planning read (`PlanInputs`): the entry holds their values,
     /// and a run whose values differ is a miss.
     public var variables: [String] = []
 
-    /// The entry format's first line, as plan_cache.c (which reads entries) has it.
-    static let magic = Array(String(cString: azl_plan_cache_magic()).utf8)
     /// Entries kept at most; the oldest go first when a store finds more.
     public static let capacity = 256
 
@@ -125,44 +124,42 @@ public struct PlanCache {
             case .resolved: return UInt8(AZL_DEP_RESOLVED)
             }
         }
-        var identity: [UInt64] { PlanCache.identity(of: path, kind: Int32(kind)) }
     }
 
     // MARK: store
 
     /// Keep `plan` for this key. `dependencies` are the files the plan was computed from;
     /// one missing now is recorded as missing (it must still be missing for a hit). Best
-    /// effort: a cache that cannot be written only costs speed. Nothing is kept without the
-    /// user's state secret (state_mac.c): an entry is only ever believed for its MAC.
+    /// effort: a cache that cannot be written only costs speed. The entry is made by the C code
+    /// that reads it (plan_cache.c), and nothing is kept without the user's state secret
+    /// (state_mac.c): an entry is only ever believed for its MAC.
     public func store(plan: [UInt8], lockPath: String, dependencies: [Dependency]) {
-        var environment: [String] = []
-        var e = environ
-        while let p = e.pointee { environment.append(String(cString: p)); e += 1 }
-        guard let envSection = PlanCache.envSection(names: variables, environment: environment) else { return }
-        var secret = [UInt8](repeating: 0, count: Int(AZL_STATE_KEY_LEN))
-        guard azl_state_key(&secret) == 0 else { return }
+        let deps = Array(Set(dependencies)).sorted()
+        var cdeps = deps.map { d -> azl_plan_cache_dep in
+            var c = azl_plan_cache_dep()
+            c.path = UnsafePointer(strdup(d.path))
+            c.kind = Int32(d.kind)
+            if let seen = seenBeforePlanning[d.path], seen.count <= 9 {
+                c.seen_count = Int32(seen.count)
+                withUnsafeMutableBytes(of: &c.seen) { b in for (i, v) in seen.enumerated() { b.storeBytes(of: v, toByteOffset: i * 8, as: UInt64.self) } }
+            }
+            return c
+        }
+        defer { for c in cdeps { free(UnsafeMutableRawPointer(mutating: c.path)) } }
         // First: creating the folder may touch a dependency (a state folder above it).
         guard PlanCache.mkdirs(directory) else { return }
-        var out = PlanCache.magic
-        func u32(_ v: UInt32) { for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
-        func chunk(_ b: [UInt8]) { u32(UInt32(b.count)); out.append(contentsOf: b) }
-        chunk(key)
-        out += envSection
-        chunk(Array(lockPath.utf8))
-        let deps = Array(Set(dependencies)).sorted()
-        u32(UInt32(deps.count))
-        for d in deps {
-            chunk(Array(d.path.utf8))
-            out.append(d.kind)
-            let id = d.identity
-            if let seen = seenBeforePlanning[d.path], seen != id { return }
-            u32(UInt32(id.count))
-            for v in id { for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
+        var entry: UnsafeMutablePointer<UInt8>?
+        let n = PlanCache.withCStrings(variables) { names in
+            names.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: variables.count + 1) { names in
+                plan.withUnsafeBufferPointer { p in
+                    azl_plan_cache_entry(key, key.count, environ, names, Int32(variables.count), lockPath, &cdeps, Int32(cdeps.count),
+                                         p.baseAddress, p.count, &entry)
+                }
+            }
         }
-        chunk(plan)
-        var mac = [UInt8](repeating: 0, count: Int(AZL_STATE_MAC_LEN))
-        out.withUnsafeBytes { azl_state_mac(secret, "plan", $0.baseAddress, $0.count, &mac) }
-        out += mac
+        guard n >= 0, let entry else { return }
+        defer { free(entry) }
+        let out = Array(UnsafeBufferPointer(start: entry, count: n))
 
         evictIfFull()
         let tmp = path + ".tmp-" + String(getpid())

@@ -34,7 +34,7 @@
  *   env K=V...
  *   argv ARG...
  *   seccomp HEXBPF NOTIFY       the command's seccomp program (struct sock_filter[], hex);
- *                               NOTIFY: notify-uname (uname goes to the supervisor) or -
+ *                               NOTIFY: notify-uname (uname goes to pid 1) or -
  *   caps BND EFF PRM INH AMB    capability masks, 16 hex digits each
  *   uname RELEASE VERSION MACHINE   what pid 1 answers for uname (with notify-uname);
  *                               MACHINE "" keeps pid 1's own

@@ -5,12 +5,14 @@
  * runtime starts, because a warm run is timed in milliseconds and Swift's first use of each
  * generic type (arrays, sets, strings) instantiates its metadata from mangled names: measured,
  * that alone was ~0.25 ms of a 3 ms run. One implementation serves both sides: azl-shell-cli
- * (PlanCache.swift) computes the key, the folder and the file identities it stores through
- * these same functions, so a stored entry and a lookup can never disagree.
+ * (PlanCache.swift) computes the key, the folder, the file identities and the whole entry it
+ * stores through these same functions, so a stored entry and a lookup can never disagree.
  *
- * Entry (written by PlanCache.store): the magic, then chunks (u32 little-endian length + bytes):
- * key; the variables planning read (azl_plan_cache_env_section); lock path; u32 dependency count; per dependency: path chunk, kind byte (AZL_DEP_*), u32
- * count, count u64 values (its identity when stored); the plan chunk; last, the state MAC
+ * Entry (azl_plan_cache_entry; PlanCache.store writes it to its file): the magic, then chunks
+ * (u32 little-endian length + bytes): key; the variables planning read
+ * (azl_plan_cache_env_section); lock path; u32 dependency count; per dependency: path chunk,
+ * kind byte (AZL_DEP_*), u32 count, count u64 values (its identity when stored); the plan
+ * chunk; last, the state MAC
  * (state_mac.c, purpose "plan") of everything before it. Nothing of an entry is believed before
  * its MAC is: a command in a sandbox may write into any folder its binds expose, this one
  * included (issue 10: a command's own `--root` once named the folder), and an entry it wrote
@@ -151,7 +153,6 @@ char *azl_plan_cache_directory(char *const argv[], char *const envp[], const cha
     return out;
 }
 
-const char *azl_plan_cache_magic(void) { return MAGIC; }
 
 long azl_plan_cache_key(char *const argv[], const char *cwd, unsigned uid, unsigned gid, unsigned char **out) {
     /* What every run has: the ids, the working directory, the arguments. The environment is
@@ -221,6 +222,47 @@ int azl_plan_cache_identity(const char *path, int kind, unsigned long long out[9
     out[7] = (unsigned long long)(long long)st.st_ctim.tv_sec;
     out[8] = (unsigned long long)st.st_ctim.tv_nsec;
     return 9;
+}
+
+long azl_plan_cache_entry(const unsigned char *key, long keylen, char *const envp[], const char *const names[], int nnames,
+                          const char *lockpath, const struct azl_plan_cache_dep *deps, int ndeps,
+                          const unsigned char *plan, size_t planlen, unsigned char **out) {
+    unsigned char secret[AZL_STATE_KEY_LEN], *env = NULL;
+    if (keylen < 0 || ndeps < 0 || azl_state_key(secret) < 0) return -1;
+    long envlen = azl_plan_cache_env_section(envp, names, nnames, &env);
+    if (envlen < 0) return -1;
+    struct buf b = { 0 };
+    put(&b, MAGIC, strlen(MAGIC));
+    put_u32(&b, (uint32_t)keylen);
+    put(&b, key, (size_t)keylen);
+    put(&b, env, (size_t)envlen);
+    free(env);
+    put_u32(&b, (uint32_t)strlen(lockpath));
+    put(&b, lockpath, strlen(lockpath));
+    put_u32(&b, (uint32_t)ndeps);
+    for (int i = 0; i < ndeps; i++) {
+        unsigned long long id[9];
+        int n = azl_plan_cache_identity(deps[i].path, deps[i].kind, id);
+        /* Another file than before planning read it: the plan may be of the old content. */
+        if (deps[i].seen_count && (deps[i].seen_count != n || memcmp(deps[i].seen, id, sizeof id[0] * (size_t)n))) b.failed = 1;
+        unsigned char kind = (unsigned char)deps[i].kind, v[8];
+        put_u32(&b, (uint32_t)strlen(deps[i].path));
+        put(&b, deps[i].path, strlen(deps[i].path));
+        put(&b, &kind, 1);
+        put_u32(&b, (uint32_t)n);
+        for (int j = 0; j < n; j++) {
+            for (int k = 0; k < 8; k++) v[k] = (unsigned char)(id[j] >> (8 * k));
+            put(&b, v, 8);
+        }
+    }
+    put_u32(&b, (uint32_t)planlen);
+    put(&b, plan, planlen);
+    unsigned char mac[AZL_STATE_MAC_LEN];
+    if (!b.failed) azl_state_mac(secret, "plan", b.p, b.len, mac);
+    put(&b, mac, sizeof mac);
+    if (b.failed || b.len > ENTRY_MAX) { free(b.p); return -1; }
+    *out = b.p;
+    return (long)b.len;
 }
 
 int azl_plan_cache_input(char *const argv[], char *const envp[], char **dir, unsigned char **key, long *keylen) {
@@ -308,6 +350,20 @@ static int chunk_path(struct reader *r, char path[PATH_MAX]) {
     memcpy(path, p, n);
     path[n] = '\0';
     return 0;
+}
+
+int azl_plan_cache_entry_plan(const unsigned char *entry, size_t len, const unsigned char **plan, uint32_t *planlen) {
+    if (len < AZL_STATE_MAC_LEN) return -1;
+    struct reader r = { entry, len - AZL_STATE_MAC_LEN, 0 };
+    const unsigned char *p;
+    uint32_t n, c;
+    if (take(&r, strlen(MAGIC), &p) || memcmp(p, MAGIC, strlen(MAGIC)) || chunk(&r, &p, &n) || u32(&r, &n)) return -1;
+    for (uint32_t i = 0; i < n; i++)
+        if (chunk(&r, &p, &c) || take(&r, 1, &p) || chunk(&r, &p, &c)) return -1;
+    if (chunk(&r, &p, &n) || u32(&r, &n)) return -1;
+    for (uint32_t i = 0; i < n; i++)
+        if (chunk(&r, &p, &c) || take(&r, 1, &p) || u32(&r, &c) || take(&r, (size_t)c * 8, &p)) return -1;
+    return chunk(&r, plan, planlen) || r.pos != r.len ? -1 : 0;
 }
 
 /* Every variable the plan's planning read has the value it had (unset stays unset). */

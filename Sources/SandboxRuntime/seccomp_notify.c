@@ -112,14 +112,6 @@ static int open_mem(int procfd, unsigned pid) {
     return fd;
 }
 
-int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer) {
-    return azl_seccomp_handle_one_at(listener, -1, answer);
-}
-
-int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp_uname *answer) {
-    return azl_seccomp_handle_one_hooked(listener, procfd, answer, NULL, NULL);
-}
-
 int azl_seccomp_handle_one_hooked(int listener, int procfd, const struct azl_seccomp_uname *answer,
                                   azl_seccomp_hook hook, void *ctx) {
     if (sizes.seccomp_notif == 0) {
@@ -200,14 +192,8 @@ int azl_seccomp_drop_bounding(uint64_t keep) {
     return 0;
 }
 
-int azl_seccomp_apply_caps(const struct azl_seccomp_caps *caps) {
-    /* 1. Bounding set first: dropping needs CAP_SETPCAP in the effective set, which step 2 may remove. */
-    if (azl_seccomp_drop_bounding(caps->bounding) < 0) return -1;
-    return azl_seccomp_set_caps(caps);
-}
-
 int azl_seccomp_set_caps(const struct azl_seccomp_caps *caps) {
-    /* 2. permitted/effective/inheritable, never raising what the process does not have. */
+    /* permitted/effective/inheritable, never raising what the process does not have. */
     struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct d[2];
     memset(d, 0, sizeof d);
@@ -223,7 +209,7 @@ int azl_seccomp_set_caps(const struct azl_seccomp_caps *caps) {
     h.version = _LINUX_CAPABILITY_VERSION_3;
     h.pid = 0;
     if (syscall(SYS_capset, &h, d) < 0) return -1;
-    /* 3. Ambient: cleared, then exactly the requested ones (each must be permitted and inheritable). */
+    /* Ambient: cleared, then exactly the requested ones (each must be permitted and inheritable). */
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && caps->ambient) return -1;
     for (int cap = 0; cap < 64; cap++)
         if ((caps->ambient & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;

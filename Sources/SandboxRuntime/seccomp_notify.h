@@ -8,22 +8,21 @@
  * are async-signal-safe in practice (no malloc, no stdio) so they may run between fork and
  * exec. Errors: -1 with errno set, nothing printed.
  *
- * Order in the command's child, just before exec (after setsid, the pty, the id switch and
- * chdir; before close_range):
+ * Order in the command's child, just before exec (init.c: after setsid, the pty and chdir;
+ * before close_range):
  *
- *     azl_seccomp_apply_caps(&caps);                 // needs CAP_SETPCAP: while still root inside
- *     int l = azl_seccomp_install(bpf, len, notify); // sets no_new_privs, loads the filter
+ *     azl_seccomp_drop_bounding(caps.bounding);           // needs CAP_SETPCAP: while still root inside
+ *     ...switch to the command's uid and gid...            // needs CAP_SETUID/SETGID, so after step 1
+ *     azl_seccomp_set_caps(&caps);                         // the other sets (empty for a non-root uid)
+ *     int l = azl_seccomp_install(bpf, len, notify, nnp);  // no_new_privs if the plan says, the filter
  *     if (notify) { azl_send_fd(sock, l); close(l); }
  *     exec(...)
  *
  * and on the serving side (the sandbox's pid 1, see init.c for why not the supervisor):
  *
  *     int l = azl_recv_fd(sock);
- *     poll({l, POLLIN}, ...) -> azl_seccomp_handle_one_at(l, procfd, &answer)  (POLLHUP: no task left)
- *
- * When the command runs as a non-root uid, call azl_seccomp_apply_caps before dropping to
- * that uid (the bounding set can only be reduced with CAP_SETPCAP); the switch then empties
- * the other sets, as for any non-root process.
+ *     poll({l, POLLIN}, ...) -> azl_seccomp_handle_one_hooked(l, procfd, &answer, hook, ctx)
+ *                               (POLLHUP: no task left)
  */
 #ifndef AZL_SECCOMP_NOTIFY_H
 #define AZL_SECCOMP_NOTIFY_H
@@ -63,38 +62,25 @@ int azl_recv_fd(int sock);
 
 /* Answer one pending notification on LISTENER: uname gets ANSWER written into the caller's
  * memory (through /proc/PID/mem, checked with SECCOMP_IOCTL_NOTIF_ID_VALID before writing, so a
- * dead and reused pid is never written to) and returns 0; any other notified syscall fails with
- * ENOSYS. Call it when poll() reports POLLIN. Returns 1 when a notification was answered, 0 when
- * there was none or its caller went away meanwhile (interrupted by a signal, killed: harmless),
- * -1 with errno when the listener itself failed. */
-int azl_seccomp_handle_one(int listener, const struct azl_seccomp_uname *answer);
-
-/* The same, opening the caller's /proc/PID/mem beneath PROCFD (an fd of the server's procfs
- * opened beforehand; -1: the path /proc), never crossing a mount or following a link there. The
- * sandbox's pid 1 serves this way: the procfs of its pid namespace, held since before the
- * command started, so not even a command that may mount (--cap-add sys_admin) can redirect the
- * write. */
-int azl_seccomp_handle_one_at(int listener, int procfd, const struct azl_seccomp_uname *answer);
-
-/* azl_seccomp_handle_one_at, with HOOK deciding every notified call that is not uname: it gets
- * CTX, the call's AUDIT_ARCH_*, number and caller's pid (in the listener's pid namespace) and
- * returns the errno to answer (0: ENOSYS). For --abi-report (init.c). */
+ * dead and reused pid is never written to); HOOK (NULL: none) decides every other notified call:
+ * it gets CTX, the call's AUDIT_ARCH_*, number and caller's pid (in the listener's pid namespace)
+ * and returns the errno to answer (0: ENOSYS; --abi-report, init.c). The caller's mem file is
+ * opened beneath PROCFD (an fd of the server's procfs opened beforehand; -1: the path /proc),
+ * never crossing a mount or following a link there: the sandbox's pid 1 passes the procfs of its
+ * pid namespace, held since before the command started, so not even a command that may mount
+ * (--cap-add sys_admin) can redirect the write. Call it when poll() reports POLLIN. Returns 1
+ * when a notification was answered, 0 when there was none or its caller went away meanwhile
+ * (interrupted by a signal, killed: harmless), -1 with errno when the listener itself failed. */
 typedef int (*azl_seccomp_hook)(void *ctx, uint32_t arch, int nr, uint32_t pid);
 int azl_seccomp_handle_one_hooked(int listener, int procfd, const struct azl_seccomp_uname *answer,
                                   azl_seccomp_hook hook, void *ctx);
 
-/* Reduce the capability sets to CAPS: drop from the bounding set every capability not in
- * caps->bounding (up to the kernel's last cap), set permitted/effective/inheritable (never
- * raising: masked with what the process has), then clear ambient and raise caps->ambient.
- * Returns 0 or -1 with errno. */
-int azl_seccomp_apply_caps(const struct azl_seccomp_caps *caps);
-
-/* Only step 1 of azl_seccomp_apply_caps: drop from the bounding set every capability not in
- * KEEP (needs CAP_SETPCAP). The sandbox calls it before switching to a non-root uid (which
- * needs CAP_SETUID/SETGID in the effective set), then azl_seccomp_apply_caps after. */
+/* Drop from the bounding set every capability not in KEEP (up to the kernel's last cap; needs
+ * CAP_SETPCAP). The sandbox calls it before switching to a non-root uid (which needs
+ * CAP_SETUID/SETGID in the effective set), then azl_seccomp_set_caps after. 0 or -1 with errno. */
 int azl_seccomp_drop_bounding(uint64_t keep);
-/* Steps 2 and 3 of azl_seccomp_apply_caps, for a caller that did step 1 itself (its ~40
- * prctl() calls are not worth making twice). */
+/* Set permitted/effective/inheritable to CAPS (never raising: masked with what the process
+ * has), then clear ambient and raise caps->ambient. 0 or -1 with errno. */
 int azl_seccomp_set_caps(const struct azl_seccomp_caps *caps);
 
 /* Decode lowercase/uppercase hex TEXT into OUT (capacity CAP bytes). Returns the byte count or

@@ -105,7 +105,10 @@ import TestSupport
         let out = try r.makeDirectory("deb")
         let pkg = Subprocess.run(["/bin/sh", Self.repo + "/scripts/package-deb.sh", "--from", rel, "-o", out])
         #expect(pkg.status == 0, "\(pkg)")
-        guard let deb = try FileManager.default.contentsOfDirectory(atPath: out).first(where: { $0.hasSuffix(".deb") }) else { return }
+        guard let deb = try FileManager.default.contentsOfDirectory(atPath: out).first(where: { $0.hasSuffix(".deb") }) else {
+            Issue.record("scripts/package-deb.sh left no .deb in \(out): \(pkg)")
+            return
+        }
         let control = Subprocess.run(["/usr/bin/dpkg-deb", "-f", out + "/" + deb, "Depends"])
         for dep in ["uidmap", "libarchive13", "libseccomp2", "libzstd1"] { #expect(control.stdout.contains(dep), "\(control)") }
         r.chownTree(out)

@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import SandboxRuntime
 import Testing
 import TestSupport
 
@@ -11,26 +12,14 @@ import TestSupport
 @Suite(.serialized) struct PivotStagingTests {
     static let repo = RealRootfs.packageRoot
 
-    /// The plan of a plan-cache entry (PlanCache.store's layout).
+    /// The plan of a plan-cache entry, read by the C code that owns the format (plan_cache.c).
     static func plan(ofEntry bytes: [UInt8]) -> [UInt8]? {
-        var pos = "azl-plan-cache 2\n".utf8.count
-        func u32() -> Int? {
-            guard bytes.count - pos >= 4 else { return nil }
-            defer { pos += 4 }
-            return (0..<4).reduce(0) { $0 | Int(bytes[pos + $1]) << (8 * $1) }
+        bytes.withUnsafeBufferPointer { b -> [UInt8]? in
+            var plan: UnsafePointer<UInt8>?
+            var len: UInt32 = 0
+            guard azl_plan_cache_entry_plan(b.baseAddress, b.count, &plan, &len) == 0, let plan else { return nil }
+            return Array(UnsafeBufferPointer(start: plan, count: Int(len)))
         }
-        func skip(_ n: Int) -> Bool { guard n >= 0, bytes.count - pos >= n else { return false }; pos += n; return true }
-        guard let k = u32(), skip(k), let vars = u32() else { return nil }
-        for _ in 0..<vars {   // the variables planning read: name, set, value
-            guard let nl = u32(), skip(nl), skip(1), let vl = u32(), skip(vl) else { return nil }
-        }
-        guard let l = u32(), skip(l), let n = u32() else { return nil }
-        for _ in 0..<n {
-            guard let p = u32(), skip(p + 1), let c = u32(), skip(c * 8) else { return nil }
-        }
-        // The plan, then the entry's MAC (32 bytes).
-        guard let len = u32(), bytes.count - pos == len + 32 else { return nil }
-        return Array(bytes[pos..<(pos + len)])
     }
 
     @Test func theOlderWayBuildsTheSameSandbox() throws {

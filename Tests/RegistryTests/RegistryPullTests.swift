@@ -607,15 +607,6 @@ struct RegistryPullTests {
         }
     }
 
-    @Test func resolveFetchesNoBlob() async throws {
-        let proxy = try fixture.startProxy(upstream: shared.registry)
-        defer { fixture.stop(proxy) }
-        let r = try await client().resolve(ref("\(proxy.host)/test/multi:latest"), options: fastOptions(try .parse("linux/arm64")))
-        #expect(r.manifest.description == shared.multi.arm64.manifestDigest)
-        #expect(r.index?.description == shared.multi.index.manifestDigest)
-        #expect(!RegistryFixture.requests(proxy).contains { $0.isBlob })
-    }
-
     /// Plain HTTP only for loopback or with tlsVerify=false: the same registry reached through a
     /// non-loopback address is refused over HTTP unless TLS verification is off.
     @Test func plainHTTPOnlyForLoopbackOrWhenTLSVerifyIsOff() async throws {

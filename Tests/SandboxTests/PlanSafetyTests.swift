@@ -3,6 +3,7 @@ import Core
 import Testing
 @testable import Sandbox
 @testable import SandboxLaunch
+import SandboxRuntime
 
 /// What keeps a plan safe whatever the host looks like (the store stays read-only, symlinked
 /// host paths are resolved on the host), and what makes two inputs the same plan-cache key.
@@ -150,6 +151,15 @@ struct PlanSafetyTests {
         cache.seenBeforePlanning[record] = PlanCache.identity(of: record, contentToo: true)
         cache.store(plan: [1, 2, 3], lockPath: "", dependencies: [.content(record)])
         #expect(FileManager.default.fileExists(atPath: cache.path), "an unchanged record: stored")
+        // Written and read by the C code that owns the format (plan_cache.c).
+        let entry = try [UInt8](Data(contentsOf: URL(fileURLWithPath: cache.path)))
+        let plan = entry.withUnsafeBufferPointer { b -> [UInt8]? in
+            var p: UnsafePointer<UInt8>?
+            var n: UInt32 = 0
+            guard azl_plan_cache_entry_plan(b.baseAddress, b.count, &p, &n) == 0, let p else { return nil }
+            return Array(UnsafeBufferPointer(start: p, count: Int(n)))
+        }
+        #expect(plan == [1, 2, 3])
         unlink(cache.path)
         // A retag lands between the lookup and the store: the plan may be of the old record.
         try Data("bb".utf8).write(to: URL(fileURLWithPath: record))

@@ -4,6 +4,7 @@
 #define AZL_SANDBOX_PUBLIC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* azl-shell-sandbox's main: `--plan-fd N`, the plan in the file open on N. Never returns
  * but for a usage error. */
@@ -26,8 +27,6 @@ void azl_plan_cache_replay(int argc, char **argv, char **envp);
 int azl_plan_cache_input(char *const argv[], char *const envp[], char **dir, unsigned char **key, long *keylen);
 /* The plans folder (malloc'd) for ARGV, ENVP and CWD, or NULL. */
 char *azl_plan_cache_directory(char *const argv[], char *const envp[], const char *cwd);
-/* The first line of every entry (and key): the entry format's version. */
-const char *azl_plan_cache_magic(void);
 /* The key (malloc'd into *OUT) of that input (ids, working directory, arguments); its length,
  * or -1. */
 long azl_plan_cache_key(char *const argv[], const char *cwd, unsigned uid, unsigned gid, unsigned char **out);
@@ -44,6 +43,19 @@ enum { AZL_DEP_CONTENT = 0, AZL_DEP_PRESENCE = 1, AZL_DEP_RESOLVED = 2 };
 /* What identifies PATH now, into OUT; returns how many values (1 for a missing file, 4 for
  * presence, 9 for content). */
 int azl_plan_cache_identity(const char *path, int kind, unsigned long long out[9]);
+/* A file a plan was computed from: PATH, its kind (AZL_DEP_*) and, when SEEN_COUNT is not 0,
+ * its identity taken before planning read it (azl_plan_cache_identity). */
+struct azl_plan_cache_dep { const char *path; int kind; int seen_count; unsigned long long seen[9]; };
+/* The whole entry for KEY (malloc'd into *OUT): the variables NAMES with their values in ENVP,
+ * the image's LOCKPATH ("" for none), each of DEPS with its identity now, PLAN, and the state
+ * MAC; its length, or -1 when nothing may be kept: no state secret, a variable set twice, or a
+ * dependency that is no longer the file it was before planning read it. */
+long azl_plan_cache_entry(const unsigned char *key, long keylen, char *const envp[], const char *const names[], int nnames,
+                          const char *lockpath, const struct azl_plan_cache_dep *deps, int ndeps,
+                          const unsigned char *plan, size_t planlen, unsigned char **out);
+/* The plan inside ENTRY (LEN bytes, as stored), without checking its MAC or its dependencies:
+ * for tests that replay an entry's plan by other means. 0, or -1 when ENTRY is not one. */
+int azl_plan_cache_entry_plan(const unsigned char *entry, size_t len, const unsigned char **plan, uint32_t *planlen);
 /* Option NAME ("--root", "-e") of VERB ("run", "exec": the verbs whose plans are cached): 1 takes
  * a value, 0 a flag, -1 not one of that verb's. */
 int azl_option_kind(const char *verb, const char *name);

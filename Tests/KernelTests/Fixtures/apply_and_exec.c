@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
         if (caps) {
             uint64_t m = strtoull(caps, NULL, 16);
             struct azl_seccomp_caps c = { .bounding = m, .effective = m, .permitted = m };
-            if (azl_seccomp_apply_caps(&c) < 0) die("azl_seccomp_apply_caps");
+            if (azl_seccomp_drop_bounding(m) < 0 || azl_seccomp_set_caps(&c) < 0) die("azl_seccomp caps");
         }
         if (bpf_len > 0) {
             int l = azl_seccomp_install(bpf, (size_t)bpf_len, notify, 1);
@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
                 die("poll");
             }
             if (p[0].revents & POLLIN) {
-                if (azl_seccomp_handle_one(listener, &answer) < 0) die("azl_seccomp_handle_one");
+                if (azl_seccomp_handle_one_hooked(listener, -1, &answer, NULL, NULL) < 0) die("azl_seccomp_handle_one_hooked");
                 continue;
             }
             if (p[1].revents & POLLIN) break;            /* the child exited */
