@@ -50,7 +50,9 @@ public final class PlanInputs: @unchecked Sendable {
     /// The process's variable NAME (nil when unset), recorded.
     public static func variable(_ name: String) -> String? {
         lock.withLock { _ = active?.vars.insert(name) }
-        return ProcessInfo.processInfo.environment[name]
+        // getenv, not ProcessInfo's dictionary: that is built afresh on every read (a quarter of
+        // a matrix target's planning went there).
+        return getenv(name).map { String(cString: $0) }
     }
 
     /// Planning read PATH (or looked at it, as KIND says).
