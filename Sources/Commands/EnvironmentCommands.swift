@@ -272,10 +272,10 @@ struct ExecCommand: ParsableCommand {
         discussion: "Exit status: the command's own; 128+N if it died of signal N; 125 for azl-shell's own errors; 126 not executable; 127 not found.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var session: SessionOptions
+    @Option(name: .customLong("abi-report"), help: ArgumentHelp("Write every syscall of this session's command that the target kernel refused (ENOSYS) or the policy denied (EPERM): name, program, calls, reason (before NAME, as every option).", valueName: "FILE"))
+    var abiReport: String?
     @Argument(help: "The environment.", completion: .custom { words, _, _ in Completion.environmentNames(words) })
     var name: String
-    @Option(name: .customLong("abi-report"), help: ArgumentHelp("Write every syscall of this session's command that the target kernel refused (ENOSYS) or the policy denied (EPERM): name, program, calls, reason.", valueName: "FILE"))
-    var abiReport: String?
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments.", valueName: "CMD"))
     var command: [String] = []
 
