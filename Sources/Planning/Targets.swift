@@ -85,7 +85,12 @@ public enum Targets {
         let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { if devNull >= 0 { close(devNull) } }
         let run = MatrixRun(count: targets.count, jobs: max(1, jobs))
-        let make = specFor ?? { t, _ in spec(for: t, base: base) }
+        let shared = SharedPlanning()
+        let make: (Target, Int32) throws -> RunSpec = { t, log in
+            var s = try specFor?(t, log) ?? spec(for: t, base: base)
+            s.shared = shared
+            return s
+        }
         let planners = min(targets.count, max(1, min(jobs, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))))
         let workers = (0..<planners).map { _ in
             Thread {
