@@ -41,13 +41,18 @@ struct ProjectFileTests {
             ("image = \"x\"\nsetup = [{ run = \"a\", inputs = [\"../up\"] }]\n", "/p/azl-shell.toml:2: input '../up' must be relative"),
             ("image = \"x\"\nvolumes = \"a:b\"\n", "/p/azl-shell.toml:2: `volumes` of the project must be an array"),
         ]
+        expectErrors(cases)
+    }
+
+    /// Each text is refused with one line holding its expected part (the file, line and key).
+    func expectErrors(_ cases: [(String, String)], sourceLocation: SourceLocation = #_sourceLocation) {
         for (text, expected) in cases {
             do {
                 _ = try ProjectFile.parse(text: text, path: path)
-                Issue.record("accepted: \(text)")
+                Issue.record("accepted: \(text)", sourceLocation: sourceLocation)
             } catch let e as AZLError {
-                #expect(e.kind == .project && e.exitStatus == 125 && e.message.contains(expected), "\(e.message)")
-            } catch { Issue.record("\(error)") }
+                #expect(e.kind == .project && e.exitStatus == 125 && e.message.contains(expected), "\(e.message)", sourceLocation: sourceLocation)
+            } catch { Issue.record("\(error)", sourceLocation: sourceLocation) }
         }
     }
 
@@ -72,14 +77,7 @@ struct ProjectFileTests {
             ("image = \"x\"\n[matrix]\nkernels = [\"host\"]\n", "/p/azl-shell.toml:2: the matrix lacks `images`"),
             ("image = \"x\"\n[matrix]\nimages = [\"a\"]\nplatforms = \"linux/arm64\"\n", "/p/azl-shell.toml:4: `platforms` of the matrix must be an array"),
         ]
-        for (text, expected) in cases {
-            do {
-                _ = try ProjectFile.parse(text: text, path: path)
-                Issue.record("accepted: \(text)")
-            } catch let e as AZLError {
-                #expect(e.kind == .project && e.exitStatus == 125 && e.message.contains(expected), "\(e.message)")
-            } catch { Issue.record("\(error)") }
-        }
+        expectErrors(cases)
     }
 
     @Test func theLockRoundTrips() throws {
