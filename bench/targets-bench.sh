@@ -1,12 +1,13 @@
 #!/bin/sh
 # Issue 14's figures:
-#   1. `run --matrix` of 4 targets (Alpine x86_64 under 4 kernel profiles) running a short
-#      command, against the slowest of the 4 run alone (goal: matrix <= 1.3 x slowest, on 2 cores:
-#      the runs overlap);
-#   2. a foreign-arch `run -- true` (the Alpine aarch64 tarball under qemu-user, registered in the
-#      sandbox's own binfmt_misc) beside the native one, and beside `podman run --platform
-#      linux/arm64` when podman is installed (scripts/setup.sh --bench; root registers binfmt for
-#      podman alone, here);
+#   1. `run --matrix --jobs 4` of 4 targets (Alpine x86_64 under 4 kernel profiles) running a
+#      short command, against the slowest of the 4 run alone (goal: matrix <= 1.3 x slowest, on 2
+#      cores: the runs overlap);
+#   2. a foreign-arch `run --platform linux/arm64 -- true` (the Alpine aarch64 tarball under
+#      qemu-user, registered in the sandbox's own binfmt_misc) beside the native one and, in the
+#      same hyperfine run, rootless `podman run --platform linux/arm64` of the same tarball when
+#      podman is installed and this runs as root: root registers qemu-aarch64 in the host's
+#      binfmt_misc for podman alone, and takes it away again at the end;
 #   3. --abi-report's cost on a syscall-heavy workload without gated calls (kernel-work getpid and
 #      spawn; goal <= 2%).
 #
@@ -36,11 +37,11 @@ mounted=0 registered=0
 cleanup() {
     [ "$registered" = 1 ] && echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64
     [ "$mounted" = 1 ] && umount /proc/sys/fs/binfmt_misc
-    command -v podman >/dev/null && podman rmi -f azl-bench-alparm >/dev/null 2>&1
     rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir "$work/bin" "$work/home"
+mkdir "$work/bin" "$work/home" "$work/xdg"
+chmod 700 "$work/xdg"
 cp "$build/azl-shell" "$build/azl-shell-cli" "$build/azl-shell-sandbox" "$work/bin/"
 cc -O2 -static -D_GNU_SOURCE -o "$work/bin/kernel-work" "$here/bench/kernel-work.c"
 [ "$(id -u)" = 0 ] && chown -R "$user" "$work"
@@ -51,12 +52,14 @@ as_user "$azl" import -q --name alpine "$rootfs_dir/alpine-minirootfs-3.20.3-x86
 kernels="azurelinux-3.0 cbl-mariner-2.0 debian-12 ubuntu-24.04"
 cmd='for i in 1 2 3 4 5 6 7 8; do cat /etc/os-release >/dev/null; done; tar -cf - /usr/lib 2>/dev/null | wc -c >/dev/null'
 
-echo "== 1. matrix of 4 targets vs the slowest alone ($(nproc) cores)"
+# --jobs 4: all four at once. A short command's run waits more than it computes (a single target
+# keeps a quarter of one core busy), so four overlap on two cores; --jobs 2 would run two waves.
+echo "== 1. matrix of 4 targets (--jobs 4) vs the slowest alone ($(nproc) cores)"
 singles=""
 for k in $kernels; do singles="$singles \"$azl run --image alpine --kernel $k -- sh -c '$cmd'\""; done
 eval as_user hyperfine -N -w 2 -r "$rounds" --export-json "$work/single.json" $singles >/dev/null
 as_user hyperfine -N -w 1 -r "$rounds" --export-json "$work/matrix.json" \
-    "$azl run --matrix alpine --kernel $(echo $kernels | tr ' ' ,) --jobs $(nproc) --logs $work/logs -- sh -c '$cmd'" >/dev/null
+    "$azl run --matrix alpine --kernel $(echo $kernels | tr ' ' ,) --jobs 4 --logs $work/logs -- sh -c '$cmd'" >/dev/null
 python3 - "$work/single.json" "$work/matrix.json" <<'EOF'
 import json, sys
 s = [r["median"] for r in json.load(open(sys.argv[1]))["results"]]
@@ -65,19 +68,28 @@ print(f"  singles (median): {', '.join(f'{x*1000:.0f} ms' for x in s)}; sum {sum
 print(f"  matrix of 4: {m*1000:.0f} ms = {m/max(s):.2f} x the slowest (goal <= 1.3)")
 EOF
 
-echo "== 2. foreign-arch run -- true"
+echo "== 2. foreign-arch run --platform linux/arm64 -- true"
 if [ -x /usr/bin/qemu-aarch64-static ] && [ -f "$rootfs_dir/alpine-minirootfs-3.20.3-aarch64.tar.gz" ]; then
-    as_user "$azl" import -q --name alparm "$rootfs_dir/alpine-minirootfs-3.20.3-aarch64.tar.gz" >/dev/null
-    as_user hyperfine -N -w 3 -r "$rounds" "$azl run --image alpine -- true" "$azl run --image alparm -- true" 2>&1 | grep -E "Time|±|run --image" || true
+    as_user "$azl" import -q --name alparm --platform linux/arm64 "$rootfs_dir/alpine-minirootfs-3.20.3-aarch64.tar.gz" >/dev/null
+    set -- "$azl run --image alpine -- true" "$azl run --image alparm --platform linux/arm64 -- true"
     if command -v podman >/dev/null && [ "$(id -u)" = 0 ]; then
-        echo "  podman run --platform linux/arm64 (root registers qemu-aarch64 with flag F for it):"
+        # Rootless podman as the same user; on this machine only with runc, cgroupfs and the host's network.
+        pod="env XDG_RUNTIME_DIR=$work/xdg podman --runtime runc --cgroup-manager cgroupfs"
         [ -e /proc/sys/fs/binfmt_misc/register ] || { mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && mounted=1; }
         [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || { registered=1; printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:FOC' > /proc/sys/fs/binfmt_misc/register; }
-        podman import -q --arch arm64 "$rootfs_dir/alpine-minirootfs-3.20.3-aarch64.tar.gz" azl-bench-alparm >/dev/null
-        hyperfine -N -w 2 -r "$rounds" -i "podman run --rm --platform linux/arm64 azl-bench-alparm true" 2>&1 | grep -E "Time|±|rror" || true
+        as_user $pod import -q --arch arm64 --os linux "$rootfs_dir/alpine-minirootfs-3.20.3-aarch64.tar.gz" azl-bench-alparm >/dev/null 2>&1
+        set -- "$@" "$pod run --rm --network host --platform linux/arm64 azl-bench-alparm true"
     else
-        echo "  podman: not installed (scripts/setup.sh --bench) or not root, not compared"
+        echo "  podman: not installed (scripts/setup.sh --bench) or not root (root registers its binfmt), not compared"
     fi
+    as_user hyperfine -N -w 2 -r "$rounds" --export-json "$work/arch.json" "$@" >/dev/null 2>&1
+    python3 - "$work/arch.json" <<'EOF2'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"  {r['median']*1000:8.1f} ms  {r['command'].split('/bin/')[-1] if 'azl-shell' in r['command'] else r['command']}")
+EOF2
+    # Podman's storage holds files of the user's subordinate ids: taken down in its own namespace.
+    [ -n "${pod:-}" ] && as_user $pod system reset -f >/dev/null 2>&1 || true
 else
     echo "  skipped: /usr/bin/qemu-aarch64-static or the aarch64 tarball is missing"
 fi

@@ -524,7 +524,7 @@ _azl-shell_exec() {
     repeating_flags=()
     non_repeating_flags=(--verbose -v --quiet -q --version -h --help)
     repeating_options=(-e --env)
-    non_repeating_options=(--root -u --user -w --workdir)
+    non_repeating_options=(--root -u --user -w --workdir --abi-report)
     __azl-shell_offer_flags_options -1
 
     # Offer option value completions
@@ -539,6 +539,9 @@ _azl-shell_exec() {
         return
         ;;
     '-w'|'--workdir')
+        return
+        ;;
+    '--abi-report')
         return
         ;;
     esac

@@ -20,6 +20,7 @@ static inline int azl_openat2(int dirfd, const char *path, int flags, int mode, 
 static inline int azl_memfd_create(const char *name, unsigned int flags) {
     return (int)syscall(SYS_memfd_create, name, flags);
 }
+static inline int azl_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 static inline int azl_openat_mode(int dirfd, const char *path, int flags, int mode) { return openat(dirfd, path, flags, mode); }
 static inline unsigned int azl_major(uint64_t dev) { return major(dev); }
 static inline unsigned int azl_minor(uint64_t dev) { return minor(dev); }

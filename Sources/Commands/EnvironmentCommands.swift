@@ -93,14 +93,14 @@ enum EnvironmentSession {
     /// Carry out a session of environment NAME running ARGV (nil: a login shell): a plan as
     /// `run` makes it (RunPlanner), over the environment's image record, with its layer as the
     /// kept upper, joined into its live sandbox.
-    static func start(global: GlobalOptions, name: String, options: SessionOptions, argv: [String]?) throws -> Never {
+    static func start(global: GlobalOptions, name: String, options: SessionOptions, argv: [String]?, abiReport: String? = nil) throws -> Never {
         // Everything this session's plan is made of is recorded from here (PlanInputs): an
         // `exec` keeps its plan in the plan cache, which replays it while all of it is unchanged.
         let inputs = PlanInputs()
-        try inputs.record { try start(global: global, name: name, options: options, argv: argv, inputs: inputs) }
+        try inputs.record { try start(global: global, name: name, options: options, argv: argv, abiReport: abiReport, inputs: inputs) }
     }
 
-    static func start(global: GlobalOptions, name: String, options: SessionOptions, argv: [String]?, inputs: PlanInputs) throws -> Never {
+    static func start(global: GlobalOptions, name: String, options: SessionOptions, argv: [String]?, abiReport: String?, inputs: PlanInputs) throws -> Never {
         let envs = EnvironmentStore(paths: global.paths)
         try EnvironmentStore.validate(name)
         let configFile = envs.path(name) + "/config.json"
@@ -164,6 +164,7 @@ enum EnvironmentSession {
         spec.workdir = envHome
         let tree = store.treeDir(config.image.tree) + "/rootfs"
         spec.command = try argv ?? loginShell(host: host, user: sessionUser, roots: [dir + "/upper", tree])
+        spec.abiReport = abiReport
 
         var prepared = try RunPlanner.prepare(spec)
         for n in prepared.notes { global.note(n) }
@@ -275,6 +276,8 @@ struct ExecCommand: ParsableCommand {
         discussion: "Exit status: the command's own; 128+N if it died of signal N; 125 for azl-shell's own errors; 126 not executable; 127 not found.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var session: SessionOptions
+    @Option(name: .customLong("abi-report"), help: ArgumentHelp("Write every syscall of this session's command that the target kernel refused (ENOSYS) or the policy denied (EPERM): name, program, calls, reason (before NAME, as every option).", valueName: "FILE"))
+    var abiReport: String?
     @Argument(help: "The environment.", completion: .custom { words, _, _ in Completion.environmentNames(words) })
     var name: String
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments.", valueName: "CMD"))
@@ -284,7 +287,7 @@ struct ExecCommand: ParsableCommand {
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
         guard !argv.isEmpty else { throw AZLError(.usage, "no command given", hint: "azl-shell exec \(name) -- CMD ARGS..., or azl-shell enter \(name)") }
-        try EnvironmentSession.start(global: global, name: name, options: session, argv: argv)
+        try EnvironmentSession.start(global: global, name: name, options: session, argv: argv, abiReport: abiReport)
     }
 }
 

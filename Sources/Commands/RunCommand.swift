@@ -59,8 +59,8 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup(title: "Kernel and policy") var policy: KernelOptions
 
-    @Option(name: .long, help: ArgumentHelp("Run CMD on every one of these images (times each --platform and --kernel, comma-separated too), each in its own root; a row per target, logs kept; exit 0 only when all passed. --json: the report as JSON.", valueName: "IMAGE[,IMAGE...]"))
-    var matrix: String?
+    @Option(name: .long, defaultAsFlag: "", help: ArgumentHelp("Run CMD on every one of these images (times each --platform and --kernel, comma-separated too), each in its own root; a row per target, logs kept; exit 0 only when all passed. --json: the report as JSON. No images: the project file's `matrix`.", valueName: "IMAGE[,IMAGE...]"))
+    var matrix: String? = nil
 
     @Option(name: .long, help: ArgumentHelp("With --matrix: targets run at once (default: the number of cores).", valueName: "N"))
     var jobs: Int?
@@ -109,8 +109,10 @@ struct RunCommand: ParsableCommand {
     }
 
     /// This command line as a request to the planning layer: inside a project, the project's
-    /// environment with these options over it.
-    func spec() throws -> RunSpec {
+    /// environment with these options over it. A matrix target's image, platform and kernel
+    /// replace the command line's (in a project, its setup runs on the target's image, its step
+    /// output to `stepOutput`).
+    func spec(target: Target? = nil, stepOutput: Int32 = 2) throws -> RunSpec {
         guard let mapping = RunRequest.IDMapping(rawValue: idMap) else {
             throw AZLError(.usage, "--id-map \(idMap): expected auto or single")
         }
@@ -122,9 +124,13 @@ struct RunCommand: ParsableCommand {
         } else if !noProject, let project = try ProjectPlanner.find(from: FileManager.default.currentDirectoryPath) {
             var o = ProjectOptions()
             o.frozen = frozen ? true : nil
-            o.imageOverride = image
+            o.imageOverride = target?.image ?? image
             o.rootOption = global.root
             o.pull = settings
+            if let t = target {
+                o.pull.platform = t.platform
+                o.stepOutput = stepOutput
+            }
             o.verbose = global.verbose
             o.progress = { [global] e in
                 if e.state == .running { global.say("azl-shell: setup step \(e.index)/\(e.count): \(e.run)") }
@@ -135,7 +141,8 @@ struct RunCommand: ParsableCommand {
             guard image != nil || matrix != nil else {
                 throw AZLError(.usage, "no image given", hint: "use --image NAME, or add an azl-shell.toml to the project; azl-shell images lists them")
             }
-            spec = RunSpec(source: .image(image ?? ""))
+            spec = RunSpec(source: .image(target?.image ?? image ?? ""))
+            if let target { settings.platform = target.platform }
         }
         if let network {
             guard let net = RunRequest.Network(rawValue: network) else {
@@ -154,7 +161,7 @@ struct RunCommand: ParsableCommand {
         spec.hostname = hostname
         spec.readOnly = readOnly
         spec.idMapping = mapping
-        spec.kernel = policy.kernel ?? spec.kernel
+        spec.kernel = target.map { $0.kernel ?? spec.kernel } ?? policy.kernel ?? spec.kernel
         spec.capAdd = policy.capAdd
         spec.capDrop = policy.capDrop
         spec.abiReport = abiReport

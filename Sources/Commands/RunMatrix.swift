@@ -10,8 +10,18 @@ extension RunCommand {
         func split(_ s: String?) -> [String] {
             (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
-        let images = split(list)
-        guard !images.isEmpty else { throw AZLError(.usage, "--matrix: no image given", hint: "--matrix IMAGE[,IMAGE...]") }
+        var images = split(list), platforms = split(pull.platform), kernels = split(policy.kernel)
+        // In a project each target gets the project's options and setup, on its own image.
+        let project = noProject || rootfs != nil ? nil : try ProjectPlanner.find(from: FileManager.default.currentDirectoryPath)
+        if list.isEmpty, let m = project?.matrix {
+            images = m.images
+            if platforms.isEmpty { platforms = m.platforms }
+            if kernels.isEmpty { kernels = m.kernels }
+        }
+        guard !images.isEmpty else {
+            throw AZLError(.usage, "--matrix: no image given", hint: "--matrix IMAGE[,IMAGE...]"
+                           + (list.isEmpty ? ", or matrix = [\"IMAGE\", ...] in \(project?.path ?? "the project's azl-shell.toml")" : ""))
+        }
         if image != nil || rootfs != nil {
             throw AZLError(.usage, "--matrix names the images: --image and --rootfs do not go with it")
         }
@@ -20,16 +30,17 @@ extension RunCommand {
         if argv.first == "--" { argv.removeFirst() }
         guard !argv.isEmpty else { throw AZLError(.usage, "--matrix: no command given", hint: "azl-shell run --matrix A,B -- CMD [ARGS...]") }
 
-        let targets = Target.matrix(images: images, platforms: split(pull.platform), kernels: split(policy.kernel))
-        var base = try spec()
-        base.kernel = nil
-        base.pull.platform = nil
+        let targets = Target.matrix(images: images, platforms: platforms, kernels: kernels)
+        // Outside a project the options are checked once here, before anything starts.
+        if project == nil { _ = try spec(target: targets[0]) }
         let dir = try logs.map(Paths.absolute) ?? defaultLogFolder()
         try FS.mkdirs(dir, mode: 0o755)
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let json = pull.json
         if !json { FileHandle.standardError.write(Data("azl-shell: \(targets.count) targets, up to \(jobs ?? max(1, cores)) at once; logs in \(dir)\n".utf8)) }
-        let results = Targets.runAll(targets, argv: argv, jobs: jobs ?? max(1, cores), logDirectory: dir, base: base)
+        let results = Targets.runAll(targets, argv: argv, jobs: jobs ?? max(1, cores), logDirectory: dir, specFor: { t, log in
+            try spec(target: t, stepOutput: log)
+        })
         if let abiReport {
             // One file: each target's report under a line naming it.
             var text = ""

@@ -21,7 +21,13 @@ public final class PlanInputs: @unchecked Sendable {
     }
 
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var active: PlanInputs?
+    /// The recording under way on each thread: a matrix plans its targets on threads at once,
+    /// and one target's reads are not another's.
+    nonisolated(unsafe) private static var activeByThread: [pthread_t: PlanInputs] = [:]
+    private static var active: PlanInputs? {
+        get { activeByThread[pthread_self()] }
+        set { activeByThread[pthread_self()] = newValue }
+    }
     private var vars: Set<String> = []
     private var files: [String: Set<Kind>] = [:]
     private var seen: [String: [UInt64]] = [:]
@@ -45,7 +51,9 @@ public final class PlanInputs: @unchecked Sendable {
     /// The process's variable NAME (nil when unset), recorded.
     public static func variable(_ name: String) -> String? {
         lock.withLock { _ = active?.vars.insert(name) }
-        return ProcessInfo.processInfo.environment[name]
+        // getenv, not ProcessInfo's dictionary: that is built afresh on every read (a quarter of
+        // a matrix target's planning went there).
+        return getenv(name).map { String(cString: $0) }
     }
 
     /// Planning read PATH (or looked at it, as KIND says). IDENTITY, when given, is which file

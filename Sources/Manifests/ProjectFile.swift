@@ -39,8 +39,20 @@ public struct ProjectFile: Equatable, Sendable {
     public var setup: [Step] = []
     /// The SHA-256 of the bytes parsed: what `azl-shell trust` approves (ProjectTrust).
     public var digest: Digest?
+    /// `run --matrix` with no images named: every combination of these (as --matrix, --platform
+    /// and --kernel take them; no platforms or kernels: each image's own).
+    public var matrix: Matrix?
 
-    public static let keys = ["image", "platform", "kernel", "env", "volumes", "network", "user", "home", "setup"]
+    public struct Matrix: Equatable, Sendable {
+        public var images: [String]
+        public var platforms: [String] = []
+        public var kernels: [String] = []
+        public init(images: [String], platforms: [String] = [], kernels: [String] = []) {
+            self.images = images; self.platforms = platforms; self.kernels = kernels
+        }
+    }
+
+    public static let keys = ["image", "platform", "kernel", "env", "volumes", "network", "user", "home", "setup", "matrix"]
 
     /// The project file of DIRECTORY or its nearest ancestor. Each place looked at is recorded
     /// (PlanInputs): a project file created above a folder later changes what runs there.
@@ -124,7 +136,34 @@ public struct ProjectFile: Equatable, Sendable {
                 }
             }
         }
+        if t["matrix"] != nil { p.matrix = try parseMatrix(t, ctx) }
         return p
+    }
+
+    /// `matrix = ["debian:12", ...]` or `matrix = { images = [...], platforms = [...], kernels = [...] }`.
+    static func parseMatrix(_ project: TOMLTable, _ ctx: TOMLFile) throws -> Matrix {
+        let from = ctx.line(of: "matrix")
+        func nonEmpty(_ list: [String], _ key: String) throws -> [String] {
+            for v in list where v.isEmpty || v.contains(",") || v.contains(where: \.isWhitespace) {
+                throw ctx.error("`\(key)` entry '\(v)' must be one name, without commas or blanks", key: key, from: from)
+            }
+            return list
+        }
+        if project["matrix"]?.array != nil {
+            let images = try nonEmpty(ctx.strings(project, "matrix", "the project", from: from), "matrix")
+            guard !images.isEmpty else { throw ctx.error("`matrix` names no image", key: "matrix", from: from) }
+            return Matrix(images: images)
+        }
+        guard let t = project["matrix"]?.table else {
+            throw ctx.error("`matrix` must be an array of images or { images = [...], platforms = [...], kernels = [...] }", key: "matrix", from: from)
+        }
+        try ctx.onlyKeys(t, ["images", "platforms", "kernels"], in: "the matrix", from: from)
+        guard t["images"] != nil else { throw ctx.error("the matrix lacks `images`", key: "matrix", from: from) }
+        var r = Matrix(images: try nonEmpty(ctx.strings(t, "images", "the matrix", from: from), "images"))
+        guard !r.images.isEmpty else { throw ctx.error("`images` of the matrix names no image", key: "images", from: from) }
+        if t["platforms"] != nil { r.platforms = try nonEmpty(ctx.strings(t, "platforms", "the matrix", from: from), "platforms") }
+        if t["kernels"] != nil { r.kernels = try nonEmpty(ctx.strings(t, "kernels", "the matrix", from: from), "kernels") }
+        return r
     }
 }
 

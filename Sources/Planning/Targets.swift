@@ -1,3 +1,4 @@
+import CLinux
 import Core
 import Foundation
 import SandboxLaunch
@@ -57,51 +58,137 @@ public enum Targets {
     /// (created). `base` gives everything but the image, platform and kernel (volumes, env, ...).
     public static func run(_ target: Target, argv: [String], stdin: Int32 = -1, log: String,
                            base: RunSpec = RunSpec(source: .image(""))) -> TargetOutcome {
-        let started = start(target, argv: argv, stdin: stdin, log: log, base: base)
+        let started = start(target, argv: argv, stdin: stdin, log: log) { _, _ in spec(for: target, base: base) }
         guard let pid = started.pid else { return started.finish(status: 125) }
         return started.finish(status: Launcher.wait(pid))
     }
 
+    /// `base` for `target`: its image, platform and kernel over the rest.
+    public static func spec(for target: Target, base: RunSpec) -> RunSpec {
+        var spec = base
+        spec.source = .image(target.image)
+        spec.kernel = target.kernel ?? base.kernel
+        spec.pull.platform = target.platform ?? base.pull.platform
+        return spec
+    }
+
     /// Run `argv` on every target, at most `jobs` at once, calling `done` as each ends (on this
-    /// thread). Planning is done here one target at a time (it is milliseconds, and what it
-    /// reads is recorded per process: `PlanInputs`); the sandboxes run concurrently. Logs go to
-    /// `logDirectory`, one file per target. Results in the targets' order.
+    /// thread). Each target's request is `specFor(target, its log's fd)` (default: `base` with
+    /// the target's image, platform and kernel). Targets are planned on worker threads, one per
+    /// core, and each starts as soon as it is planned and a job is free, so planning the next
+    /// ones overlaps the running ones; this thread only reaps. Logs go to `logDirectory`, one
+    /// file per target. Results in the targets' order.
     public static func runAll(_ targets: [Target], argv: [String], jobs: Int, logDirectory: String,
                               base: RunSpec = RunSpec(source: .image("")),
+                              specFor: ((Target, Int32) throws -> RunSpec)? = nil,
                               done: (TargetOutcome) -> Void = { _ in }) -> [TargetOutcome] {
-        var results = [TargetOutcome?](repeating: nil, count: targets.count)
-        var running: [pid_t: (index: Int, started: Started)] = [:]
-        var next = 0
-        let jobs = max(1, jobs)
         let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { if devNull >= 0 { close(devNull) } }
-        while next < targets.count || !running.isEmpty {
-            while next < targets.count && running.count < jobs {
-                let i = next
-                next += 1
-                let s = start(targets[i], argv: argv, stdin: devNull, log: logDirectory + "/" + logName(i, targets[i]), base: base)
-                if let pid = s.pid {
-                    running[pid] = (i, s)
-                } else {
-                    results[i] = s.finish(status: 125)
-                    done(results[i]!)
+        let run = MatrixRun(count: targets.count, jobs: max(1, jobs))
+        let shared = SharedPlanning()
+        let make: (Target, Int32) throws -> RunSpec = { t, log in
+            var s = try specFor?(t, log) ?? spec(for: t, base: base)
+            s.shared = shared
+            return s
+        }
+        let planners = min(targets.count, max(1, min(jobs, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))))
+        let workers = (0..<planners).map { _ in
+            Thread {
+                while let i = run.nextToPlan() {
+                    let s = start(targets[i], argv: argv, stdin: devNull, log: logDirectory + "/" + logName(i, targets[i]), make: make)
+                    run.started(i, s)
                 }
             }
-            guard !running.isEmpty else { continue }
-            var st: Int32 = 0
-            let pid = waitpid(-1, &st, 0)
-            if pid < 0 {
-                if errno == EINTR { continue }
-                // No child left that we know of (ECHILD): nothing more will end.
-                for (_, r) in running { results[r.index] = r.started.finish(status: 125); done(results[r.index]!) }
-                running.removeAll()
-                continue
-            }
-            guard let r = running.removeValue(forKey: pid) else { continue }
-            results[r.index] = r.started.finish(status: Launcher.exitStatus(waitStatus: st))
-            done(results[r.index]!)
         }
-        return results.map { $0! }
+        workers.forEach { $0.start() }
+        return run.reap(done: done)
+    }
+
+    /// What the planners and the reaping thread share of a `runAll`. The reaper waits on each
+    /// running target's pidfd and reaps that pid alone: a child of a planner's own (a project's
+    /// setup step) is never taken from it, as `waitpid(-1)` would.
+    final class MatrixRun: @unchecked Sendable {
+        private let cond = NSCondition()
+        private var next = 0, free: Int
+        let count: Int
+        private var running: [(index: Int, started: Started, pidfd: Int32)] = []
+        /// Ended, to be reported by the reaping thread.
+        private var ended: [(Int, TargetOutcome)] = []
+        /// Written when a target starts or ends, to wake the reaper from its poll.
+        private var wake: [Int32] = [-1, -1]
+
+        init(count: Int, jobs: Int) {
+            self.count = count
+            free = jobs
+            _ = pipe2(&wake, O_CLOEXEC | O_NONBLOCK)
+        }
+        deinit { wake.forEach { close($0) } }
+
+        /// The next target to plan, once a job is free for it; nil when all are taken.
+        func nextToPlan() -> Int? {
+            cond.lock(); defer { cond.unlock() }
+            while free == 0 && next < count { cond.wait() }
+            guard next < count else { return nil }
+            free -= 1
+            next += 1
+            return next - 1
+        }
+
+        func started(_ i: Int, _ s: Started) {
+            cond.lock(); defer { cond.unlock() }
+            if let pid = s.pid {
+                let fd = azl_pidfd_open(pid)
+                // No pidfd (not expected): waited for as its turn comes, blocking.
+                running.append((i, s, fd))
+            } else {
+                end(i, s.finish(status: 125))
+            }
+            var b: UInt8 = 1
+            _ = write(wake[1], &b, 1)
+        }
+
+        /// With the lock held.
+        private func end(_ i: Int, _ outcome: TargetOutcome) {
+            ended.append((i, outcome))
+            free += 1
+            cond.broadcast()
+        }
+
+        func reap(done: (TargetOutcome) -> Void) -> [TargetOutcome] {
+            var results = [TargetOutcome?](repeating: nil, count: count)
+            var reported = 0
+            while reported < count {
+                cond.lock()
+                let now = ended
+                ended.removeAll()
+                let watched = running
+                cond.unlock()
+                for (i, o) in now { results[i] = o; reported += 1; done(o) }
+                guard reported < count else { break }
+                if let blind = watched.first(where: { $0.pidfd < 0 }) {
+                    finish(blind, status: Launcher.wait(blind.started.pid!))
+                    continue
+                }
+                var fds = [pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0)] + watched.map { pollfd(fd: $0.pidfd, events: Int16(POLLIN), revents: 0) }
+                guard poll(&fds, nfds_t(fds.count), -1) > 0 else { continue }
+                var drain = [UInt8](repeating: 0, count: 64)
+                while read(wake[0], &drain, drain.count) > 0 {}
+                for (k, w) in watched.enumerated() where fds[k + 1].revents != 0 {
+                    var st: Int32 = 0
+                    let pid = waitpid(w.started.pid!, &st, WNOHANG)
+                    if pid == w.started.pid! { finish(w, status: Launcher.exitStatus(waitStatus: st)) }
+                    else if pid < 0 && errno == ECHILD { finish(w, status: 125) }
+                }
+            }
+            return results.map { $0! }
+        }
+
+        private func finish(_ w: (index: Int, started: Started, pidfd: Int32), status: Int32) {
+            cond.lock(); defer { cond.unlock() }
+            if w.pidfd >= 0 { close(w.pidfd) }
+            running.removeAll { $0.index == w.index }
+            end(w.index, w.started.finish(status: status))
+        }
     }
 
     /// "03-alpine_3.20-linux_arm64-kernel_5.15.0.log": ordered, and a name any filesystem takes.
@@ -127,24 +214,22 @@ public enum Targets {
         }
     }
 
-    static func start(_ target: Target, argv: [String], stdin: Int32, log: String, base: RunSpec) -> Started {
+    static func start(_ target: Target, argv: [String], stdin: Int32, log: String,
+                      make: (Target, Int32) throws -> RunSpec) -> Started {
         var s = Started(target: target, log: log, begin: Date())
         let fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { return s }
         defer { close(fd) }
-        var spec = base
-        spec.source = .image(target.image)
-        spec.command = argv
-        spec.kernel = target.kernel ?? base.kernel
-        spec.pull.platform = target.platform ?? base.pull.platform
-        // Pull progress, if any, belongs in the target's log, not on the matrix's stdout.
-        spec.pull.quiet = true
-        spec.cacheForCommandLine = false
-        if base.abiReport != nil {
-            spec.abiReport = (log.hasSuffix(".log") ? String(log.dropLast(4)) : log) + ".abi"
-            s.abiReport = spec.abiReport
-        }
         do {
+            var spec = try make(target, fd)
+            spec.command = argv
+            // Pull progress, if any, belongs in the target's log, not on the matrix's stdout.
+            spec.pull.quiet = true
+            spec.cacheForCommandLine = false
+            if spec.abiReport != nil {
+                spec.abiReport = (log.hasSuffix(".log") ? String(log.dropLast(4)) : log) + ".abi"
+                s.abiReport = spec.abiReport
+            }
             let prepared = try RunPlanner.prepare(spec)
             s.architecture = prepared.platform.architecture
             s.release = prepared.kernel.profile.release

@@ -84,8 +84,9 @@ public enum Launcher {
 
     /// Take a shared flock on `path` on an fd that is *not* close-on-exec: the helper inherits
     /// it and holds it while the sandbox runs, so `rmi`/`prune` leave the tree alone until then.
-    public static func holdShared(_ path: String) throws -> Int32 {
-        let l = open(path, O_RDONLY | O_NONBLOCK)   // a fifo planted there must not hang us
+    public static func holdShared(_ path: String, closeOnExec: Bool = false) throws -> Int32 {
+        // Close-on-exec for a spawn: other threads may be spawning targets of a matrix meanwhile.
+        let l = open(path, O_RDONLY | O_NONBLOCK | (closeOnExec ? O_CLOEXEC : 0))   // a fifo planted there must not hang us
         if l < 0 { throw LaunchError.errno("cannot lock", path) }
         while flock(l, LOCK_SH) != 0 {
             if errno == EINTR { continue }
@@ -119,8 +120,7 @@ public enum Launcher {
         defer { owned.forEach { close($0) } }
         guard writeAll(fd, bytes) else { throw LaunchError.errno("cannot write the plan", "memfd") }
         for path in keepLocked {
-            let l = try holdShared(path)
-            _ = fcntl(l, F_SETFD, FD_CLOEXEC)
+            let l = try holdShared(path, closeOnExec: true)
             owned.append(l)
         }
         var actions = posix_spawn_file_actions_t()

@@ -89,7 +89,7 @@ static const struct { const char *name; int value, verbs; } options[] = {
     { "--image", 1, RUN }, { "--rootfs", 1, RUN }, { "--volume", 1, RUN }, { "--hostname", 1, RUN },
     { "--network", 1, RUN }, { "--read-only", 0, RUN }, { "--id-map", 1, RUN }, { "--kernel", 1, RUN },
     { "--cap-add", 1, RUN }, { "--cap-drop", 1, RUN }, { "--dry-run", 0, RUN },
-    { "--matrix", 1, RUN }, { "--jobs", 1, RUN }, { "--logs", 1, RUN }, { "--abi-report", 1, RUN },
+    { "--matrix", 1, RUN }, { "--jobs", 1, RUN }, { "--logs", 1, RUN }, { "--abi-report", 1, RUN | EXEC },
     { "--frozen", 0, RUN }, { "--no-project", 0, RUN },
     { NULL, 0, 0 },
 };

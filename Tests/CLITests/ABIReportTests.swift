@@ -79,4 +79,28 @@ import TestSupport
         #expect(sections.first?.hasPrefix("alpine:3.20 kernel cbl-mariner-2.0\n") == true && sections.first?.contains("cachestat\t/probe/probe\t3") == true, "\(text)")
         #expect(sections.last?.hasPrefix("alpine:3.20 kernel host\n") == true && sections.last?.contains("cachestat\t") == false, "\(text)")
     }
+
+    /// `exec --abi-report FILE NAME`: the session's own calls, in an environment whose live
+    /// sandbox another session (without the option) started; a second time from the plan cache.
+    @Test func anEnvironmentSessionWritesItsOwnReport() throws {
+        guard let f = try fixture() else { return }
+        defer { _ = f.store.azl(["rm", "--force", "abi"]) }
+        let c = f.store.azl(["create", "abi", "--image", "alpine:3.20", "--kernel", "cbl-mariner-2.0", "--volume", f.probeDir + ":/probe:ro"])
+        #expect(c.status == 0, "\(c)")
+        let plain = f.store.azl(["exec", "abi", "--", "/probe/probe"])
+        #expect(plain.status == 0 && plain.stdout.hasPrefix("cachestat ENOSYS\n"), "\(plain)")
+        let report = f.probeDir + "/report-exec.tsv"
+        for round in 1...2 {
+            unlink(report)
+            let r = f.store.azl(["exec", "--abi-report", report, "abi", "--", "/probe/probe"])
+            #expect(r.status == 0 && r.stdout == "cachestat ENOSYS\nfchmodat2 ENOSYS\nadd_key EPERM\ngetpid 0\n", "round \(round): \(r)")
+            let got = try rows(report)
+            #expect(got.contains(["cachestat", "/probe/probe", "3", "ENOSYS", "cachestat: added in 6.5, target kernel 5.15.138.1-1.cm2"]), "round \(round): \(got)")
+            #expect(got.contains { $0.first == "fchmodat2" && $0.count == 5 && $0[2] == "1" }, "round \(round): \(got)")
+            #expect(got.contains { $0.first == "add_key" && $0[3] == "EPERM" }, "round \(round): \(got)")
+        }
+        // A bad place for the report is azl-shell's own one-line error.
+        let bad = f.store.azl(["exec", "--abi-report", "/nonexistent/dir/r.tsv", "abi", "--", "true"])
+        #expect(bad.status == 125 && bad.stderr.contains("/nonexistent/dir/r.tsv") && bad.stderr.split(separator: "\n").count == 1, "\(bad)")
+    }
 }

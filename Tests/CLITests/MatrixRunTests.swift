@@ -89,4 +89,40 @@ import TestSupport
             #expect(r.status == 125 && r.stderr.contains(needle) && r.stderr.split(separator: "\n").count == 1, "\(args): \(r)")
         }
     }
+
+    /// `matrix = ...` in azl-shell.toml: `run --matrix` with no images runs the file's list, each
+    /// image with the project's options and its own run of the setup; the command line's
+    /// --kernel replaces the file's kernels.
+    @Test func aProjectsMatrixRunsWhenNoImageIsNamed() throws {
+        guard let f = try fixture() else { return }
+        let dir = try f.r.makeDirectory("matrix-project")
+        try """
+            image = "alpine:3.20"
+            env = { GREETING = "hi" }
+            setup = ["echo set up > /etc/setup-ran"]
+
+            [matrix]
+            images = ["debian:12", "alpine:3.20"]
+            kernels = ["cbl-mariner-2.0"]
+            """.write(toFile: dir + "/azl-shell.toml", atomically: false, encoding: .utf8)
+        f.r.chownTree(dir)
+        let script = "cat /etc/setup-ran; echo $GREETING; uname -r; test -e /etc/debian_version && echo debian || echo other"
+        let r = f.azl(["run", "--matrix", "--json", "--", "sh", "-c", script], cwd: dir)
+        #expect(r.status == 0, "\(r)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let targets = try #require(report["targets"] as? [[String: Any]])
+        #expect(targets.map { ($0["target"] as? [String: Any])?["image"] as? String } == ["debian:12", "alpine:3.20"], "\(r)")
+        let logs = try targets.map { try String(contentsOfFile: try #require($0["log"] as? String), encoding: .utf8) }
+        #expect(logs == ["set up\nhi\n5.15.138.1-1.cm2\ndebian\n", "set up\nhi\n5.15.138.1-1.cm2\nother\n"], "\(logs)")
+        let host = f.azl(["run", "--matrix", "--kernel", "host", "--", "uname", "-r"], cwd: dir)
+        #expect(host.status == 0 && !host.stdout.contains("5.15.138") && host.stdout.hasSuffix("2 of 2 targets passed\n"), "\(host)")
+        // A bad matrix is the file's one-line error; no list at all says where to put one.
+        try "image = \"alpine:3.20\"\nmatrix = []\n".write(toFile: dir + "/azl-shell.toml", atomically: false, encoding: .utf8)
+        let bad = f.azl(["run", "--matrix", "--", "true"], cwd: dir)
+        #expect(bad.status == 125 && bad.stderr.contains("azl-shell.toml:2: `matrix` names no image") && bad.stderr.split(separator: "\n").count == 1, "\(bad)")
+        try "image = \"alpine:3.20\"\n".write(toFile: dir + "/azl-shell.toml", atomically: false, encoding: .utf8)
+        let none = f.azl(["run", "--matrix", "--", "true"], cwd: dir)
+        #expect(none.status == 125 && none.stderr.contains("no image given") && none.stderr.contains(dir + "/azl-shell.toml")
+                && none.stderr.split(separator: "\n").count == 1, "\(none)")
+    }
 }

@@ -41,14 +41,43 @@ struct ProjectFileTests {
             ("image = \"x\"\nsetup = [{ run = \"a\", inputs = [\"../up\"] }]\n", "/p/azl-shell.toml:2: input '../up' must be relative"),
             ("image = \"x\"\nvolumes = \"a:b\"\n", "/p/azl-shell.toml:2: `volumes` of the project must be an array"),
         ]
+        expectErrors(cases)
+    }
+
+    /// Each text is refused with one line holding its expected part (the file, line and key).
+    func expectErrors(_ cases: [(String, String)], sourceLocation: SourceLocation = #_sourceLocation) {
         for (text, expected) in cases {
             do {
                 _ = try ProjectFile.parse(text: text, path: path)
-                Issue.record("accepted: \(text)")
+                Issue.record("accepted: \(text)", sourceLocation: sourceLocation)
             } catch let e as AZLError {
-                #expect(e.kind == .project && e.exitStatus == 125 && e.message.contains(expected), "\(e.message)")
-            } catch { Issue.record("\(error)") }
+                #expect(e.kind == .project && e.exitStatus == 125 && e.message.contains(expected), "\(e.message)", sourceLocation: sourceLocation)
+            } catch { Issue.record("\(error)", sourceLocation: sourceLocation) }
         }
+    }
+
+    @Test func theMatrixIsAListOfImagesOrATable() throws {
+        let list = try ProjectFile.parse(text: "matrix = [\"debian:12\", \"alpine:3.20\"]\n", path: path)
+        #expect(list.matrix == .init(images: ["debian:12", "alpine:3.20"]))
+        let table = try ProjectFile.parse(text: """
+            image = "debian:12"
+            [matrix]
+            images = ["debian:12"]
+            platforms = ["linux/amd64", "linux/arm64"]
+            kernels = ["5.15", "host"]
+            """, path: path)
+        #expect(table.matrix == .init(images: ["debian:12"], platforms: ["linux/amd64", "linux/arm64"], kernels: ["5.15", "host"]))
+        #expect(try ProjectFile.parse(text: "image = \"x\"\n", path: path).matrix == nil)
+        let cases: [(String, String)] = [
+            ("image = \"x\"\nmatrix = \"debian:12\"\n", "/p/azl-shell.toml:2: `matrix` must be an array of images or"),
+            ("image = \"x\"\n\nmatrix = []\n", "/p/azl-shell.toml:3: `matrix` names no image"),
+            ("image = \"x\"\nmatrix = [\"a\", 1]\n", "/p/azl-shell.toml:2: `matrix` of the project must hold only strings"),
+            ("image = \"x\"\nmatrix = [\"a,b\"]\n", "/p/azl-shell.toml:2: `matrix` entry 'a,b' must be one name"),
+            ("image = \"x\"\n[matrix]\nimages = [\"a\"]\nkernel = [\"host\"]\n", "/p/azl-shell.toml:4: unknown key `kernel` in the matrix"),
+            ("image = \"x\"\n[matrix]\nkernels = [\"host\"]\n", "/p/azl-shell.toml:2: the matrix lacks `images`"),
+            ("image = \"x\"\n[matrix]\nimages = [\"a\"]\nplatforms = \"linux/arm64\"\n", "/p/azl-shell.toml:4: `platforms` of the matrix must be an array"),
+        ]
+        expectErrors(cases)
     }
 
     @Test func theLockRoundTrips() throws {
