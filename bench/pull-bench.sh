@@ -51,6 +51,10 @@ fi
 
 work=$AZL_BENCH_WORK
 cd "$work"
+# The peers look for their credentials in $XDG_RUNTIME_DIR/containers, else /run/containers/UID,
+# which a root podman may have made unreadable (REGISTRY_AUTH_FILE would be docker-registry's).
+export XDG_RUNTIME_DIR=$work/run
+mkdir -m 700 -p "$XDG_RUNTIME_DIR"
 registry_pid=
 cleanup() {
     set +e

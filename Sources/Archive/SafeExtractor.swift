@@ -315,15 +315,7 @@ public final class SafeExtractor {
         let dup = azl_openat_mode(dirFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
         guard dup >= 0 else { throw EntryFailure.system(errno, "cannot list", path: rel) }
         guard let d = fdopendir(dup) else { let e = errno; close(dup); throw EntryFailure.system(e, "cannot list", path: rel) }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let ent = readdir(d) {
-            let name = withUnsafePointer(to: ent.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { FSName.string(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        return FS.names(closing: d, FSName.string(cString:))
     }
 
     // MARK: parents

@@ -143,7 +143,9 @@ final class TarStream {
     var blobDigest: Digest { knownBlobDigest ?? blobHasher.finalize() }
     var diffID: Digest { tarHasher.finalize() }
 
-    /// Turn libarchive's state into a typed error naming the source.
+    /// Turn libarchive's state into a typed error naming the source. libarchive gives a bad
+    /// format and a truncated input no errno of their own (ARCHIVE_ERRNO_FILE_FORMAT or _MISC for
+    /// both): its text is what tells them apart.
     func classify(_ a: OpaquePointer?, phase: String) -> AZLError {
         if let callbackError { return callbackError }
         let text = a.flatMap { archive_error_string($0) }.map { String(cString: $0) } ?? "unknown error"

@@ -105,17 +105,19 @@ public enum FS {
             if rmdir(path) == 0 { return }
             throw AZLError.errno(e, "cannot open directory", path: path)
         }
-        var names: [String] = []
-        while let ent = readdir(dir) {
-            let name = withUnsafePointer(to: ent.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name == "." || name == ".." { continue }
-            names.append(name)
-        }
-        closedir(dir)
-        for n in names { try removeTree(path + "/" + n) }
+        for n in names(closing: dir) { try removeTree(path + "/" + n) }
         if rmdir(path) != 0 && errno != ENOENT { throw AZLError.errno(errno, "cannot remove", path: path) }
+    }
+
+    /// The names in the open directory D but `.` and `..`, each as DECODE reads it; D is closed.
+    public static func names(closing d: OpaquePointer, _ decode: (UnsafePointer<CChar>) -> String = { String(cString: $0) }) -> [String] {
+        defer { closedir(d) }
+        var names: [String] = []
+        while let ent = readdir(d) {
+            let name = withUnsafePointer(to: ent.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256, decode) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 
     /// Total allocated bytes of a tree (du-like, hardlinks counted once).
@@ -130,15 +132,7 @@ public enum FS {
             }
             total += Int64(st.st_blocks) * 512
             if (st.st_mode & S_IFMT) == S_IFDIR, let d = opendir(p) {
-                var names: [String] = []
-                while let ent = readdir(d) {
-                    let name = withUnsafePointer(to: ent.pointee.d_name) {
-                        $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                    }
-                    if name != "." && name != ".." { names.append(name) }
-                }
-                closedir(d)
-                for n in names { walk(p + "/" + n) }
+                for n in names(closing: d) { walk(p + "/" + n) }
             }
         }
         walk(path)

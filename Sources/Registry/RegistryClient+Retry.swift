@@ -43,6 +43,8 @@ extension Session {
         if error is AZLError || error is CancellationError { return false }
         if let e = error as? HTTPClientError {
             if e == .cancelled || e == .invalidURL || e == .emptyHost || e == .alreadyShutdown { return false }
+            // unsupportedScheme(_:) is equal only with its scheme, which a redirect or a realm
+            // chose: its text is all there is to tell it by.
             return !"\(e)".lowercased().contains("unsupported scheme")
         }
         if let e = error as? IOError, e.errnoCode == ECONNREFUSED { return false }
@@ -79,7 +81,8 @@ extension Session {
     }
 
     /// A TLS failure in words: BoringSSL's text names the source file each error came from,
-    /// which is of no use to a user; the two usual causes get a sentence of their own.
+    /// which is of no use to a user; the two usual causes get a sentence of their own (told by
+    /// BoringSSL's reason names: NIOSSL hands its errors on as text only).
     static func describeTLS(_ error: Error) -> String {
         var text = "\(error)"
         while let at = text.range(of: " at /") {
