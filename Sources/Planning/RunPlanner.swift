@@ -65,10 +65,11 @@ public struct RunSpec {
 /// make a value the first time (the first kept), never wait on each other.
 public final class SharedPlanning: @unchecked Sendable {
     private let lock = NSLock()
-    private var values: [String: Any] = [:]
+    // Keys are values, not strings: interpolating a struct into a string goes through reflection.
+    private var values: [[AnyHashable]: Any] = [:]
     public init() {}
 
-    func value<T>(_ key: String, _ make: () throws -> T) rethrows -> T {
+    func value<T>(_ key: [AnyHashable], _ make: () throws -> T) rethrows -> T {
         if let v = lock.withLock({ values[key] }) as? T { return v }
         let v = try make()
         return lock.withLock {
@@ -81,7 +82,7 @@ public final class SharedPlanning: @unchecked Sendable {
 
 extension RunSpec {
     /// `make()`, or the batch's value for KEY.
-    func shared<T>(_ key: String, _ make: () throws -> T) rethrows -> T {
+    func shared<T>(_ key: [AnyHashable], _ make: () throws -> T) rethrows -> T {
         guard let shared else { return try make() }
         return try shared.value(key, make)
     }
@@ -146,7 +147,7 @@ public enum RunPlanner {
     }
 
     static func plan(_ spec: RunSpec) throws -> PreparedRun {
-        let host = spec.host ?? spec.shared("host") { HostFacts.current() }
+        let host = spec.host ?? spec.shared(["host"]) { HostFacts.current() }
         let paths = spec.paths
         var notes: [String] = []
         var request: RunRequest
@@ -158,18 +159,18 @@ public enum RunPlanner {
             guard FS.isDirectory(abs) else { throw AZLError(.notFound, "--rootfs \(rootfs): not a directory") }
             request = RunRequest(rootfs: abs, imageName: abs.split(separator: "/").last.map(String.init) ?? "azl-shell")
         case .image, .record:
-            let store = try spec.shared("store " + paths.root) { try ImageStore(paths: paths) }
+            let store = try spec.shared(["store", paths.root]) { try ImageStore(paths: paths) }
             // Before the record is read: records are written by a rename into this folder, so a
             // pull or retag from now on changes it.
             PlanInputs.file(store.paths.images, .content) { PlanCache.identity(of: store.paths.images, contentToo: true) }
             let record: ImageRecord
             if case .image(let name) = spec.source {
-                record = try spec.shared("record \(name) \(spec.pull.platform ?? "")") { try storedRecord(spec, store: store) }
+                record = try spec.shared(["record", name, spec.pull.platform]) { try storedRecord(spec, store: store) }
             } else {
                 record = try storedRecord(spec, store: store)
             }
             // Stored but its tree gone: said as such, not pulled under that name.
-            let img = try spec.shared("tree " + record.tree.description) { try store.openForRun(record) }
+            let img = try spec.shared(["tree", record.tree]) { try store.openForRun(record) }
             opened = img
             keepLocked.append(img.lock.path)
             keepLocked += spec.holdShared
@@ -186,18 +187,17 @@ public enum RunPlanner {
         let shown = [host.cwd] + ((spec.confinedVolumes?.volumes ?? []) + spec.volumes).map {
             String($0.split(separator: ":", omittingEmptySubsequences: false).first ?? "")
         }
-        request.stateFolders = spec.shared("state folders \(spec.rootOption ?? "") \(shown)") { stateFolders(root: spec.rootOption, shown: shown) }
+        request.stateFolders = spec.shared(["state folders", spec.rootOption, shown]) { stateFolders(root: spec.rootOption, shown: shown) }
 
         // `--platform` is the pull's (which image of an index) and the run's (the stored image must be for it).
         let platform = try RunPlatform.resolve(image: opened?.record.reference ?? request.imageName, recorded: opened?.record.architecture,
                                                rootfs: request.rootfs, requested: spec.pull.platform)
         // The kernel profile and the security policy (docs/kernel.md). A warm run reads the
         // seccomp program from the cache instead of compiling it with libseccomp.
-        let choice = try spec.shared("kernel \(spec.kernel ?? "") \(opened?.record.manifest ?? "") \(request.rootfs)") {
+        let choice = try spec.shared(["kernel", spec.kernel, opened?.record.manifest, request.rootfs]) {
             try KernelChoice.choose(spec: spec.kernel, manifestName: opened?.record.manifest, rootfs: request.rootfs)
         }
-        let policyKey = "policy \(choice.profile) \(String(describing: platform.kernelTarget)) \(spec.capAdd) \(spec.capDrop) \(spec.abiReport != nil) \(paths.cache)"
-        let policy = try spec.shared(policyKey) {
+        let policy = try spec.shared(["policy", choice.profile, platform.kernelTarget, spec.capAdd, spec.capDrop, spec.abiReport != nil, paths.cache]) {
             try KernelPolicy.build(profile: choice.profile, target: platform.kernelTarget, capsAdd: spec.capAdd,
                                    capsDrop: spec.capDrop, report: spec.abiReport != nil, cacheDirectory: paths.cache + "/seccomp")
         }

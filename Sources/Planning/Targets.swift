@@ -194,7 +194,7 @@ public enum Targets {
     /// "03-alpine_3.20-linux_arm64-kernel_5.15.0.log": ordered, and a name any filesystem takes.
     static func logName(_ index: Int, _ t: Target) -> String {
         let safe = String(t.label.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" }.prefix(100))
-        return String(format: "%02d-", index + 1) + safe + ".log"
+        return (index < 9 ? "0" : "") + String(index + 1) + "-" + safe + ".log"
     }
 
     /// A target whose sandbox is starting: its log is open, its clock running.

@@ -32,12 +32,12 @@ struct TargetsTests {
         let lock = NSLock()
         nonisolated(unsafe) var got = Set<Int>()
         DispatchQueue.concurrentPerform(iterations: 16) { i in
-            let v = shared.value("k") { i }
+            let v = shared.value(["k"]) { i }
             lock.withLock { _ = got.insert(v) }
         }
         #expect(got.count == 1)
-        #expect(throws: AZLError.self) { try shared.value("bad") { () throws -> Int in throw AZLError(.notFound, "no") } }
-        #expect(shared.value("bad") { 7 } == 7)
+        #expect(throws: AZLError.self) { try shared.value(["bad"]) { () throws -> Int in throw AZLError(.notFound, "no") } }
+        #expect(shared.value(["bad"]) { 7 } == 7)
     }
 
     /// Targets that fail while being planned: a 125 row each, in the targets' order, `done`
