@@ -165,7 +165,12 @@ enum EnvironmentSession {
         if config.home == .overlay && envHome == home { shown.append(home) }
         let sessionHome = sessionUser == .keepID ? envHome : "/root"
         let cwdShown = shown.contains { host.cwd == $0 || host.cwd.hasPrefix($0 + "/") }
-        if options.workdir == nil && !cwdShown { spec.sessionBind = .init(source: resolved(host.cwd), target: host.cwd) }
+        // Not the home or a folder above it: that would show your real home over one of the
+        // environment's own (private) or copy-on-write (overlay).
+        let aboveHome = envHome == host.cwd || envHome.hasPrefix(host.cwd == "/" ? "/" : host.cwd + "/")
+        if options.workdir == nil && !cwdShown && !(config.home != .host && aboveHome) {
+            spec.sessionBind = .init(source: resolved(host.cwd), target: host.cwd)
+        }
         // The live sandbox is built from whichever session comes first: its mounts must not
         // depend on the session (the home is made there, whoever starts it).
         spec.workdir = envHome
