@@ -32,7 +32,7 @@ cleanup() {
     "$azl" rm --force bench-env bench-new >/dev/null 2>&1 || true
     [ -n "${podman_ctr:-}" ] && podman rm -f "$podman_ctr" >/dev/null 2>&1 || true
     [ -n "${dbx:-}" ] && distrobox rm -f azl-bench >/dev/null 2>&1 || true
-    podman rmi -f bench-alpine azl-bench-debian >/dev/null 2>&1 || true
+    podman rmi -f azl-bench-debian >/dev/null 2>&1 || true
     chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"
 }
 trap cleanup EXIT
