@@ -50,7 +50,8 @@ set -- \
     -n "create" --prepare "$work/unmake.sh" "$azl create bench-new --image bench-alpine"
 missing=""
 if command -v podman >/dev/null && podman image exists bench-alpine 2>/dev/null || { command -v podman >/dev/null && podman import "$tarball" bench-alpine >/dev/null 2>&1; }; then
-    podman_ctr=$(podman run -d --rm bench-alpine sleep 3600 2>/dev/null || true)
+    # The host's network, as an environment's (and distrobox's): slirp4netns also needs /dev/net/tun.
+    podman_ctr=$(podman run -d --rm --network host bench-alpine sleep 3600 2>/dev/null || true)
 fi
 dbx_tar=$(dirname "$tarball")/debian-12-bookworm-minbase-slim-amd64.tar.xz
 if command -v distrobox >/dev/null && [ -f "$dbx_tar" ] && podman import "$dbx_tar" azl-bench-debian >/dev/null 2>&1 &&
