@@ -64,6 +64,19 @@ import TestSupport
             let r = f.azl(["exec", "dev", "--", "cat", "from-b"], cwd: b)
             #expect(r.status == 0 && r.stdout == "from-b\n", "\(r)")
         }
+        // State folders inside the session's folder are covered as in `run`: a cache hidden, a
+        // config folder read-only.
+        let w = f.r.base + "/w"
+        try FS.mkdirs(w + "/cache/azl-shell")
+        try FS.mkdirs(w + "/config/azl-shell")
+        try Data("cached\n".utf8).write(to: URL(fileURLWithPath: w + "/cache/azl-shell/entry"))
+        try Data("conf\n".utf8).write(to: URL(fileURLWithPath: w + "/config/azl-shell/f"))
+        f.r.chownTree(w)
+        let covered = f.azl(["exec", "dev", "--", "sh", "-c",
+                             "ls -A cache/azl-shell; cat config/azl-shell/f; for d in cache/azl-shell config/azl-shell; do touch $d/evil 2>/dev/null || echo refused; done; echo mine > own"],
+                            env: ["XDG_CACHE_HOME": w + "/cache", "XDG_CONFIG_HOME": w + "/config"], cwd: w)
+        #expect(covered.status == 0 && covered.stdout == "conf\nrefused\nrefused\n", "\(covered)")
+        #expect(!FS.exists(w + "/cache/azl-shell/evil") && !FS.exists(w + "/config/azl-shell/evil") && FS.exists(w + "/own"))
         // The store is never bound: the session starts in the home.
         let inStore = f.azl(["exec", "dev", "--", "pwd"], cwd: f.state)
         #expect(inStore.status == 0 && inStore.stdout == f.r.home + "\n", "\(inStore)")
