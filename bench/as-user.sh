@@ -22,7 +22,7 @@ if [ "${AZL_BENCH_INNER:-}" != 1 ]; then
         mkdir -p "$work/xdg" && chmod 700 "$work/xdg" && chown "$user" "$work/xdg"
         exec setpriv --reuid="$user" --regid="$user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin XDG_RUNTIME_DIR="$work/xdg" \
             HOME="$(getent passwd "$user" | cut -d: -f6)" USER="$user" LOGNAME="$user" AZL_BENCH_INNER=1 AZL_BENCH_WORK="$work" \
-            RUNS="$runs" WARMUP="$warmup" ROOTFS_TAR="$tarball" ${ROUNDS:+ROUNDS="$ROUNDS"} ${PEERS:+PEERS="$PEERS"} sh "$work/$bench.sh"
+            RUNS="$runs" WARMUP="$warmup" ROOTFS_TAR="$tarball" ${ROUNDS:+ROUNDS="$ROUNDS"} ${PEERS:+PEERS="$PEERS"} ${PEER_RUNS:+PEER_RUNS="$PEER_RUNS"} sh "$work/$bench.sh"
     fi
     AZL_BENCH_INNER=1 AZL_BENCH_WORK=$work RUNS=$runs WARMUP=$warmup ROOTFS_TAR=$tarball exec sh "$work/$bench.sh"
 fi

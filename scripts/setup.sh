@@ -17,7 +17,7 @@ packages=(
   bubblewrap charliecloud-runtime hyperfine bc time   # benchmark peers (bwrap, ch-run), timer, arithmetic
 )
 # `setup.sh --bench` adds the heavier peers only the benchmarks use.
-if [ "${1:-}" = "--bench" ]; then packages+=(podman runc); fi
+if [ "${1:-}" = "--bench" ]; then packages+=(podman runc distrobox); fi
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

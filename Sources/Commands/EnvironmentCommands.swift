@@ -56,8 +56,6 @@ struct CreateCommand: ParsableCommand {
         guard let h = EnvironmentConfig.Home(rawValue: home) else { throw AZLError(.usage, "--home \(home): expected private, host or overlay") }
         guard let u = EnvironmentConfig.User(rawValue: user) else { throw AZLError(.usage, "--user \(user): expected keep-id or root") }
         guard ["host", "none"].contains(network) else { throw AZLError(.usage, "--network \(network): expected host or none") }
-        // Needs the state-folder guards for an overlay's lower (the home shows the store): not yet.
-        guard h != .overlay else { throw AZLError(.usage, "--home overlay is not available yet", hint: "use --home private or --home host") }
         guard idle > 0 else { throw AZLError(.usage, "--idle 0: the live sandbox needs at least a second to be joined", hint: "give a number of seconds above 0") }
         let envs = EnvironmentStore(paths: global.paths)
         if FS.exists(envs.path(name)) { throw envs.taken(name) }
@@ -152,13 +150,29 @@ enum EnvironmentSession {
             spec.confinedVolumes = ConfinedVolumes(file: config.project ?? root, root: root, volumes: config.confinedVolumes ?? [])
         }
         spec.env = env + options.env
-        // The working directory: where you are, when the environment shows it at that path.
-        let shown = volumes.compactMap { v -> String? in
+        if config.home == .overlay {
+            // Your home copy-on-write: its upper and work folders are the environment's.
+            let layer = dir + "/home"
+            try FS.mkdirs(layer + "/upper", mode: 0o700)
+            try FS.mkdirs(layer + "/work", mode: 0o700)
+            spec.homeOverlay = .overlay(lower: resolved(home), target: envHome, layer: layer)
+        }
+        // The working directory: where you are, when the environment shows it at that path
+        // (your home copy-on-write counts: nothing written in it reaches yours), else bound
+        // for this session alone.
+        var shown = volumes.compactMap { v -> String? in
             let f = v.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
             return f.count >= 2 && Paths.absolute(f[0]) == f[1] ? f[1] : nil
         }
+        if config.home == .overlay && envHome == home { shown.append(home) }
         let sessionHome = sessionUser == .keepID ? envHome : "/root"
-        let workdir = options.workdir ?? (shown.contains { host.cwd == $0 || host.cwd.hasPrefix($0 + "/") } ? host.cwd : sessionHome)
+        let cwdShown = shown.contains { host.cwd == $0 || host.cwd.hasPrefix($0 + "/") }
+        // Not the home or a folder above it: that would show your real home over one of the
+        // environment's own (private) or copy-on-write (overlay).
+        let aboveHome = envHome == host.cwd || envHome.hasPrefix(host.cwd == "/" ? "/" : host.cwd + "/")
+        if options.workdir == nil && !cwdShown && !(config.home != .host && aboveHome) {
+            spec.sessionBind = .init(source: resolved(host.cwd), target: host.cwd)
+        }
         // The live sandbox is built from whichever session comes first: its mounts must not
         // depend on the session (the home is made there, whoever starts it).
         spec.workdir = envHome
@@ -170,7 +184,7 @@ enum EnvironmentSession {
         for n in prepared.notes { global.note(n) }
         var plan = prepared.plan
         plan.keeper = nil
-        plan.workingDirectory = workdir
+        plan.workingDirectory = options.workdir ?? (cwdShown || plan.sessionBind != nil ? host.cwd : sessionHome)
         plan.live = .init(directory: dir, idleSeconds: config.idleSeconds)
         // The prompt marker names the environment.
         plan.environment = plan.environment.map {
@@ -192,6 +206,13 @@ enum EnvironmentSession {
     static func present(_ path: String) -> Bool {
         PlanInputs.file(path, .presence)
         return FS.exists(path)
+    }
+
+    /// PATH with its symlinks resolved, as the runtime opens it (no symlink followed).
+    static func resolved(_ path: String) -> String {
+        guard let p = realpath(path, nil) else { return path }
+        defer { free(p) }
+        return String(cString: p)
     }
 
     /// Where a forwarded SSH agent's socket is inside.
@@ -254,7 +275,6 @@ struct EnterCommand: ParsableCommand {
         let spec = pe.spec
         let user = EnvironmentConfig.User(rawValue: project.user ?? "keep-id") ?? .keepID
         let home = EnvironmentConfig.Home(rawValue: project.home ?? "private") ?? .private
-        guard home != .overlay else { throw AZLError(.usage, "\(project.path): home = \"overlay\" is not available for environments yet", hint: "use private or host") }
         var config = EnvironmentConfig(name: name, image: pe.image, home: home, user: user,
                                        volumes: spec.volumes + [project.root + ":" + project.root], env: spec.env, kernel: spec.kernel,
                                        network: spec.network == .none ? "none" : "host", forward: true,

@@ -53,6 +53,11 @@ public struct RunSpec {
     /// What other requests of the same batch (a matrix's targets) planned already: the store,
     /// the image records and their opened trees, the host's facts, kernel choices and policies.
     public var shared: SharedPlanning?
+    /// An environment's session: its copy-on-write home (an `.overlay` mount, put before the
+    /// binds at or below its target), and the working directory to bind for this session alone
+    /// (kept when `run` would bind it: not a system folder, the image or inside a store).
+    public var homeOverlay: SandboxPlan.Mount?
+    public var sessionBind: SandboxPlan.SessionBind?
 
     public init(source: Source) { self.source = source }
 
@@ -207,6 +212,18 @@ public enum RunPlanner {
         var builder = PlanBuilder(request: request, host: host)
         var plan = try builder.build()
         plan.binfmt = platform.binfmt
+        if let o = spec.homeOverlay {
+            let t = o.target
+            plan.mounts.insert(o, at: plan.mounts.firstIndex { $0.target == t || $0.target.hasPrefix(t + "/") } ?? plan.mounts.endIndex)
+        }
+        if let b = spec.sessionBind {
+            let hidden = plan.guards.first { $0.kind == .hide && (b.source == $0.path || b.source.hasPrefix($0.path + "/")) }
+            if let g = hidden {
+                notes.append("not binding the current directory \(b.target): it is inside azl-shell's own state (\(g.path))")
+            } else if PlanBuilder.canBindWorkingDirectory(b.source, rootfs: plan.rootfs) {
+                plan.sessionBind = b
+            }
+        }
         notes += builder.notes
         plan.keeper = try userNamespaceKeeper(for: plan, cache: paths.cache)
         #if DEBUG
@@ -311,6 +328,8 @@ public enum RunPlanner {
         // What the runtime opens without following symlinks: the user's bind sources as the plan
         // names them, and the state folders (one created, moved or swapped since is a new plan).
         for case .bind(let source, _, let flags) in plan.mounts where flags.contains(.guarded) { deps.append(.resolved(source)) }
+        for case .overlay(let lower, _, let layer) in plan.mounts { deps += [.resolved(lower), .resolved(layer)] }
+        if let b = plan.sessionBind { deps.append(.resolved(b.source)) }
         deps += plan.guards.map { .resolved($0.path) }
         // Without its folder, a replayed plan could never start a keeper again.
         if plan.keeper != nil { deps.append(.presence(cache + "/userns")) }

@@ -8,8 +8,9 @@ public struct SandboxPlan: Equatable, Sendable {
     /// 2: the kernel policy records (seccomp, caps, uname, nnp) and the `rofile` mount kind.
     /// 3: the `keeper` record. 4: `guard` records and the `guard` mount flag. 5: `live` and
     /// `remove` (environments). 6: the `binfmt`
-    /// record, uname's machine, `abi-report` and `abi-call`.
-    public static let version = "6"
+    /// record, uname's machine, `abi-report` and `abi-call`. 7: the `overlay` mount kind and
+    /// `session-bind` (environments).
+    public static let version = "7"
 
     public enum Namespace: String, Sendable, CaseIterable { case user, mount, pid, uts, ipc, net }
 
@@ -70,10 +71,14 @@ public struct SandboxPlan: Equatable, Sendable {
         /// Bind a read-only file holding `contents` (kept on the sandbox's private staging tmpfs)
         /// over the existing file `target`: /proc/version and /proc/sys/kernel/osrelease.
         case readOnlyFile(target: String, contents: String, mode: UInt32)
+        /// The host's `lower` (a folder) copy-on-write at `target`: an overlay whose upper and
+        /// work directories are `layer`/upper and `layer`/work (an environment's `--home
+        /// overlay`); the state folders it shows are covered as a guarded bind's are.
+        case overlay(lower: String, target: String, layer: String)
 
         public var target: String {
             switch self {
-            case .bind(_, let t, _), .tmpfs(let t, _, _, _), .proc(let t), .devpts(let t), .mkdir(let t, _),
+            case .overlay(_, let t, _), .bind(_, let t, _), .tmpfs(let t, _, _, _), .proc(let t), .devpts(let t), .mkdir(let t, _),
                  .symlink(let t, _), .file(let t, _, _), .remountReadOnly(let t), .readOnlyFile(let t, _, _):
                 return t
             }
@@ -93,6 +98,7 @@ public struct SandboxPlan: Equatable, Sendable {
             case let .file(t, c, m): return ["file", t, "", c, t == ShellProfile.path ? "optional" : "", oct(m)]
             case let .remountReadOnly(t): return ["remount-ro", t, "", "", "", "0"]
             case let .readOnlyFile(t, c, m): return ["rofile", t, "", c, "ro,nosuid,nodev,noexec", oct(m)]
+            case let .overlay(l, t, d): return ["overlay", t, l, d, "nosuid,nodev,guard", "0"]
             }
         }
     }
@@ -242,6 +248,14 @@ public struct SandboxPlan: Equatable, Sendable {
         public init(directory: String, idleSeconds: UInt32) { self.directory = directory; self.idleSeconds = idleSeconds }
     }
     public var live: LiveEnvironment?
+    /// A session's own working directory (host `source`, resolved, at `target`), bound guarded
+    /// in a mount namespace of the session's own (Sources/SandboxRuntime/env.c).
+    public struct SessionBind: Equatable, Sendable {
+        public var source: String
+        public var target: String
+        public init(source: String, target: String) { self.source = source; self.target = target }
+    }
+    public var sessionBind: SessionBind?
     /// No command: remove this tree inside a user namespace of the plan's maps.
     public var removeTree: String?
 
@@ -334,6 +348,7 @@ public struct SandboxPlan: Equatable, Sendable {
         for g in guards { record(["guard", g.kind.rawValue, g.path]) }
         if let l = live { record(["live", l.directory, String(l.idleSeconds)]) }
         if let r = removeTree { record(["remove", r]) }
+        if let b = sessionBind { record(["session-bind", b.source, b.target]) }
         if let b = binfmt { record(["binfmt", b.name, b.magic, b.mask, b.interpreter]) }
         return out
     }
@@ -379,6 +394,7 @@ extension SandboxPlan: CustomStringConvertible {
         if let k = keeper { lines.append("user namespace kept in \(k.stateFile) (idle \(k.idleSeconds) s)") }
         if let l = live { lines.append("a session of the environment in \(l.directory) (its sandbox stops \(l.idleSeconds) s after the last)") }
         if let r = removeTree { lines.append("remove \(r)") }
+        if let b = sessionBind { lines.append("this session's working directory \(b.target) <- \(b.source), in a mount namespace of its own") }
         for g in guards {
             lines.append(g.kind == .pin ? "symlink \(g.path) on the way to a state folder: pinned wherever a bind shows it"
                                         : "state folder \(g.path): \(g.kind == .hide ? "hidden" : "read-only") wherever a bind shows it")

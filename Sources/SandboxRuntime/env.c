@@ -421,12 +421,26 @@ int env_join(const struct plan *p, int ns[ENV_NS_MAX]) {
     return n - 2;
 }
 
-void env_enter(const int *ns, int n) {
+/* A session's working directory, when the environment does not show it (docs/environments.md):
+ * bound in a mount namespace of the session's own, cloned from the live one, so no other session
+ * sees it and nothing is mounted in the shared namespace from outside (what a refcounted bind
+ * into it would need). The folder is cloned, guarded, in a private copy of the host's namespace
+ * (ours: we are in the live user namespace), which is left before entering the sandbox's: only
+ * that detached tree comes in, and the copy dies with it. */
+void env_enter(const struct plan *p, const int *ns, int n) {
+    int tree = -1;
+    if (p->session_src) {
+        if (unshare(CLONE_NEWNS) < 0) die("cannot bind the working directory %s", p->session_src);
+        tree = mnt_session_tree(p, p->session_src);
+    }
     /* Mount last but one is fine: setns(mnt) also puts this process at the sandbox's root. */
     for (int i = 0; i < n; i++) {
         if (setns(ns[i], 0) < 0) die("cannot enter the environment's namespaces");
         close(ns[i]);
     }
+    if (tree < 0) return;
+    if (unshare(CLONE_NEWNS) < 0) die("cannot bind the working directory %s", p->session_src);
+    mnt_attach_here(tree, p->session_dst);
 }
 
 /* ---- removal ------------------------------------------------------------------ */

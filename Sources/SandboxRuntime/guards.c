@@ -261,7 +261,7 @@ static char **submount_points;
 static int nsubmount_points;
 
 static int read_submount_points(const struct plan *p) {
-    int any = 0;
+    int any = p->session_src != NULL;   /* a session's working directory: a bind of the same kind */
     for (int i = 0; i < p->nmounts && !any; i++)
         any = p->mounts[i].kind == MK_BIND && (p->mounts[i].flags & (MF_GUARD | MF_REC)) == (MF_GUARD | MF_REC);
     char path[64];
@@ -287,7 +287,7 @@ static int read_submount_points(const struct plan *p) {
         mp[k] = '\0';
         /* the host's, where it is now (under /oldroot the older way) */
         if (strncmp(mp, mnt_host, hlen) || (hlen && mp[hlen] != '/')) continue;
-        int wanted = 0;
+        int wanted = p->session_src && below(mp + hlen, p->session_src);
         for (int i = 0; i < p->nmounts && !wanted; i++) {
             const struct mount_op *m = &p->mounts[i];
             wanted = m->kind == MK_BIND && (m->flags & (MF_GUARD | MF_REC)) == (MF_GUARD | MF_REC) && below(mp + hlen, m->src);
@@ -392,6 +392,39 @@ void guards_protect(const struct mount_op *m, const struct plan *p, const struct
     if (cur < 0) die("cannot open %s", m->dst);
     protect_shown(cur, st->st_dev, st->st_ino, p);
     if (rec) protect_submounts(m->src, m->dst, p);
+}
+
+/* After the overlay M was attached (its lower ST): each state folder below the lower, looked up by
+ * its names in the merged view (shallow ones first) and covered there. No folder on the way is
+ * pinned as a bind's are: nothing done in the merged view reaches the host's folders, so a rename
+ * there cannot change what a later run finds; and with userxattr, overlayfs follows no redirect,
+ * so a host folder shows only at its own names. Where those names show something else now (the
+ * environment's layer replaced a folder on the way), the host's folder is not shown at all. */
+void guards_protect_merged(const struct mount_op *m, const struct plan *p, const struct stat *st) {
+    int done[PLAN_MAX_GUARDS] = { 0 };
+    for (;;) {
+        int best = -1, bk = 0;
+        for (int g = 0; g < p->nguards; g++) {
+            int k = done[g] || p->guards[g].kind == GUARD_PIN ? -1 : chain_find(&guard_chain[g], st->st_dev, st->st_ino);
+            if (k > 0 && (best < 0 || k < bk)) best = g, bk = k;
+        }
+        if (best < 0) break;
+        done[best] = 1;
+        const struct chain *c = &guard_chain[best];
+        const char *what = p->guards[best].path;
+        int cur = mnt_open_in_root(m->dst, O_PATH | O_DIRECTORY);
+        if (cur < 0) die("cannot open %s", m->dst);
+        for (int lvl = bk - 1; cur >= 0 && lvl >= 0; lvl--) {
+            char name[NAME_MAX + 1];
+            child_name(c, lvl, name, what);
+            int next = openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            close(cur);
+            cur = next;
+        }
+        if (cur < 0) continue;
+        cover(cur, c, p->guards[best].kind, what);
+        close(cur);
+    }
 }
 
 void guards_close(const struct plan *p) {

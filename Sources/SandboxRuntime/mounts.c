@@ -325,6 +325,70 @@ int mnt_stage_dir(unsigned mode, unsigned flags, const char *what) {
     return m;
 }
 
+/* An environment's copy-on-write home: host folder SRC as the only lower layer, the
+ * environment's DATA/upper and DATA/work (in the store, which no sandbox sees) above it, so what
+ * is written there stays in the environment. Nothing written in the merged view reaches SRC, but
+ * it shows SRC's state folders (a home holds the default store and cache): covered there as a
+ * bind's are (guards.c). Mounted once per live sandbox (env.c), so never twice on one upper. */
+static void do_overlay(const struct mount_op *m, const struct plan *p) {
+    int src = mnt_open_host(m->src, O_DIRECTORY), data = mnt_open_host(m->data, O_DIRECTORY);
+    struct stat st;
+    if (src < 0 || data < 0 || fstat(src, &st) < 0) die("cannot mount a copy-on-write %s: %s is missing", m->dst, src < 0 ? m->src : m->data);
+    unsigned attrs = 0;
+    if (p->nguards) guards_check_source(m, p, src, &st, &attrs);
+    char lower[PATH_MAX], upper[PATH_MAX], work[PATH_MAX];
+    /* the fds, not the paths: what was checked is what is mounted */
+    snprintf(lower, sizeof lower, "%s/proc/self/fd/%d", mnt_host, src);
+    snprintf(upper, sizeof upper, "%s/proc/self/fd/%d/upper", mnt_host, data);
+    snprintf(work, sizeof work, "%s/proc/self/fd/%d/work", mnt_host, data);
+    int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+    if (fs < 0) die("cannot mount overlay on %s", m->dst);
+    mnt_fs_set(fs, "lowerdir", lower, "overlay", m->dst);
+    mnt_fs_set(fs, "upperdir", upper, "overlay", m->dst);
+    mnt_fs_set(fs, "workdir", work, "overlay", m->dst);
+    mnt_fs_set(fs, "userxattr", NULL, "overlay", m->dst);
+    int mnt = mnt_fs_mount(fs, m->flags | (attrs & MOUNT_ATTR_RDONLY ? MF_RO : 0), "overlay", m->dst);
+    close(src), close(data);
+    attach(mnt, target_dir(m), "overlay", m->dst);
+    if (p->nguards) guards_protect_merged(m, p, &st);
+}
+
+/* A session's own working directory (env.c), in a private copy of the host's mount namespace
+ * owned by the live sandbox's user namespace: host folder SRC, opened and guarded as a bind of
+ * the user's, as a detached tree (the state folders it shows covered on it). */
+int mnt_session_tree(const struct plan *p, const char *src_path) {
+    struct mount_op m = { .kind = MK_BIND, .dst = "/", .src = src_path, .data = "", .flags = MF_REC | MF_GUARD };
+    int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);   /* for mnt_stage_dir: the hidden folders' cover */
+    if (fs < 0) die("cannot create a tmpfs");
+    stagefd = mnt_fs_mount(fs, MF_NODEV | MF_NOSUID, "tmpfs", "/");
+    guards_prepare(p);
+    int src = mnt_open_host(src_path, O_DIRECTORY);
+    struct stat st;
+    if (src < 0 || fstat(src, &st) < 0) die("cannot bind %s", src_path);
+    unsigned attrs = 0;
+    if (p->nguards) guards_check_source(&m, p, src, &st, &attrs);
+    int tree = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (tree < 0) die("cannot bind %s", src_path);
+    close(src);
+    struct mount_attr a = { .attr_set = attrs };
+    if (attrs && mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0) die("cannot make %s read-only", src_path);
+    rootfd = tree;   /* guards.c reaches the bind's target through it: "/" is the tree's root */
+    if (p->nguards) guards_protect(&m, p, &st);
+    guards_close(p);
+    close(stagefd);
+    stagefd = rootfd = -1;
+    return tree;
+}
+
+/* TREE attached at DST of the current root (a session's own mount namespace). */
+void mnt_attach_here(int tree, const char *dst) {
+    if ((rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) die("cannot open /");
+    struct mount_op m = { .kind = MK_BIND, .dst = dst };
+    attach(tree, target_dir(&m), "the working directory", dst);
+    close(rootfd);
+    rootfd = -1;
+}
+
 static void do_mount(const struct mount_op *m, const struct plan *p) {
     int fs, t;
     switch (m->kind) {
@@ -375,6 +439,9 @@ static void do_mount(const struct mount_op *m, const struct plan *p) {
         break;
     case MK_ROFILE:
         do_rofile(m);
+        break;
+    case MK_OVERLAY:
+        do_overlay(m, p);
         break;
     case MK_REMOUNT_RO: {
         t = mnt_open_in_root(m->dst, O_PATH | O_DIRECTORY);

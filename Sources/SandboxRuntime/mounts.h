@@ -27,6 +27,8 @@ int mnt_stage_dir(unsigned mode, unsigned flags, const char *what);
 void guards_prepare(const struct plan *p);
 void guards_check_source(const struct mount_op *m, const struct plan *p, int src, const struct stat *st, unsigned *attrs);
 void guards_protect(const struct mount_op *m, const struct plan *p, const struct stat *st);
+/* After the overlay M (its lower: ST) was attached: the state folders its merged view shows. */
+void guards_protect_merged(const struct mount_op *m, const struct plan *p, const struct stat *st);
 void guards_close(const struct plan *p);
 
 #endif

@@ -31,7 +31,7 @@ static int parse_uint(const char *s, int base, unsigned *out) {
 }
 
 static int kind_of(const char *s) {
-    static const char *names[] = { "bind", "tmpfs", "proc", "devpts", "mkdir", "symlink", "file", "remount-ro", "rofile" };
+    static const char *names[] = { "bind", "tmpfs", "proc", "devpts", "mkdir", "symlink", "file", "remount-ro", "rofile", "overlay" };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(s, names[i]) == 0) return (int)i;
     return -1;
@@ -170,6 +170,7 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
             m->data = a[3];
             if (m->dst[0] != '/') return fail(err, errlen, "mount target '%s' is not absolute", m->dst);
             if (m->kind == MK_BIND && m->src[0] != '/') return fail(err, errlen, "bind source '%s' is not absolute", m->src);
+            if (m->kind == MK_OVERLAY && (m->src[0] != '/' || m->data[0] != '/')) return fail(err, errlen, "bad overlay mount of '%s'", m->src);
             if (mount_flags_of(a[4], &m->flags)) return fail(err, errlen, "bad mount flags '%s'", a[4]);
             if (parse_uint(a[5], 8, &m->mode) || m->mode > 07777) return fail(err, errlen, "bad mode '%s'", a[5]);
         } else if (strcmp(name, "hostname") == 0) {
@@ -248,6 +249,10 @@ int plan_parse(char *buf, size_t len, struct plan *p, char *err, size_t errlen) 
         } else if (strcmp(name, "live") == 0) {
             if (na != 2 || a[0][0] != '/' || parse_uint(a[1], 10, &p->env_idle) || p->env_dir) return fail(err, errlen, "bad live record");
             p->env_dir = a[0];
+        } else if (strcmp(name, "session-bind") == 0) {
+            if (na != 2 || a[0][0] != '/' || a[1][0] != '/' || p->session_src) return fail(err, errlen, "bad session-bind record");
+            p->session_src = a[0];
+            p->session_dst = a[1];
         } else if (strcmp(name, "remove") == 0) {
             if (na != 1 || a[0][0] != '/' || p->remove_path) return fail(err, errlen, "bad remove record");
             p->remove_path = a[0];

@@ -1,7 +1,7 @@
 /*
  * The sandbox plan: what the Swift side decided, as the C side reads it.
  *
- * Wire format (version 6), written by Sources/Sandbox/SandboxPlan.swift:
+ * Wire format (version 7), written by Sources/Sandbox/SandboxPlan.swift:
  *
  *   plan   := record*
  *   record := u32 length (little endian) | payload[length]
@@ -26,6 +26,8 @@
  *   live DIR IDLE               a session of a named environment (env.c): DIR holds its live
  *                               sandbox's socket, lock and pid file (in the store: out of every
  *                               sandbox's reach); IDLE seconds without a session before it stops
+ *   session-bind SRC DST        a session's own working directory (env.c): host folder SRC bound,
+ *                               guarded, at DST in a mount namespace of the session's own
  *   remove PATH                 no command: remove the tree PATH inside a user namespace of the
  *                               plan's maps (an environment's layer holds files of other ids)
  *   hostname NAME
@@ -62,7 +64,7 @@
  * Version 2 added seccomp, caps, uname, nnp and the rofile mount kind (issue 5); 3 keeper;
  * 4 guard (issue 10);
  * 5 live and remove (issue 12); 6 binfmt, uname's MACHINE,
- * abi-report and abi-call (issue 14).
+ * abi-report and abi-call (issue 14); 7 the overlay mount kind and session-bind (issue 12).
  */
 #ifndef AZL_PLAN_H
 #define AZL_PLAN_H
@@ -70,7 +72,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PLAN_VERSION "6"
+#define PLAN_VERSION "7"
 #define PLAN_MAX_BYTES (16u << 20)
 #define PLAN_MAX_MOUNTS 256
 #define PLAN_MAX_MAP 32   /* fields (3 per line); newuidmap accepts a few lines */
@@ -97,6 +99,9 @@ enum mount_kind {
     MK_REMOUNT_RO,  /* make the mount at DST read-only (not recursive) */
     MK_ROFILE,      /* write DATA to a file on the staging tmpfs (MODE) and bind it read-only
                      * on the existing file DST (e.g. /proc/version after /proc is mounted) */
+    MK_OVERLAY,     /* host folder SRC as the lower of an overlay on DST whose upper and work are
+                     * DATA/upper and DATA/work (an environment's copy-on-write home); with
+                     * "guard", the state folders it shows are covered in the merged view */
 };
 
 enum mount_flags {
@@ -159,6 +164,7 @@ struct plan {
     const char *env_dir;      /* a session of a named environment (env.c), or NULL */
     unsigned env_idle;
     const char *remove_path;  /* remove this tree (env.c), or NULL */
+    const char *session_src, *session_dst;   /* a session's own working directory, or NULL */
 
     const char *binfmt_name, *binfmt_magic, *binfmt_mask, *binfmt_interp;   /* NULL: native */
 

@@ -59,6 +59,9 @@ int keeper_main(const char *state, const char *idle);
  * what needs no id map, while the supervisor writes them. */
 void prepare_root(const struct plan *p);
 void setup_root(const struct plan *p);
+/* A session's working directory as a detached, guarded tree; attached at DST of the current root. */
+int mnt_session_tree(const struct plan *p, const char *src);
+void mnt_attach_here(int tree, const char *dst);
 
 /* env.c: a session of a named environment (the plan's live record): its live sandbox's
  * namespaces (started now if none runs); this process is made non-dumpable and enters the
@@ -66,7 +69,7 @@ void setup_root(const struct plan *p);
  * env_enter, in the child; returns how many. die()s when there is no sandbox to be had. */
 #define ENV_NS_MAX 6
 int env_join(const struct plan *p, int ns[ENV_NS_MAX]);
-void env_enter(const int *ns, int n);
+void env_enter(const struct plan *p, const int *ns, int n);
 /* env.c: remove the plan's remove path inside a user namespace of its maps; never returns. */
 __attribute__((noreturn)) void env_remove_tree(const struct plan *p);
 /* env.c: pid 1 of an environment's live sandbox, once its root is built: reap, and on

@@ -305,7 +305,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
          * kept the supervisor from writing our id maps. */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
         if (p.env_dir) {
-            env_enter(envns, nenv);
+            env_enter(&p, envns, nenv);
             run_session_init(&p, sp[1], have_ws ? &ws : NULL, done[1]);
         }
         setup_root(&p);

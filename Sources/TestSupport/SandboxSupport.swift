@@ -186,9 +186,11 @@ public final class StoredImageFixture: @unchecked Sendable {
     public let r: Rootless
     public let state: String
 
-    public init(images: [(name: String, rootfs: RealRootfs)] = [("alp:3.20", .alpineX86)]) throws {
+    /// STATEINHOME: the store where azl-shell puts it by default, in the user's home
+    /// (~/.local/share/azl-shell), for what a sandbox that shows the home must not reach.
+    public init(images: [(name: String, rootfs: RealRootfs)] = [("alp:3.20", .alpineX86)], stateInHome: Bool = false) throws {
         r = try Rootless()
-        state = r.base + "/state"
+        state = stateInHome ? r.home + "/.local/share/azl-shell" : r.base + "/state"
         for (name, rootfs) in images {
             let res = r.azl(["import", "--name", name, rootfs.path, "-q"], root: state)
             guard res.status == 0 else { throw AZLError(.io, "import of \(name) failed: \(res)") }

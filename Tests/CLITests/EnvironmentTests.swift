@@ -146,7 +146,7 @@ import TestSupport
 
     @Test func homeModes() throws {
         guard let f = try fixture() else { return }
-        defer { _ = f.azl(["rm", "--force", "priv", "shared"]) }
+        defer { _ = f.azl(["rm", "--force", "priv", "shared", "ov"]) }
         let realHome = f.r.home
         try Data("mine\n".utf8).write(to: URL(fileURLWithPath: realHome + "/.dotfile"))
         f.r.chownTree(realHome)
@@ -158,7 +158,16 @@ import TestSupport
         #expect(!FS.exists(realHome + "/written"))
         let h = f.azl(["exec", "shared", "--", "sh", "-c", "cat $HOME/.dotfile"])
         #expect(h.status == 0 && h.stdout == "mine\n", "\(h)")
-        oneLine125(f.azl(["create", "ov", "--image", "alp:3.20", "--home", "overlay"]), naming: "overlay")
+        // overlay: the real dotfile is read; what is written stays in the environment.
+        #expect(f.azl(["create", "ov", "--image", "alp:3.20", "--home", "overlay"]).status == 0)
+        let o = f.azl(["exec", "ov", "--", "sh", "-c", "cat $HOME/.dotfile && echo changed > $HOME/.dotfile && echo new > $HOME/written"])
+        #expect(o.status == 0 && o.stdout == "mine\n", "\(o)")
+        #expect(try String(contentsOfFile: realHome + "/.dotfile", encoding: .utf8) == "mine\n")
+        #expect(!FS.exists(realHome + "/written"))
+        #expect(f.azl(["stop", "ov"]).status == 0)
+        let kept = f.azl(["exec", "ov", "--", "sh", "-c", "cat $HOME/.dotfile $HOME/written"])
+        #expect(kept.status == 0 && kept.stdout == "changed\nnew\n", "the environment's copy was not kept: \(kept)")
+        oneLine125(f.azl(["create", "bad", "--image", "alp:3.20", "--home", "elsewhere"]), naming: "overlay")
     }
 
     /// A second `exec NAME -- CMD` replays the first's plan from the plan cache (the entry is not

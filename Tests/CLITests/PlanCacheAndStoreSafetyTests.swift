@@ -215,7 +215,7 @@ import TestSupport
         let entry = f.state + "/cache/plans/" + (f.plans.first ?? "none")
         // The plan's version record, as another build would have written it.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: entry))
-        let needle = Data("azl-plan\u{0}6\u{0}".utf8)   // SandboxPlan.version
+        let needle = Data("azl-plan\u{0}7\u{0}".utf8)   // SandboxPlan.version
         let at = try #require(bytes.range(of: needle))
         bytes[at.upperBound - 2] = UInt8(ascii: "9")
         try bytes.write(to: URL(fileURLWithPath: entry))

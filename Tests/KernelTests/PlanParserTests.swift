@@ -170,6 +170,11 @@ struct PlanParserTests {
         ([caps, caps], "bad caps record"),
         ([["nnp", "1"]], "bad nnp record"),
         ([["mount", "rofile", "/proc/version", "", "x", "ro", "10000"]], "bad mode"),
+        ([["mount", "overlay", "/home/u", "home/u", "/s/env/home", "guard", "0"]], "bad overlay mount"),
+        ([["mount", "overlay", "/home/u", "/home/u", "", "guard", "0"]], "bad overlay mount"),
+        ([["session-bind", "/w", "w"]], "bad session-bind record"),
+        ([["session-bind", "/w"]], "bad session-bind record"),
+        ([["session-bind", "/w", "/w"], ["session-bind", "/v", "/v"]], "bad session-bind record"),
         ([["seccomp-v3", "00"]], "unknown plan record"),
         ([["keeper", "/bin/azl-shell-sandbox", "/c/userns/map-1"]], "bad keeper record"),
         ([["keeper", "/bin/azl-shell-sandbox", "/c/userns/map-1", "0"]], "bad keeper record"),
@@ -180,6 +185,18 @@ struct PlanParserTests {
         let r = try parse(extra)
         #expect(r.status == 1, "\(r)")
         #expect(r.stdout.hasPrefix("error: ") && r.stdout.contains(reason), "\(r)")
+    }
+
+    /// An environment's copy-on-write home and a session's own working directory.
+    @Test func theOverlayHomeAndASessionBindAreRead() throws {
+        var plan = SandboxPlan(namespaces: [.user, .mount, .pid], uidMap: .init(helper: nil, ranges: [.init(inside: 0, outside: 1000, count: 1)]),
+                               gidMap: .init(helper: nil, ranges: [.init(inside: 0, outside: 1000, count: 1)]), rootfs: "/t",
+                               mounts: [.overlay(lower: "/h/u", target: "/home/u", layer: "/s/environments/dev/home")], hostname: "dev",
+                               workingDirectory: "/w", environment: [], argv: ["sh"])
+        plan.sessionBind = .init(source: "/data/w", target: "/w")
+        let r = try Self.driver.get().parse(plan.encoded())
+        // flags: nosuid (8), nodev (16), guard (64)
+        #expect(r.status == 0 && r.stdout.contains("overlay /home/u /h/u /s/environments/dev/home 58\n") && r.stdout.contains("session-bind /data/w /w\n"), "\(r)")
     }
 
     @Test func truncatedPlansAreRefused() throws {

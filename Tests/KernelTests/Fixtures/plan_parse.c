@@ -40,5 +40,7 @@ int main(int argc, char **argv) {
     if (p.keeper_state) printf("keeper %s %s %u\n", p.keeper_program, p.keeper_state, p.keeper_idle);
     for (int i = 0; i < p.nmounts; i++)
         if (p.mounts[i].kind == MK_ROFILE) printf("rofile %s %o %zu\n", p.mounts[i].dst, p.mounts[i].mode, strlen(p.mounts[i].data));
+        else if (p.mounts[i].kind == MK_OVERLAY) printf("overlay %s %s %s %x\n", p.mounts[i].dst, p.mounts[i].src, p.mounts[i].data, p.mounts[i].flags);
+    if (p.session_src) printf("session-bind %s %s\n", p.session_src, p.session_dst);
     return 0;
 }
