@@ -166,7 +166,8 @@ enum EnvironmentSession {
         var prepared = try RunPlanner.prepare(spec)
         for n in prepared.notes { global.note(n) }
         var plan = prepared.plan
-        plan.keeper = nil
+        // plan.keeper stays: the holder makes the live sandbox's user namespace in the kept one
+        // (env.c), as a warm run does; a session joins the environment's and never the keeper's.
         plan.workingDirectory = workdir
         plan.live = .init(directory: dir, idleSeconds: config.idleSeconds)
         // The prompt marker names the environment.

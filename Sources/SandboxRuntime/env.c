@@ -217,6 +217,11 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0) die("signalfd");
 
+    /* The user's kept user namespace (keeper.c), as a warm run has it: the sandbox's own user
+     * namespace is made in it, and its maps (the same ranges onto themselves) written here,
+     * not by newuidmap and newgidmap (two setuid programs, most of a start). */
+    int kns = keeper_userns(p), kept = kns >= 0 && setns(kns, CLONE_NEWUSER) == 0;
+    if (kns >= 0) close(kns);
     unsigned long flags = SIGCHLD;
     for (int i = 0; i < ENV_NS_MAX; i++)
         if (p->ns & ns_table[i].bit) flags |= (unsigned long)ns_table[i].flag;
@@ -235,7 +240,8 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
         env_init(p, up[1]);
     }
     close(go[0]), close(up[1]);
-    write_id_maps(init, p);
+    if (!kept) write_id_maps(init, p);
+    else write_map_as(init, &p->uidmap, "uid_map", 1), write_map_as(init, &p->gidmap, "gid_map", 1);
     /* The namespaces, opened while pid 1 is still dumpable and has run nothing of its own. */
     for (int i = 0; i < ENV_NS_MAX; i++) {
         if (!(p->ns & ns_table[i].bit)) continue;
@@ -381,8 +387,9 @@ static void live_start(const struct plan *p, int dfd, int lock) {
 int env_join(const struct plan *p, int ns[ENV_NS_MAX]) {
     int dfd = env_dir_open(p), want = 1;
     for (int i = 0; i < ENV_NS_MAX; i++) want += (p->ns & ns_table[i].bit) != 0;
-    int c = -1, n = 0, fds[ENV_NS_MAX + 1];
-    for (long long until = now_ms() + 30000;; poll(NULL, 0, 5)) {
+    int c = -1, n = 0, fds[ENV_NS_MAX + 1], started = 0;
+    /* No pause after a start of ours: its holder serves already. */
+    for (long long until = now_ms() + 30000;; started ? (void)(started = 0) : (void)poll(NULL, 0, 5)) {
         if ((c = live_connect(dfd, 'j')) >= 0) {
             n = azl_recv_fds(c, fds, ENV_NS_MAX + 1);
             /* pid 1 still there (its pidfd not readable): a sandbox being killed is not joined */
@@ -400,6 +407,7 @@ int env_join(const struct plan *p, int ns[ENV_NS_MAX]) {
             if (fstat(dfd, &a) < 0 || stat(p->env_dir, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
                 errno = 0, die("environment %s was removed", env_name(p));
             live_start(p, dfd, lock);
+            started = 1;
         }
         close(lock);
         if (now_ms() > until) errno = 0, die("environment %s: its live sandbox neither answers nor stops; run `azl-shell stop %s`", env_name(p), env_name(p));
