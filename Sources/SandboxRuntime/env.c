@@ -252,10 +252,12 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
     if ((nsfds[nns++] = (int)syscall(SYS_pidfd_open, init, 0)) < 0) die("pidfd_open");
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
     char c;
-    if (write(go[1], "g", 1) != 1 || read(up[0], &c, 1) != 1) _exit(EXIT_OURS);   /* pid 1 said why */
-    close(go[1]), close(up[0]);
+    if (write(go[1], "g", 1) != 1) _exit(EXIT_OURS);
+    close(go[1]);
 
-    /* Its pid, for the next start to wait until this sandbox is gone (kill -9 of the holder). */
+    /* While pid 1 builds the root (its file system work off the start's path): its pid, for the
+     * next start to wait until this sandbox is gone (kill -9 of the holder), and the socket (a
+     * session that connects now gets its fds once the sandbox is up). */
     char text[32];
     int n = snprintf(text, sizeof text, "%d\n", (int)init);
     int pf = openat(dfd, "live.pid.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -268,6 +270,18 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
     mode_t old = umask(077);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 64) < 0) die("cannot listen on %s/live.sock", p->env_dir);
     umask(old);
+    ssize_t r;
+    do r = read(up[0], &c, 1); while (r < 0 && errno == EINTR);
+    if (r != 1) {
+        /* pid 1 said why. Its namespaces (the overlay) go before the lock does: released only at exit. */
+        unlinkat(dfd, "live.sock", 0);
+        for (int i = 0; i < nns; i++) close(nsfds[i]);
+        int st;
+        while (waitpid(init, &st, 0) < 0 && errno == EINTR) {}
+        unlinkat(dfd, "live.pid", 0);
+        _exit(EXIT_OURS);
+    }
+    close(up[0]);
     dup2(null, 2);
 
     /* The starting session is the first: its fds now, no connect and accept after the start. */

@@ -201,6 +201,25 @@ import TestSupport
         #expect(f.azl(["rm", "--force", "dev"]).status == 0)
         oneLine125(f.azl(cmd), naming: "dev")
     }
+
+    /// The holder listens while pid 1 builds the root: a start that fails there (its layer is
+    /// not a folder any more) says why in one line and leaves no socket, pid file or process;
+    /// the next start works.
+    @Test func aStartThatFailsLeavesNothingBehind() throws {
+        guard let f = try fixture() else { return }
+        defer { _ = f.azl(["rm", "--force", "dev"]) }
+        #expect(f.azl(["create", "dev", "--image", "alp:3.20"]).status == 0)
+        let dir = f.state + "/environments/dev"
+        try FileManager.default.moveItem(atPath: dir + "/upper", toPath: dir + "/upper.aside")
+        #expect(FileManager.default.createFile(atPath: dir + "/upper", contents: Data()))
+        oneLine125(f.azl(["exec", "dev", "--", "true"]), naming: "upper")
+        #expect(!FS.exists(dir + "/live.sock") && !FS.exists(dir + "/live.pid"))
+        #expect(environmentProcesses(f).isEmpty, "processes left: \(environmentProcesses(f))")
+        try FS.removeTree(dir + "/upper")
+        try FileManager.default.moveItem(atPath: dir + "/upper.aside", toPath: dir + "/upper")
+        let again = f.azl(["exec", "dev", "--", "echo", "up"])
+        #expect(again.status == 0 && again.stdout == "up\n", "\(again)")
+    }
 }
 
 /// `enter` on a real terminal (python's pty as the user's terminal): the prompt marker, Ctrl-C
