@@ -139,15 +139,18 @@ enum EnvironmentSession {
         if config.home != .host && config.forward && config.user == .keepID {
             // The SSH agent (its socket where sessions find it) and your git identity, read-only:
             // `git push` works from a home of the environment's own.
-            if let sock = host.environment["SSH_AUTH_SOCK"], sock.hasPrefix("/"), present(sock) {
+            // Each only as what it should be: a sandbox that could write your home may have
+            // left a symlink there, to a file or folder (or another socket) it never saw.
+            if let sock = host.environment["SSH_AUTH_SOCK"], sock.hasPrefix("/"), present(sock, as: S_IFSOCK) {
                 volumes.append(sock + ":" + agentSocket)
                 env.append("SSH_AUTH_SOCK=" + agentSocket)
             }
-            if present(home + "/.gitconfig") { volumes.append(home + "/.gitconfig:" + envHome + "/.gitconfig:ro") }
+            if present(home + "/.gitconfig", as: S_IFREG, within: home) { volumes.append(home + "/.gitconfig:" + envHome + "/.gitconfig:ro") }
         }
         spec.volumes = volumes
         if let root = config.confinedTo {
-            spec.confinedVolumes = ConfinedVolumes(file: config.project ?? root, root: root, volumes: config.confinedVolumes ?? [])
+            spec.confinedVolumes = ConfinedVolumes(file: config.project ?? root, root: root, volumes: config.confinedVolumes ?? [],
+                                                   approved: config.confinedApproved ?? [:])
         }
         spec.env = env + options.env
         if config.home == .overlay {
@@ -183,7 +186,8 @@ enum EnvironmentSession {
         var prepared = try RunPlanner.prepare(spec)
         for n in prepared.notes { global.note(n) }
         var plan = prepared.plan
-        plan.keeper = nil
+        // plan.keeper stays: the holder makes the live sandbox's user namespace in the kept one
+        // (env.c), as a warm run does; a session joins the environment's and never the keeper's.
         plan.workingDirectory = options.workdir ?? (cwdShown || plan.sessionBind != nil ? host.cwd : sessionHome)
         plan.live = .init(directory: dir, idleSeconds: config.idleSeconds)
         // The prompt marker names the environment.
@@ -202,10 +206,21 @@ enum EnvironmentSession {
         try prepared.exec()
     }
 
-    /// Whether PATH exists, recorded as an input of the plan.
-    static func present(_ path: String) -> Bool {
+    /// Whether PATH exists as a file of TYPE, recorded as an input of the plan: itself, not a
+    /// symlink, or with WITHIN a symlink (a dotfile manager's) to such a file inside that folder,
+    /// which whoever could plant the link there could read anyway.
+    static func present(_ path: String, as type: mode_t, within: String? = nil) -> Bool {
         PlanInputs.file(path, .presence)
-        return FS.exists(path)
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return false }
+        if st.st_mode & S_IFMT == type { return true }
+        guard st.st_mode & S_IFMT == S_IFLNK, let within, let real = realpath(path, nil) else { return false }
+        defer { free(real) }
+        let target = String(cString: real)
+        PlanInputs.file(target, .presence)
+        let root = Paths.absolute(within)
+        guard stat(target, &st) == 0, st.st_mode & S_IFMT == type, target.hasPrefix((realpath(root, nil).map { p in defer { free(p) }; return String(cString: p) } ?? root) + "/") else { return false }
+        return true
     }
 
     /// PATH with its symlinks resolved, as the runtime opens it (no symlink followed).
@@ -281,7 +296,7 @@ struct EnterCommand: ParsableCommand {
                                        idleSeconds: UInt32(RunPlanner.defaultKeeperIdle), created: Date())
         config.project = project.path
         config.setupLayers = pe.layerKeys
-        if let c = spec.confinedVolumes { config.confinedTo = c.root; config.confinedVolumes = c.volumes }
+        if let c = spec.confinedVolumes { config.confinedTo = c.root; config.confinedVolumes = c.volumes; config.confinedApproved = c.approved }
         try envs.create(config)
         // prune keeps the layers this environment's record names.
         try ImageStore(paths: global.paths).registerLayerUser(envs.path(name) + "/config.json")

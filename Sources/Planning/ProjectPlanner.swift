@@ -132,10 +132,10 @@ public enum ProjectPlanner {
         var spec = RunSpec(source: .record(image))
         spec.env = project.env
         // The file lies where sandboxes write: its volumes stay inside its folder unless trusted.
-        if ProjectTrust.isTrusted(project) {
-            spec.volumes = project.volumes
-        } else if !project.volumes.isEmpty {
-            spec.confinedVolumes = ConfinedVolumes(file: project.path, root: project.root, volumes: project.volumes)
+        // A trusted one's volumes outside the folder only where they resolved when it was trusted.
+        if !project.volumes.isEmpty {
+            spec.confinedVolumes = ConfinedVolumes(file: project.path, root: project.root, volumes: project.volumes,
+                                                   approved: ProjectTrust.approval(project) ?? [:])
         }
         spec.user = project.user
         spec.kernel = project.kernel

@@ -16,20 +16,38 @@ public enum ProjectTrust {
 
     /// Whether the user trusted this file as it is now (its bytes as parsed); recorded as an
     /// input of the plan, so a revoked or renewed trust is a new plan.
-    public static func isTrusted(_ project: ProjectFile) -> Bool {
-        guard let digest = project.digest else { return false }
+    public static func isTrusted(_ project: ProjectFile) -> Bool { approval(project) != nil }
+
+    /// The trusted file's volumes as they resolved when it was trusted (volume → source); nil
+    /// when the file as it is now is not trusted.
+    public static func approval(_ project: ProjectFile) -> [String: String]? {
+        guard let digest = project.digest else { return nil }
         let record = recordPath(for: project)
         PlanInputs.file(record, .content)
-        guard let data = try? FS.readFile(record), data.count < 4096, let text = String(data: data, encoding: .utf8) else { return false }
+        guard let data = try? FS.readFile(record), data.count < 65536, let text = String(data: data, encoding: .utf8) else { return nil }
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        return lines.count >= 2 && lines[0] == project.path && lines[1] == digest.description
+        guard lines.count >= 2, lines[0] == project.path, lines[1] == digest.description else { return nil }
+        var approved: [String: String] = [:]
+        for l in lines.dropFirst(2) {
+            let f = l.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            if f.count == 3, f[0] == "volume" { approved[f[1]] = f[2] }
+        }
+        return approved
     }
 
     public static func trust(_ project: ProjectFile) throws {
         guard let digest = project.digest else { throw AZLError(.internal, "\(project.path) was not read from a file") }
         let record = recordPath(for: project)
         try FS.mkdirs((record as NSString).deletingLastPathComponent, mode: 0o700)
-        try FS.atomicWrite(Data((project.path + "\n" + digest.description + "\n").utf8), to: record, mode: 0o600)
+        var text = project.path + "\n" + digest.description + "\n"
+        for v in project.volumes where !v.contains("\t") && !v.contains("\n") {
+            text += "volume\t\(v)\t\(realPath(source(of: v)))\n"
+        }
+        try FS.atomicWrite(Data(text.utf8), to: record, mode: 0o600)
+    }
+
+    static func source(of volume: String) -> String {
+        String(volume.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)[0])
     }
 
     /// Forget the approval; false when there was none.
@@ -44,8 +62,7 @@ public enum ProjectTrust {
         let root = realPath(project.root)
         var out: [String] = []
         for v in project.volumes {
-            let src = String(v.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)[0])
-            let resolved = realPath(src)
+            let resolved = realPath(source(of: v))
             if resolved != root && !resolved.hasPrefix(root + "/") { out.append("volume \(v) (binds \(resolved))") }
         }
         if let h = project.home, h == "host" || h == "overlay" { out.append("home = \"\(h)\" (your real home in its environment)") }

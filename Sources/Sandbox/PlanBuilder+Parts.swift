@@ -176,26 +176,37 @@ extension PlanBuilder {
         if bindCwd { binds.append((cwd, resolvedCwd, false)) }
         let confined = r.confinedVolumes
         let confinedRoot = confined.map { resolveHostPath(normalize($0.root)) }
-        for (i, v) in ((confined?.volumes ?? []) + r.volumes).enumerated() {
+        let all = (confined?.volumes ?? []) + r.volumes
+        let parsed = try all.map { v -> (src: String, dst: String, ro: Bool, source: String) in
             let (src, dst, ro) = try parseVolume(v)
-            let source = resolveHostPath(src)
+            return (src, dst, ro, resolveHostPath(src))
+        }
+        // What commands in this sandbox can write: a symlink there must not choose what a later
+        // run binds (`ln -s ~ out` in the working directory, then `--volume ./out:/out`, or a
+        // folder of one volume swapped for a link while another volume names it).
+        let writable = (bindCwd ? [resolvedCwd] : []) + parsed.filter { !$0.ro }.map(\.source)
+        for (i, (v, p)) in zip(all, parsed).enumerated() {
+            let (src, dst, ro, source) = p
             // Decided on the resolved path that goes into the plan, which the C part opens
             // without following a symlink: a swap after this cannot move the bind out.
-            if let confined, let root = confinedRoot, i < confined.volumes.count, source != root, !source.hasPrefix(root + "/") {
-                throw AZLError(.untrusted, "\(confined.file): volume '\(v)' binds \(source), outside the project folder \(root); a command in a sandbox can write that file, so it is not believed for that",
+            if let confined, let root = confinedRoot, i < confined.volumes.count, source != root, !source.hasPrefix(root + "/"),
+               confined.approved[v] != source {
+                let was = confined.approved[v].map { " (it bound \($0) when it was trusted)" } ?? ""
+                throw AZLError(.untrusted, "\(confined.file): volume '\(v)' binds \(source)\(was), outside the project folder \(root); a command in a sandbox can write that file and folder, so it is not believed for that",
                                hint: "if you wrote it, run `azl-shell trust` in the project (or give the volume with --volume)")
             }
             if let g = guards.first(where: { $0.kind == .hide && (source == $0.path || source.hasPrefix($0.path + "/")) }) {
                 throw AZLError(.usage, "--volume \(v): \(source) is inside azl-shell's own state (\(g.path))",
                                hint: "bind another folder; the store and caches are never shown to a sandbox")
             }
-            // A symlink inside the working directory, which commands in the sandbox write, must
-            // not choose what a later run binds: `ln -s ~ out` there, then `--volume ./out:/out`,
-            // would give a sandbox the home folder.
-            if bindCwd, source != resolvedCwd, !source.hasPrefix(resolvedCwd + "/"),
-               let link = symlinksOnTheWay(src).first(where: { resolveHostPath(parentOf($0)) == resolvedCwd || resolveHostPath(parentOf($0)).hasPrefix(resolvedCwd + "/") }) {
-                throw AZLError(.usage, "--volume \(v): \(link) is a symlink inside the working directory (to \(source)), which a command in the sandbox can write",
-                               hint: "name \(source) itself if that is what to bind")
+            func inside(_ path: String, _ area: String) -> Bool { path == area || path.hasPrefix(area == "/" ? "/" : area + "/") }
+            for link in symlinksOnTheWay(src) {
+                let at = resolveHostPath(parentOf(link))
+                if let area = writable.first(where: { inside(at, $0) }), !inside(source, area) {
+                    let what = area == resolvedCwd && bindCwd ? "the working directory" : "a folder this sandbox can write (\(area))"
+                    throw AZLError(.usage, "--volume \(v): \(link) is a symlink inside \(what) (to \(source)), which a command in the sandbox can write",
+                                   hint: "name \(source) itself if that is what to bind")
+                }
             }
             binds.append((dst, source, ro))
         }

@@ -47,8 +47,12 @@ public struct ConfinedVolumes: Sendable, Equatable {
     /// The folder every source must resolve inside (after every symlink).
     public var root: String
     public var volumes: [String]
-    public init(file: String, root: String, volumes: [String]) {
-        self.file = file; self.root = root; self.volumes = volumes
+    /// A trusted file's volumes as they resolved when the user trusted it (volume → source):
+    /// one of them may lie outside the folder, but only where it resolved then, so a symlink a
+    /// sandbox swaps in later moves nothing.
+    public var approved: [String: String]
+    public init(file: String, root: String, volumes: [String], approved: [String: String] = [:]) {
+        self.file = file; self.root = root; self.volumes = volumes; self.approved = approved
     }
 }
 

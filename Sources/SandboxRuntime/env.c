@@ -194,20 +194,20 @@ __attribute__((noreturn)) static void holder_stop(int dfd, int lfd, pid_t init, 
     _exit(0);
 }
 
-__attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int lock, int ready) {
+__attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int lock, int first) {
     setsid();
     name_process("azl-env");
     /* Only what it needs: stderr (the starting session's, until the sandbox is up), the
-     * environment's folder, the lock and the ready pipe. */
+     * environment's folder, the lock and the starting session's connection. */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0) _exit(EXIT_OURS);
-    int keep[4] = { dfd, lock, ready, null }, moved[4];
+    int keep[4] = { dfd, lock, first, null }, moved[4];
     for (int i = 0; i < 4; i++) moved[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 64);
     for (int i = 0; i < 4; i++) {
         if (moved[i] < 0 || dup3(moved[i], 3 + i, O_CLOEXEC) < 0) _exit(EXIT_OURS);
     }
     close_range(7, ~0U, 0);
-    dfd = 3, lock = 4, ready = 5, null = 6;
+    dfd = 3, lock = 4, first = 5, null = 6;
     if (chdir("/") < 0) _exit(EXIT_OURS);
     sigset_t set;
     sigemptyset(&set);
@@ -217,6 +217,11 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0) die("signalfd");
 
+    /* The user's kept user namespace (keeper.c), as a warm run has it: the sandbox's own user
+     * namespace is made in it, and its maps (the same ranges onto themselves) written here,
+     * not by newuidmap and newgidmap (two setuid programs, most of a start). */
+    int kns = keeper_userns(p), kept = kns >= 0 && setns(kns, CLONE_NEWUSER) == 0;
+    if (kns >= 0) close(kns);
     unsigned long flags = SIGCHLD;
     for (int i = 0; i < ENV_NS_MAX; i++)
         if (p->ns & ns_table[i].bit) flags |= (unsigned long)ns_table[i].flag;
@@ -225,7 +230,7 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
     pid_t init = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
     if (init < 0) die("cannot create the environment's namespaces (run `azl-shell doctor`)");
     if (init == 0) {
-        close(go[1]), close(up[0]), close(sfd), close(lock), close(ready), close(dfd), close(null);
+        close(go[1]), close(up[0]), close(sfd), close(lock), close(first), close(dfd), close(null);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) _exit(EXIT_OURS);
         char c;
         if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);
@@ -235,7 +240,8 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
         env_init(p, up[1]);
     }
     close(go[0]), close(up[1]);
-    write_id_maps(init, p);
+    if (!kept) write_id_maps(init, p);
+    else write_map_as(init, &p->uidmap, "uid_map", 1), write_map_as(init, &p->gidmap, "gid_map", 1);
     /* The namespaces, opened while pid 1 is still dumpable and has run nothing of its own. */
     for (int i = 0; i < ENV_NS_MAX; i++) {
         if (!(p->ns & ns_table[i].bit)) continue;
@@ -246,10 +252,12 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
     if ((nsfds[nns++] = (int)syscall(SYS_pidfd_open, init, 0)) < 0) die("pidfd_open");
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
     char c;
-    if (write(go[1], "g", 1) != 1 || read(up[0], &c, 1) != 1) _exit(EXIT_OURS);   /* pid 1 said why */
-    close(go[1]), close(up[0]);
+    if (write(go[1], "g", 1) != 1) _exit(EXIT_OURS);
+    close(go[1]);
 
-    /* Its pid, for the next start to wait until this sandbox is gone (kill -9 of the holder). */
+    /* While pid 1 builds the root (its file system work off the start's path): its pid, for the
+     * next start to wait until this sandbox is gone (kill -9 of the holder), and the socket (a
+     * session that connects now gets its fds once the sandbox is up). */
     char text[32];
     int n = snprintf(text, sizeof text, "%d\n", (int)init);
     int pf = openat(dfd, "live.pid.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -262,12 +270,27 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
     mode_t old = umask(077);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 64) < 0) die("cannot listen on %s/live.sock", p->env_dir);
     umask(old);
+    ssize_t r;
+    do r = read(up[0], &c, 1); while (r < 0 && errno == EINTR);
+    if (r != 1) {
+        /* pid 1 said why. Its namespaces (the overlay) go before the lock does: released only at exit. */
+        unlinkat(dfd, "live.sock", 0);
+        for (int i = 0; i < nns; i++) close(nsfds[i]);
+        int st;
+        while (waitpid(init, &st, 0) < 0 && errno == EINTR) {}
+        unlinkat(dfd, "live.pid", 0);
+        _exit(EXIT_OURS);
+    }
+    close(up[0]);
     dup2(null, 2);
-    if (write(ready, "r", 1) != 1) {}
-    close(ready);
 
+    /* The starting session is the first: its fds now, no connect and accept after the start. */
     struct { int fd; pid_t pid; } s[ENV_MAX_SESSIONS];
     int ns = 0;
+    struct ucred fc;
+    socklen_t fl = sizeof fc;
+    if (getsockopt(first, SOL_SOCKET, SO_PEERCRED, &fc, &fl) == 0 && azl_send_fds(first, nsfds, nns) == 0) s[ns].fd = first, s[ns++].pid = fc.pid;
+    else close(first);
     long long idle_since = now_ms();
     for (;;) {
         struct pollfd f[2 + ENV_MAX_SESSIONS];
@@ -354,28 +377,27 @@ static void wait_previous(int dfd) {
     }
 }
 
-/* Start the live sandbox (we hold the lock); returns once it serves. */
-static void live_start(const struct plan *p, int dfd, int lock) {
+/* Start the live sandbox (we hold the lock): this session is its first, its connection in
+ * *CONN and the namespace fds in FDS, sent once the sandbox serves; returns how many. */
+static int live_start(const struct plan *p, int dfd, int lock, int *conn, int *fds) {
     wait_previous(dfd);
-    int ready[2];
-    if (pipe2(ready, O_CLOEXEC) < 0) die("pipe");
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) die("socketpair");
     fflush(stdout), fflush(stderr);
     pid_t mid = fork();
     if (mid < 0) die("fork");
     if (mid == 0) {
         /* Twice: the holder is nobody's child of ours (no zombie, no SIGCHLD for the supervisor). */
-        close(ready[0]);
+        close(sp[0]);
         if (fork() != 0) _exit(0);
-        holder(p, dfd, lock, ready[1]);
+        holder(p, dfd, lock, sp[1]);
     }
-    close(ready[1]);
-    int st;
-    while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {}
-    char c;
-    ssize_t n;
-    do n = read(ready[0], &c, 1); while (n < 0 && errno == EINTR);
-    close(ready[0]);
-    if (n != 1) _exit(EXIT_OURS);   /* the holder or pid 1 has said why */
+    close(sp[1]);
+    int n = azl_recv_fds(sp[0], fds, ENV_NS_MAX + 1), st;
+    if (n <= 0) _exit(EXIT_OURS);   /* the holder or pid 1 has said why */
+    while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {}   /* long gone: it only forked */
+    *conn = sp[0];
+    return n;
 }
 
 int env_join(const struct plan *p, int ns[ENV_NS_MAX]) {
@@ -383,25 +405,27 @@ int env_join(const struct plan *p, int ns[ENV_NS_MAX]) {
     for (int i = 0; i < ENV_NS_MAX; i++) want += (p->ns & ns_table[i].bit) != 0;
     int c = -1, n = 0, fds[ENV_NS_MAX + 1];
     for (long long until = now_ms() + 30000;; poll(NULL, 0, 5)) {
-        if ((c = live_connect(dfd, 'j')) >= 0) {
-            n = azl_recv_fds(c, fds, ENV_NS_MAX + 1);
-            /* pid 1 still there (its pidfd not readable): a sandbox being killed is not joined */
-            struct pollfd dead = { n == want ? fds[n - 1] : -1, POLLIN, 0 };
-            if (n == want && poll(&dead, 1, 0) == 0) break;
-            for (int i = 0; i < n; i++) close(fds[i]);
-            close(c);
-        }
-        int lock = openat(dfd, "live.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (lock < 0) die("environment %s: cannot open its lock", env_name(p));
-        if (flock(lock, LOCK_EX | LOCK_NB) == 0) {
+        int lock = -1;
+        if ((c = live_connect(dfd, 'j')) >= 0) n = azl_recv_fds(c, fds, ENV_NS_MAX + 1);
+        else if ((lock = openat(dfd, "live.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+            die("environment %s: cannot open its lock", env_name(p));
+        else if (flock(lock, LOCK_EX | LOCK_NB) == 0) {
             /* `rm` holds this lock from its last stop through renaming the folder aside: one
              * taken after that is on a folder being removed, never to be mounted again. */
             struct stat a, b;
             if (fstat(dfd, &a) < 0 || stat(p->env_dir, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
                 errno = 0, die("environment %s was removed", env_name(p));
-            live_start(p, dfd, lock);
+            n = live_start(p, dfd, lock, &c, fds);
         }
-        close(lock);
+        if (lock >= 0) close(lock);   /* the holder's copy keeps it */
+        if (c >= 0) {
+            /* pid 1 still there (its pidfd not readable): a sandbox being killed is not joined */
+            struct pollfd dead = { n == want ? fds[n - 1] : -1, POLLIN, 0 };
+            if (n == want && poll(&dead, 1, 0) == 0) break;
+            for (int i = 0; i < n; i++) close(fds[i]);
+            close(c);
+            c = -1;
+        }
         if (now_ms() > until) errno = 0, die("environment %s: its live sandbox neither answers nor stops; run `azl-shell stop %s`", env_name(p), env_name(p));
     }
     /* LAST USED of `list`: here, so a session replayed from the plan cache counts too. */

@@ -200,6 +200,15 @@ static void cover(int next, const struct chain *c, int kind, const char *what) {
  * root is G's level K shows it; taken): every folder between the two is bound onto itself (a
  * mountpoint cannot be renamed, so `mv ~/.cache ~/.c2; mkdir -p ~/.cache/azl-shell` cannot put a
  * writable folder where a later run looks), then G is covered. */
+/* NEXT (a folder directly in CUR) is the root of a mount of its own. */
+static int mount_root(int cur, int next, const char *what) {
+    struct statx a, b;
+    if (statx(cur, "", AT_EMPTY_PATH, STATX_MNT_ID, &a) < 0 || statx(next, "", AT_EMPTY_PATH, STATX_MNT_ID, &b) < 0 ||
+        !(a.stx_mask & b.stx_mask & STATX_MNT_ID))
+        die("cannot protect %s", what);
+    return a.stx_mnt_id != b.stx_mnt_id;
+}
+
 static void protect_below(int cur, const struct chain *c, int k, int kind, const char *what) {
     for (int lvl = k - 1; lvl >= 0; lvl--) {
         char name[NAME_MAX + 1];
@@ -210,14 +219,19 @@ static void protect_below(int cur, const struct chain *c, int k, int kind, const
             close(next);
             break;
         }
-        int here = level_fd(c, lvl, what);
-        int m = open_tree(here, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
-        close(here);
-        if (m < 0 || move_mount(m, "", next, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-            die("cannot protect %s", what);
-        close(m);
-        close(next);
-        next = open_same(cur, name, c->dev[lvl], c->ino[lvl], what, 0);   /* into the new mount */
+        /* A folder that is a mount's root already cannot be renamed: an earlier guard's pass
+         * bound it onto itself (its covers are inside), or the host mounts there. Cloning it from
+         * the host again would lay a fresh copy over those covers and show what they hid. */
+        if (!mount_root(cur, next, what)) {
+            int here = level_fd(c, lvl, what);
+            int m = open_tree(here, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+            close(here);
+            if (m < 0 || move_mount(m, "", next, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                die("cannot protect %s", what);
+            close(m);
+            close(next);
+            next = open_same(cur, name, c->dev[lvl], c->ino[lvl], what, 0);   /* into the new mount */
+        }
         close(cur);
         cur = next;
     }

@@ -271,13 +271,33 @@ static void write_data(int fd, const char *data, const char *what, const char *d
     }
 }
 
-static void do_file(const struct mount_op *m) {
+/* NAME in PFD is a regular file of exactly DATA (O_NONBLOCK: a fifo there must not hang us). */
+static int holds(int pfd, const char *name, const char *data) {
+    size_t len = strlen(data);
+    int fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    char b[4096];
+    int same = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len;
+    for (size_t off = 0; same && off < len;) {
+        ssize_t n = read(fd, b, len - off < sizeof b ? len - off : sizeof b);
+        same = n > 0 && memcmp(b, data + off, (size_t)n) == 0;
+        off += n > 0 ? (size_t)n : 0;
+    }
+    if (fd >= 0) close(fd);
+    return same;
+}
+
+static void do_file(const struct mount_op *m, const struct plan *p) {
     char name[NAME_MAX + 1];
     int pfd = parent_of(m->dst, name);
     if (pfd < 0 && (m->flags & MF_OPTIONAL)) return;
     if (pfd < 0) die("cannot make directory for %s", m->dst);
     struct stat st;
     if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) unlinkat(pfd, name, 0);
+    /* On a kept upper (an environment's, on disk) the file is mostly there from the last start:
+     * rewritten, it would be truncated and given new blocks (ext4 flushes such a file on close)
+     * every start, for the same bytes. Its mode and owner are left as they are either way. */
+    if (p->root_upper && holds(pfd, name, m->data)) { close(pfd); return; }
     int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, m->mode);
     if (fd < 0) die("cannot write %s", m->dst);
     write_data(fd, m->data, "cannot write %s", m->dst);
@@ -435,7 +455,7 @@ static void do_mount(const struct mount_op *m, const struct plan *p) {
         do_symlink(m);
         break;
     case MK_FILE:
-        do_file(m);
+        do_file(m, p);
         break;
     case MK_ROFILE:
         do_rofile(m);

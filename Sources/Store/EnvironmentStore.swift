@@ -30,6 +30,8 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
     /// at every session (RunOptions.confinedVolumes; ProjectTrust).
     public var confinedTo: String?
     public var confinedVolumes: [String]?
+    /// Those of them a trusted file may bind outside the folder, where they resolved then.
+    public var confinedApproved: [String: String]?
 
     public init(name: String, image: ImageRecord, home: Home, user: User, volumes: [String], env: [String],
                 kernel: String?, network: String, forward: Bool, idleSeconds: UInt32, created: Date) {

@@ -125,5 +125,19 @@ import TestSupport
         #expect(git.status == 0 && git.stdout == "[user]\n\tname = Azl Test\nread-only\n", "\(git)")
         let none = f.azl(["exec", "nofwd", "--", "sh", "-c", "echo \"[$SSH_AUTH_SOCK]\"; test -e /run/azl-shell/ssh-agent.sock || test -e ~/.gitconfig || echo none"], env: env)
         #expect(none.status == 0 && none.stdout == "[]\nnone\n", "\(none)")
+        // A symlink left at ~/.gitconfig (by a sandbox that could write the home) is forwarded
+        // only to a regular file inside the home (a dotfile manager's); one out of it is not.
+        let outside = f.r.base + "/secret-file", dotfiles = f.r.home + "/dotfiles"
+        try Data("SECRET\n".utf8).write(to: URL(fileURLWithPath: outside))
+        try FS.mkdirs(dotfiles)
+        try Data("[user]\n\tname = Dot Files\n".utf8).write(to: URL(fileURLWithPath: dotfiles + "/gitconfig"))
+        for (target, expected) in [(outside, "none\n"), (dotfiles + "/gitconfig", "[user]\n\tname = Dot Files\n")] {
+            unlink(f.r.home + "/.gitconfig")
+            #expect(symlink(target, f.r.home + "/.gitconfig") == 0)
+            f.r.chownTree(f.r.base)
+            #expect(f.azl(["stop", "fwd"]).status == 0)
+            let linked = f.azl(["exec", "fwd", "--", "sh", "-c", "cat ~/.gitconfig 2>/dev/null || echo none"], env: env)
+            #expect(linked.status == 0 && linked.stdout == expected, "~/.gitconfig -> \(target): \(linked)")
+        }
     }
 }

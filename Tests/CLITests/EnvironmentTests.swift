@@ -210,6 +210,48 @@ import TestSupport
         #expect(f.azl(["rm", "--force", "dev"]).status == 0)
         oneLine125(f.azl(cmd), naming: "dev")
     }
+
+    /// A start writes /etc/passwd (your entry) into the layer: not again when it already holds
+    /// those bytes (on disk that was a truncation and a flush every start), again when it differs.
+    @Test func aStartRewritesOnlyTheFilesThatDiffer() throws {
+        guard let f = try fixture() else { return }
+        defer { _ = f.azl(["rm", "--force", "dev"]) }
+        #expect(f.azl(["create", "dev", "--image", "alp:3.20"]).status == 0)
+        #expect(f.azl(["exec", "dev", "--", "true"]).status == 0)
+        let passwd = f.state + "/environments/dev/upper/etc/passwd"
+        func inodeAndTime() -> [String] {
+            let a = (try? FileManager.default.attributesOfItem(atPath: passwd)) ?? [:]
+            return ["\(a[.systemFileNumber] ?? "-")", "\((a[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"]
+        }
+        let written = try String(contentsOfFile: passwd, encoding: .utf8), before = inodeAndTime()
+        #expect(written.contains(f.r.userName + ":"), "\(written)")
+        #expect(f.azl(["stop", "dev"]).status == 0)
+        #expect(f.azl(["exec", "dev", "--", "true"]).status == 0)
+        #expect(inodeAndTime() == before, "an unchanged /etc/passwd was written again")
+        #expect(f.azl(["exec", "dev", "--", "sh", "-c", "echo extra:x:5000:5000::/:/bin/sh >> /etc/passwd"]).status == 0)
+        #expect(f.azl(["stop", "dev"]).status == 0)
+        #expect(f.azl(["exec", "dev", "--", "true"]).status == 0)
+        #expect(try String(contentsOfFile: passwd, encoding: .utf8) == written, "a changed /etc/passwd was not written again")
+    }
+
+    /// The holder listens while pid 1 builds the root: a start that fails there (its layer is
+    /// not a folder any more) says why in one line and leaves no socket, pid file or process;
+    /// the next start works.
+    @Test func aStartThatFailsLeavesNothingBehind() throws {
+        guard let f = try fixture() else { return }
+        defer { _ = f.azl(["rm", "--force", "dev"]) }
+        #expect(f.azl(["create", "dev", "--image", "alp:3.20"]).status == 0)
+        let dir = f.state + "/environments/dev"
+        try FileManager.default.moveItem(atPath: dir + "/upper", toPath: dir + "/upper.aside")
+        #expect(FileManager.default.createFile(atPath: dir + "/upper", contents: Data()))
+        oneLine125(f.azl(["exec", "dev", "--", "true"]), naming: "upper")
+        #expect(!FS.exists(dir + "/live.sock") && !FS.exists(dir + "/live.pid"))
+        #expect(environmentProcesses(f).isEmpty, "processes left: \(environmentProcesses(f))")
+        try FS.removeTree(dir + "/upper")
+        try FileManager.default.moveItem(atPath: dir + "/upper.aside", toPath: dir + "/upper")
+        let again = f.azl(["exec", "dev", "--", "echo", "up"])
+        #expect(again.status == 0 && again.stdout == "up\n", "\(again)")
+    }
 }
 
 /// `enter` on a real terminal (python's pty as the user's terminal): the prompt marker, Ctrl-C

@@ -267,6 +267,19 @@ import TestSupport
         let afterEdit = p.azl(["run", "--", "cat", "/abs/key"])
         #expect(afterEdit.status == 125 && afterEdit.stderr.contains("outside the project folder"), "a changed file is not trusted: \(afterEdit)")
         #expect(p.azl(["trust"]).status == 0 && p.azl(["run", "--", "cat", "/abs/key"]).status == 0)
+        // Trusted, a volume still binds only where it resolved when trusted: a folder of the
+        // project swapped for a symlink out of it moves nothing.
+        try p.write("azl-shell.toml", "image = \"alp:3.20\"\nvolumes = [\"\(secret):/abs:ro\", \"cache:/c\"]\n")
+        #expect(p.azl(["trust"]).status == 0)
+        let swap = p.azl(["run", "--", "sh", "-c", "rm -rf cache && ln -s \(secret) cache && echo swapped"])
+        #expect(swap.status == 0 && swap.stdout == "swapped\n", "\(swap)")
+        try FS.mkdirs(p.dir + "/sub")
+        p.f.r.chownTree(p.dir)
+        let moved = p.azl(["run", "--", "cat", "/c/key"], cwd: p.dir + "/sub")
+        #expect(moved.status == 125 && moved.stderr.contains("when it was trusted"), "\(moved)")
+        unlink(p.dir + "/cache")
+        try FS.mkdirs(p.dir + "/cache")
+        p.f.r.chownTree(p.dir)
         let revoke = p.azl(["trust", "--revoke"])
         #expect(revoke.status == 0 && p.azl(["run", "--", "cat", "/abs/key"]).status == 125, "\(revoke)")
         // A sandbox cannot write a trust record: the config folder is read-only in every sandbox

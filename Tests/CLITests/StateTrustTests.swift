@@ -261,4 +261,35 @@ import TestSupport
                            "ls -A state | wc -l; touch state/images/x.json 2>/dev/null && echo wrote; echo ok"], cwd: f.r.base)
         #expect(res.status == 0 && res.stdout == "0\nok\n", "the other store was shown: \(res)")
     }
+
+    /// A bind two levels above the state folders (a run from the folder holding the home): each
+    /// folder on the way is made a mountpoint once, so covering the next state folder does not
+    /// lay a fresh copy of the home over the covers made before it.
+    @Test func everyStateFolderUnderOneBindStaysCovered() throws {
+        guard let f = try fixture() else { return }
+        let home = f.r.home, above = (home as NSString).deletingLastPathComponent
+        let store = home + "/.local/share/azl-shell", cache = home + "/.cache/azl-shell", config = home + "/.config/azl-shell"
+        for d in [store, cache, config] { try FS.mkdirs(d, mode: 0o700) }
+        f.r.chownTree(home)
+        let res = f.azl(["run", "--image", "alp:3.20", "--", "sh", "-c", """
+            for d in \(store) \(cache) \(config); do touch $d/PWN 2>/dev/null && echo wrote $d; done
+            (ls -A \(store); ls -A \(cache)) | wc -l; touch \(home)/ok && echo ok
+            """], cwd: above)
+        #expect(res.status == 0 && res.stdout == "0\nok\n", "\(res)")
+        for d in [store, cache, config] { #expect(!FileManager.default.fileExists(atPath: d + "/PWN"), "\(d) was written") }
+    }
+
+    /// A folder of one volume swapped for a symlink (by a command of a run that binds it) does
+    /// not choose what another volume of the next run binds.
+    @Test func aSymlinkInAWritableVolumeDoesNotChooseAnotherVolume() throws {
+        guard let f = try fixture() else { return }
+        let a = try f.r.makeDirectory("vol"), secret = try f.r.makeDirectory("secret")
+        try FS.mkdirs(a + "/c")
+        f.r.chownTree(a)
+        let args = ["run", "--image", "alp:3.20", "--volume", a + ":/a", "--volume", a + "/c:/c", "--"]
+        let swap = f.azl(args + ["sh", "-c", "rmdir /a/c && ln -s \(secret) /a/c && echo swapped"], cwd: f.r.home)
+        #expect(swap.status == 0 && swap.stdout == "swapped\n", "\(swap)")
+        let next = f.azl(args + ["ls", "/c"], cwd: f.r.home)
+        #expect(next.status == 125 && next.stderr.contains("is a symlink inside a folder this sandbox can write"), "\(next)")
+    }
 }

@@ -224,6 +224,50 @@ import TestSupport
         #expect(!forged.stderr.contains("kept for this id map"), "a run joined a namespace with another map: \(forged)")
     }
 
+    /// The host pid of environment NAME's pid 1 (`list --json`), nil when it is stopped.
+    func livePid(_ f: StoredImageFixture, _ name: String) -> pid_t? {
+        struct Row: Decodable { var name: String; var pid: Int32? }
+        let rows = try? JSONDecoder().decode([Row].self, from: Data(f.azl(["list", "--json"]).stdout.utf8))
+        return rows?.first { $0.name == name }?.pid
+    }
+
+    /// Issue 12's speed: a stopped environment's live sandbox starts in the kept user namespace,
+    /// as a warm run does (its maps written directly, no newuidmap/newgidmap per start). It
+    /// outlives the keeper; a start with the keeper off maps its own namespace, as before.
+    @Test func anEnvironmentStartsInTheKeptNamespace() throws {
+        guard let f = try fixture() else { return }
+        defer { _ = f.azl(["rm", "--force", "dev"]) }
+        #expect(f.azl(["create", "dev", "--image", "alp:3.20"]).status == 0)
+        let probe = ["exec", "dev", "--", "sh", "-c", "wc -l < /proc/self/uid_map; id -u"]
+        let want = ["3", String(f.r.uid)]   // keep-id: your id between two subordinate ranges
+        let first = f.azl(probe)
+        #expect(first.status == 0 && lines(first) == want, "\(first)")
+        let k = try #require(keepers(f).first, "the start kept no user namespace")
+        #expect(keepers(f).count == 1)
+        let pid1 = try #require(livePid(f, "dev"), "dev is not running")
+        #expect(parentUserNamespace(of: pid1) == keptInode(k.file), "the live sandbox's namespace is not the keeper's child")
+
+        // The keeper gone: sessions still join, and the next start keeps a new namespace.
+        kill(k.pid, SIGKILL)
+        #expect(waitGone(k.pid, seconds: 20))
+        let joined = f.azl(probe)
+        #expect(joined.status == 0 && lines(joined) == want, "\(joined)")
+        #expect(f.azl(["stop", "dev"]).status == 0)
+        let restarted = f.azl(probe)
+        #expect(restarted.status == 0 && lines(restarted) == want, "\(restarted)")
+        let k2 = try #require(keepers(f).first { processAlive($0.pid) }, "no new keeper")
+        #expect(k2.pid != k.pid)
+        #expect(parentUserNamespace(of: try #require(livePid(f, "dev"))) == keptInode(k2.file))
+
+        // The keeper off: the helpers map the sandbox's own namespace, a child of ours.
+        #expect(f.azl(["stop", "dev"]).status == 0)
+        let off = f.azl(probe, env: ["AZL_SHELL_USERNS_IDLE": "0"])
+        #expect(off.status == 0 && lines(off) == want, "\(off)")
+        var own = stat()
+        #expect(stat("/proc/self/ns/user", &own) == 0)
+        #expect(parentUserNamespace(of: try #require(livePid(f, "dev"))) == UInt64(own.st_ino), "started in a kept namespace with the keeper off")
+    }
+
     /// Issue 10: the state file decides which namespace a run joins, and the cache folder may be
     /// written by someone else (a sandboxed command, before it was hidden): without the MAC of
     /// the user's secret, a line is not believed, however right it looks.
