@@ -158,7 +158,7 @@ enum EnvironmentSession {
             let layer = dir + "/home"
             try FS.mkdirs(layer + "/upper", mode: 0o700)
             try FS.mkdirs(layer + "/work", mode: 0o700)
-            spec.homeOverlay = .overlay(lower: resolved(home), target: envHome, layer: layer)
+            spec.homeOverlay = .overlay(lower: FS.realPath(home), target: envHome, layer: layer)
         }
         // The working directory: where you are, when the environment shows it at that path
         // (your home copy-on-write counts: nothing written in it reaches yours), else bound
@@ -174,7 +174,7 @@ enum EnvironmentSession {
         // environment's own (private) or copy-on-write (overlay).
         let aboveHome = envHome == host.cwd || envHome.hasPrefix(host.cwd == "/" ? "/" : host.cwd + "/")
         if options.workdir == nil && !cwdShown && !(config.home != .host && aboveHome) {
-            spec.sessionBind = .init(source: resolved(host.cwd), target: host.cwd)
+            spec.sessionBind = .init(source: FS.realPath(host.cwd), target: host.cwd)
         }
         // The live sandbox is built from whichever session comes first: its mounts must not
         // depend on the session (the home is made there, whoever starts it).
@@ -214,20 +214,10 @@ enum EnvironmentSession {
         var st = stat()
         guard lstat(path, &st) == 0 else { return false }
         if st.st_mode & S_IFMT == type { return true }
-        guard st.st_mode & S_IFMT == S_IFLNK, let within, let real = realpath(path, nil) else { return false }
-        defer { free(real) }
-        let target = String(cString: real)
+        guard st.st_mode & S_IFMT == S_IFLNK, let within else { return false }
+        let target = FS.realPath(path)
         PlanInputs.file(target, .presence)
-        let root = Paths.absolute(within)
-        guard stat(target, &st) == 0, st.st_mode & S_IFMT == type, target.hasPrefix((realpath(root, nil).map { p in defer { free(p) }; return String(cString: p) } ?? root) + "/") else { return false }
-        return true
-    }
-
-    /// PATH with its symlinks resolved, as the runtime opens it (no symlink followed).
-    static func resolved(_ path: String) -> String {
-        guard let p = realpath(path, nil) else { return path }
-        defer { free(p) }
-        return String(cString: p)
+        return stat(target, &st) == 0 && st.st_mode & S_IFMT == type && target.hasPrefix(FS.realPath(Paths.absolute(within)) + "/")
     }
 
     /// Where a forwarded SSH agent's socket is inside.

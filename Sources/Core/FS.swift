@@ -2,6 +2,13 @@ import Foundation
 
 /// Small filesystem helpers over POSIX calls, each failing with a typed error naming the path.
 public enum FS {
+    /// realpath(3), or the path itself when it cannot be resolved (it does not exist yet).
+    public static func realPath(_ path: String) -> String {
+        guard let p = realpath(path, nil) else { return path }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
     public static func mkdirs(_ path: String, mode: mode_t = 0o755) throws {
         var st = stat()
         if stat(path, &st) == 0 { return }

@@ -234,7 +234,7 @@ public enum ProjectPlanner {
             for f in files {
                 // A symlink a sandbox left in the project must not have the host read (and hash
                 // into the lock) a file outside it.
-                let real = ProjectTrust.realPath(f), root = ProjectTrust.realPath(project.root)
+                let real = FS.realPath(f), root = FS.realPath(project.root)
                 guard real.hasPrefix(root + "/") else {
                     throw AZLError(.untrusted, "setup step \(index + 1) of \(project.path):\(step.line): input \(f) leads outside the project folder (to \(real))",
                                    hint: "inputs are files of the project; remove the symlink or copy the file in")

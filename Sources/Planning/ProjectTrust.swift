@@ -41,7 +41,7 @@ public enum ProjectTrust {
         try FS.mkdirs((record as NSString).deletingLastPathComponent, mode: 0o700)
         var text = project.path + "\n" + digest.description + "\n"
         for v in project.volumes where !v.contains("\t") && !v.contains("\n") {
-            text += "volume\t\(v)\t\(realPath(source(of: v)))\n"
+            text += "volume\t\(v)\t\(FS.realPath(source(of: v)))\n"
         }
         try FS.atomicWrite(Data(text.utf8), to: record, mode: 0o600)
     }
@@ -59,10 +59,10 @@ public enum ProjectTrust {
     /// What the file asks for beyond its own folder, one line each (what `trust` shows before it
     /// approves): volumes whose source resolves outside the folder, and a real home.
     public static func reach(of project: ProjectFile) -> [String] {
-        let root = realPath(project.root)
+        let root = FS.realPath(project.root)
         var out: [String] = []
         for v in project.volumes {
-            let resolved = realPath(source(of: v))
+            let resolved = FS.realPath(source(of: v))
             if resolved != root && !resolved.hasPrefix(root + "/") { out.append("volume \(v) (binds \(resolved))") }
         }
         if let h = project.home, h == "host" || h == "overlay" { out.append("home = \"\(h)\" (your real home in its environment)") }
@@ -74,11 +74,5 @@ public enum ProjectTrust {
         guard let h = project.home, h == "host" || h == "overlay", !isTrusted(project) else { return }
         throw AZLError(.untrusted, "\(project.path): home = \"\(h)\" shows your real home to the environment, and a command in a sandbox can write that file, so it is not believed for that",
                        hint: "if you wrote it, run `azl-shell trust` in the project")
-    }
-
-    static func realPath(_ path: String) -> String {
-        guard let r = realpath(path, nil) else { return Paths.absolute(path) }
-        defer { free(r) }
-        return String(cString: r)
     }
 }

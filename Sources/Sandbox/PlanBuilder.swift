@@ -233,7 +233,7 @@ public struct PlanBuilder {
         self.readImageFile = readImageFile ?? { readImageFileInRoot(root, $0) }
         // What these look at of the host is an input of the plan: which file each path is.
         self.hostPathExists = hostPathExists ?? { PlanInputs.file($0, .presence); return access($0, F_OK) == 0 }
-        self.resolveHostPath = resolveHostPath ?? { PlanInputs.file($0, .presence); return realPath($0) }
+        self.resolveHostPath = resolveHostPath ?? { PlanInputs.file($0, .presence); return FS.realPath($0) }
     }
 
     public mutating func build() throws -> SandboxPlan {
@@ -436,14 +436,6 @@ func hostSymlinks(_ path: String) -> [String] {
     return links
 }
 
-/// Lexically clean an absolute path: no empty, "." or ".." components, no trailing slash.
-/// realpath(3), or the path itself when it cannot be resolved (it does not exist yet).
-func realPath(_ path: String) -> String {
-    guard let p = realpath(path, nil) else { return path }
-    defer { free(p) }
-    return String(cString: p)
-}
-
 /// A small regular file of the image, resolved inside the tree (openat2 RESOLVE_IN_ROOT): an
 /// image whose /etc is a symlink to a host folder cannot make us read the host's files.
 func readImageFileInRoot(_ root: String, _ path: String) -> String? {
@@ -458,6 +450,7 @@ func readImageFileInRoot(_ root: String, _ path: String) -> String? {
     return readAll(fd)
 }
 
+/// Lexically clean an absolute path: no empty, "." or ".." components, no trailing slash.
 func normalize(_ path: String) -> String {
     var out: [Substring] = []
     for c in path.split(separator: "/") {
