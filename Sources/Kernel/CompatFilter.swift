@@ -4,9 +4,12 @@
 /// Why not libseccomp: it adds a rule for another architecture by translating the *name* of
 /// the native number through its own tables, so i386-only calls (`oldolduname`, `stime`,
 /// `clock_settime64`, the `*_time64` family) and anything newer than libseccomp 2.5.4 (i386
-/// 451-470) cannot be expressed. The branch is a short list of compares on the i386 numbers of
-/// kernel-data/syscalls-i386.tsv; every other architecture falls through to libseccomp's
-/// program unchanged (x32 and AArch32: its "bad arch" action, ENOSYS).
+/// 451-470) cannot be expressed. The branch compares the i386 numbers of
+/// kernel-data/syscalls-i386.tsv, as a binary search over them (as libseccomp lays out its own
+/// program): the kernel runs the whole program for every number of both ABIs once when it is
+/// installed (its action cache), and a list of compares made that ~50 us of every run's start;
+/// every other architecture falls through to libseccomp's program unchanged (x32 and AArch32:
+/// its "bad arch" action, ENOSYS).
 struct CompatBranch {
     /// One rule of the branch, in the order they are tried (the first match decides).
     enum Rule: Equatable {
@@ -43,9 +46,48 @@ struct CompatBranch {
 
     private struct Insn { var code: UInt16; var jt: UInt8 = 0; var jf: UInt8 = 0; var k: UInt32 }
 
+    /// The numbers LO...HI and the rules on them, in their order.
+    private struct Key { var lo: Int32; var hi: Int32; var rules: [Rule] }
+
+    private func keys() -> [Key]? {
+        var keys: [Key] = []
+        for rule in rules {
+            let (lo, hi): (Int32, Int32) = {
+                switch rule {
+                case .gate(let r): return (r.lowerBound, r.upperBound)
+                case .notify(let nr), .deny(let nr, _): return (nr, nr)
+                }
+            }()
+            if let i = keys.firstIndex(where: { $0.lo == lo && $0.hi == hi }) { keys[i].rules.append(rule); continue }
+            // Overlapping numbers would make the order of the rules matter across keys.
+            if keys.contains(where: { $0.lo <= hi && lo <= $0.hi }) { return nil }
+            keys.append(Key(lo: lo, hi: hi, rules: [rule]))
+        }
+        return keys.sorted { $0.lo < $1.lo }
+    }
+
+    /// With A the number: a search over KEYS (sorted), each path ending in a return (ALLOW when
+    /// no key has the number); nil when a jump would not fit classic BPF's 8 bits.
+    private func tree(_ keys: ArraySlice<Key>) -> [Insn]? {
+        if keys.count <= 3 {
+            return linear(keys.flatMap(\.rules)) + [Insn(code: Self.ret, k: Self.retAllow)]
+        }
+        let mid = keys.startIndex + keys.count / 2
+        guard let left = tree(keys[..<mid]), let right = tree(keys[mid...]), left.count <= 255 else { return nil }
+        return [Insn(code: Self.jge, jt: UInt8(left.count), k: UInt32(keys[mid].lo))] + left + right
+    }
+
     private func body() -> [Insn] {
+        let load = Insn(code: Self.ldAbs, k: 0)                            // A = seccomp_data.nr
+        if let keys = keys(), let t = tree(keys[...]) { return [load] + t }
+        return [load] + linear(rules) + [Insn(code: Self.ret, k: Self.retAllow)]
+    }
+
+    /// RULES as compares tried in turn, with A the number (and again after each), falling
+    /// through at the end.
+    private func linear(_ rules: [Rule]) -> [Insn] {
         let enosys = Self.retErrno(KernelPolicy.gatedErrno), eperm = Self.retErrno(KernelPolicy.deniedErrno)
-        var p: [Insn] = [Insn(code: Self.ldAbs, k: 0)]                 // A = seccomp_data.nr
+        var p: [Insn] = []
         for rule in rules {
             switch rule {
             case .gate(let r) where r.lowerBound == r.upperBound:
@@ -83,7 +125,6 @@ struct CompatBranch {
                 p += block + [Insn(code: Self.ret, k: eperm), Insn(code: Self.ldAbs, k: 0)]
             }
         }
-        p.append(Insn(code: Self.ret, k: Self.retAllow))
         return p
     }
 

@@ -18,7 +18,7 @@ import SandboxRuntime
 /// leaves half-written fails the MAC.
 public enum FilterCache {
     /// Bump when the way the program is compiled changes without changing its inputs.
-    public static let formatVersion = 2
+    public static let formatVersion = 3
     static let magic = "azl-seccomp-bpf \(formatVersion)\n"
 
     /// The key of the program `rules` compile to.

@@ -325,7 +325,18 @@ static int read_submount_points(const struct plan *p) {
 }
 
 void guards_prepare(const struct plan *p) {
-    if (p->nguards) read_submount_points(p);
+    if (p->nguards && !submount_points) read_submount_points(p);
+}
+
+int guards_submounts(const struct plan *p, char ***list) {
+    if (!p->nguards || (!submount_points && read_submount_points(p) < 0)) return -1;
+    *list = submount_points;
+    return nsubmount_points;
+}
+
+void guards_submounts_set(char **list, int n) {
+    submount_points = list;
+    nsubmount_points = n;
 }
 
 /* The mounts below host folder SRC (as the plan names it) that a recursive bind of it brings

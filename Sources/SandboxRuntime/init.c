@@ -237,25 +237,18 @@ struct command_child {
     int seccomp_sock;  /* where the uname listener goes, or -1 */
 };
 
-/* The signals this process ignores (SigIgn of /proc/self/status), ~0 when that cannot be read:
- * system calls only, no allocation (the command's child). */
+/* The signals ignored here, as the supervisor sent them (init_known_ignored). */
+static int ignored_known;
+static unsigned long long ignored_mask;
+
+void init_known_ignored(unsigned long long mask) {
+    ignored_known = 1;
+    ignored_mask = mask;
+}
+
+/* What the command's child resets: as sent, else read (no allocation: the command's child). */
 static unsigned long long ignored_signals(void) {
-    char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0) close(fd);
-    if (n <= 0) return ~0ULL;
-    buf[n] = '\0';
-    const char *f = strstr(buf, "\nSigIgn:\t");
-    if (!f) return ~0ULL;
-    unsigned long long v = 0;
-    int digits = 0;
-    for (f += 9; digits < 16; f++, digits++) {
-        int d = *f >= '0' && *f <= '9' ? *f - '0' : *f >= 'a' && *f <= 'f' ? *f - 'a' + 10 : -1;
-        if (d < 0) break;
-        v = v << 4 | (unsigned)d;
-    }
-    return digits == 16 ? v : ~0ULL;
+    return ignored_known ? ignored_mask : ignored_signals_now();
 }
 
 /* The command: own session (no host controlling terminal), its ids, its dir, the policy, exec.

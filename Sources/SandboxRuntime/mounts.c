@@ -91,12 +91,32 @@ static int ensure_dir(const char *path, mode_t mode) {
     return fd;
 }
 
+/* The folder parent_of found last (/dev for its links and mountpoints), until something is
+ * mounted on it or above it (attach). */
+static struct { char path[PATH_MAX]; int fd; } last_parent = { "", -1 };
+
+static void forget_parent(const char *dst) {
+    size_t n = strlen(dst);
+    while (n > 1 && dst[n - 1] == '/') n--;
+    if (last_parent.fd >= 0 && !strncmp(last_parent.path, dst, n) && (n == 1 || !last_parent.path[n] || last_parent.path[n] == '/')) {
+        close(last_parent.fd);
+        last_parent.fd = -1;
+    }
+}
+
 /* The parent directory of PATH (created if missing) and its last component in NAME. */
 static int parent_of(const char *path, char name[NAME_MAX + 1]) {
     char parent[PATH_MAX];
     strcpy(name, mnt_split(path, parent, sizeof parent));
     if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) { errno = EINVAL; return -1; }
-    return ensure_dir(parent, 0755);
+    if (last_parent.fd >= 0 && !strcmp(last_parent.path, parent)) return fcntl(last_parent.fd, F_DUPFD_CLOEXEC, 3);
+    int fd = ensure_dir(parent, 0755);
+    if (fd >= 0) {
+        if (last_parent.fd >= 0) close(last_parent.fd);
+        last_parent.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        strcpy(last_parent.path, parent);
+    }
+    return fd;
 }
 
 /* An fd (O_PATH, or of the file just made) of a regular file at PATH to mount over; a symlink
@@ -167,6 +187,7 @@ int mnt_fs_mount(int fs, unsigned flags, const char *what, const char *dst) {
 }
 
 static void attach(int m, int target, const char *what, const char *dst) {
+    forget_parent(dst);
     if (move_mount(m, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
         die("cannot mount %s on %s", what, dst);
     close(m);
@@ -256,8 +277,12 @@ static void do_symlink(const struct mount_op *m) {
     int pfd = parent_of(m->dst, name);
     if (pfd < 0) die("cannot make directory for %s", m->dst);
     struct stat st;
-    if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) unlinkat(pfd, name, 0);
-    if (symlinkat(m->src, pfd, name) < 0 && errno != EEXIST) die("cannot make symlink %s", m->dst);
+    /* Mostly nothing is there (/dev is a fresh tmpfs): one call. */
+    if (symlinkat(m->src, pfd, name) < 0) {
+        if (errno != EEXIST) die("cannot make symlink %s", m->dst);
+        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) unlinkat(pfd, name, 0);
+        if (symlinkat(m->src, pfd, name) < 0 && errno != EEXIST) die("cannot make symlink %s", m->dst);
+    }
     close(pfd);
 }
 
@@ -339,9 +364,11 @@ int mnt_stage_dir(unsigned mode, unsigned flags, const char *what) {
         if (mkdirat(stagefd, name, 0) < 0 || fchmodat(stagefd, name, mode & 07777, 0) < 0) die("cannot mount a folder on %s", what);
         m = open_tree(stagefd, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     }
-    /* the staging tmpfs's nodev and nosuid, only where asked for (/dev is no nodev mount) */
+    /* the staging tmpfs's nodev and nosuid, only where asked for (/dev is no nodev mount); a
+     * clone has them already (/tmp, /run, /dev/shm: nothing to change, no call) */
     struct mount_attr a = { .attr_set = attrs_of(flags), .attr_clr = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID };
-    if (m < 0 || mount_setattr(m, "", AT_EMPTY_PATH, &a, sizeof a) < 0) die("cannot mount a folder on %s", what);
+    if (m < 0 || (a.attr_set != (MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID) && mount_setattr(m, "", AT_EMPTY_PATH, &a, sizeof a) < 0))
+        die("cannot mount a folder on %s", what);
     return m;
 }
 
@@ -409,6 +436,9 @@ void mnt_attach_here(int tree, const char *dst) {
     rootfd = -1;
 }
 
+/* The run's first procfs (its mount, once attached), to clone for a second one. */
+static struct { int fd; const char *data; unsigned flags; } proc = { -1, NULL, 0 };
+
 static void do_mount(const struct mount_op *m, const struct plan *p) {
     int fs, t;
     switch (m->kind) {
@@ -431,10 +461,19 @@ static void do_mount(const struct mount_op *m, const struct plan *p) {
         break;
     }
     case MK_PROC:
-        fs = fsopen("proc", FSOPEN_CLOEXEC);
-        if (fs < 0) die("cannot mount proc on %s", m->dst);
-        fs_options(fs, m->data, "proc", m->dst);
-        t = mnt_fs_mount(fs, m->flags, "proc", m->dst);
+        /* A second procfs of the same options (the spare one under /dev/.azl-proc): a clone of
+         * the first's mount, without what is mounted on it since, so fully visible as a fresh
+         * one, for none of a fresh superblock's cost. */
+        if (proc.fd >= 0 && proc.flags == m->flags && !strcmp(proc.data, m->data)) {
+            t = open_tree(proc.fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+            if (t < 0) die("cannot mount proc on %s", m->dst);
+        } else {
+            fs = fsopen("proc", FSOPEN_CLOEXEC);
+            if (fs < 0) die("cannot mount proc on %s", m->dst);
+            fs_options(fs, m->data, "proc", m->dst);
+            t = mnt_fs_mount(fs, m->flags, "proc", m->dst);
+            if (proc.fd < 0 && (proc.fd = fcntl(t, F_DUPFD_CLOEXEC, 3)) >= 0) proc.data = m->data, proc.flags = m->flags;
+        }
         attach(t, target_dir(m), "proc", m->dst);
         break;
     case MK_DEVPTS:
@@ -600,12 +639,12 @@ static int overlay_on_detached_stage(const struct plan *p) {
 static int made_private;
 
 void prepare_root(const struct plan *p) {
-    /* Once our mounts are private, the host's that we see cannot change any more (ours go onto
-     * the staging tree): what guards.c needs of them is read now, off the way. Any failure here
-     * is met again, and said, by setup_root. */
+    /* Any failure here is met again, and said, by setup_root. What guards.c needs of the host's
+     * mounts the supervisor reads meanwhile (its mountinfo is the host's, as ours was when we
+     * were cloned: nothing a sandbox does changes that table). */
+    (void)p;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return;
     made_private = 1;
-    guards_prepare(p);
 }
 
 void setup_root(const struct plan *p) {
@@ -661,6 +700,8 @@ void setup_root(const struct plan *p) {
             if (p->mounts[i].kind == MK_REMOUNT_RO) do_mount(&p->mounts[i], p);
     }
     close(stagefd);
+    if (proc.fd >= 0) close(proc.fd);
+    forget_parent("/");
     guards_close(p);
 
     /* Into the new root; the old one (staging + host) is stacked on "." and detached. */

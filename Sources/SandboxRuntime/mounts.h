@@ -23,7 +23,8 @@ int mnt_fs_mount(int fs, unsigned flags, const char *what, const char *dst);
 int mnt_stage_dir(unsigned mode, unsigned flags, const char *what);
 
 /* guards.c */
-/* What can be known before the id maps are written (mounts.c: prepare_root). */
+/* What can be known before the root is built: the host's mountpoints that the plan's recursive
+ * guarded binds bring along (read from mountinfo, unless guards_submounts_set gave them). */
 void guards_prepare(const struct plan *p);
 void guards_check_source(const struct mount_op *m, const struct plan *p, int src, const struct stat *st, unsigned *attrs);
 void guards_protect(const struct mount_op *m, const struct plan *p, const struct stat *st);

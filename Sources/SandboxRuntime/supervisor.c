@@ -211,6 +211,63 @@ static int thread_count(void) {
 
 static struct plan p;
 
+/* ---- the start message ------------------------------------------------------ */
+
+/* Pid 1's go, and what the supervisor found out for it while it started (the clone and its
+ * first steps take ~0.2 ms, in which the supervisor waits anyway): the signals the command
+ * must have reset, and the host's mountpoints below the plan's guarded binds (guards.c). Both
+ * are the same in either process: pid 1 was cloned with the supervisor's dispositions, and
+ * its copy of the mount table is the host's, which no sandbox can change. nsub -1: pid 1
+ * finds them itself. */
+struct start { char go; unsigned long long ignored; int nsub; unsigned bytes; };
+
+static void send_start(int fd) {
+    struct start s = { 'g', ignored_signals_now(), -1, 0 };
+    char **list, *buf = NULL;
+    int n = guards_submounts(&p, &list);
+    size_t len = 0;
+    for (int i = 0; i < n; i++) len += strlen(list[i]) + 1;
+    if (n >= 0 && len <= 1 << 16 && (buf = malloc(len + 1))) {
+        size_t o = 0;
+        for (int i = 0; i < n; i++) o += (size_t)sprintf(buf + o, "%s", list[i]) + 1;
+        s.nsub = n;
+        s.bytes = (unsigned)len;
+    }
+    if (write(fd, &s, sizeof s) != sizeof s || (s.bytes && write_all(fd, buf, s.bytes) < 0)) die("cannot start the sandbox");
+    free(buf);
+}
+
+/* 0 once the start message was read (and what it carries taken), -1 at EOF: the supervisor
+ * died or gave up. */
+static int read_start(int fd) {
+    struct start s;
+    size_t got = 0;
+    while (got < sizeof s) {
+        ssize_t n = read(fd, (char *)&s + got, sizeof s - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        got += (size_t)n;
+    }
+    if (s.go != 'g') return -1;
+    init_known_ignored(s.ignored);
+    if (s.nsub < 0) return 0;
+    char *buf = malloc((size_t)s.bytes + 1), **list = calloc((size_t)s.nsub + 1, sizeof *list);
+    if (!buf || !list) die("out of memory");
+    for (got = 0; got < s.bytes;) {
+        ssize_t n = read(fd, buf + got, s.bytes - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        got += (size_t)n;
+    }
+    buf[s.bytes] = '\0';
+    char *q = buf;
+    for (int i = 0; i < s.nsub; i++, q += strlen(q) + 1)
+        if (q >= buf + s.bytes || !(list[i] = strdup(q))) errno = 0, die("bad start message");
+    free(buf);
+    guards_submounts_set(list, s.nsub);
+    return 0;
+}
+
 int azl_sandbox_run_in_process(const void *plan, size_t len) {
     /* Only a process with one thread may fork and go on: another thread could hold a lock
      * (malloc's) that the child would then wait on forever. */
@@ -297,9 +354,8 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
         name_process("azl-shell-init");
         prepare_root(&p);   /* while the id maps are written */
-        char c;
         /* Wait for the id maps; EOF means the supervisor died or gave up. */
-        if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);
+        if (read_start(go[0]) < 0) _exit(EXIT_OURS);
         close(go[0]);
         /* Only now: a non-dumpable process's /proc files belong to root, which would have
          * kept the supervisor from writing our id maps. */
@@ -324,7 +380,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     }
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
     if (!want_pty) tty_save();   /* before the command can change it; pty mode saves when it goes raw */
-    if (write(go[1], "g", 1) != 1) die("cannot start the sandbox");
+    send_start(go[1]);
     close(go[1]);
 
     int master = -1;

@@ -5,6 +5,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -93,4 +94,23 @@ void block_forwarded_signals(sigset_t *set) {
     sigaddset(set, SIGQUIT);
     sigaddset(set, SIGWINCH);
     sigprocmask(SIG_BLOCK, set, NULL);
+}
+
+unsigned long long ignored_signals_now(void) {
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+    if (fd >= 0) close(fd);
+    if (n <= 0) return ~0ULL;
+    buf[n] = '\0';
+    const char *f = strstr(buf, "\nSigIgn:\t");
+    if (!f) return ~0ULL;
+    unsigned long long v = 0;
+    int digits = 0;
+    for (f += 9; digits < 16; f++, digits++) {
+        int d = *f >= '0' && *f <= '9' ? *f - '0' : *f >= 'a' && *f <= 'f' ? *f - 'a' + 10 : -1;
+        if (d < 0) break;
+        v = v << 4 | (unsigned)d;
+    }
+    return digits == 16 ? v : ~0ULL;
 }

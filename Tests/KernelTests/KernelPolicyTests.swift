@@ -234,6 +234,77 @@ struct KernelPolicyTests {
         #endif
     }
 
+    /// The i386 branch is a search over the numbers (the kernel runs the program once per number
+    /// of both ABIs when it is installed): every i386 number must still get what the policy's
+    /// lists say, checked by running the program as the kernel would.
+    @Test func compatBranchAnswersEveryNumberAsTheListsSay() throws {
+        #if arch(x86_64)
+        for name in ["cbl-mariner-2.0", "azurelinux-3.0"] {
+            let p = try KernelPolicy.build(profile: #require(KernelProfile.named(name)))
+            struct Insn { var code: UInt16; var jt: Int; var jf: Int; var k: UInt32 }
+            let b = p.bpf
+            var prog: [Insn] = []
+            for i in stride(from: 0, to: b.count, by: 8) {
+                let code = UInt16(b[i]) | UInt16(b[i + 1]) << 8
+                let k0 = UInt32(b[i + 4]) | UInt32(b[i + 5]) << 8
+                let k1 = UInt32(b[i + 6]) << 16 | UInt32(b[i + 7]) << 24
+                prog.append(Insn(code: code, jt: Int(b[i + 2]), jf: Int(b[i + 3]), k: k0 | k1))
+            }
+            // seccomp_data: nr, arch, ip (8 bytes), args[6] (8 bytes each, little-endian).
+            func run(nr: Int32, args: [UInt64]) -> UInt32 {
+                var words: [UInt32] = [UInt32(bitPattern: nr), CompatABI.i386.auditArch, 0, 0]
+                for a in args + Array(repeating: 0, count: 6 - args.count) { words += [UInt32(a & 0xffff_ffff), UInt32(a >> 32)] }
+                var a: UInt32 = 0, pc = 0, steps = 0
+                while pc < prog.count, steps < 4096 {
+                    let i = prog[pc]; steps += 1
+                    switch i.code {
+                    case 0x20: a = words[Int(i.k) / 4]; pc += 1
+                    case 0x54: a &= i.k; pc += 1
+                    case 0x05: pc += 1 + Int(i.k)
+                    case 0x15: pc += 1 + (a == i.k ? i.jt : i.jf)
+                    case 0x25: pc += 1 + (a > i.k ? i.jt : i.jf)
+                    case 0x35: pc += 1 + (a >= i.k ? i.jt : i.jf)
+                    case 0x45: pc += 1 + (a & i.k != 0 ? i.jt : i.jf)
+                    case 0x06: return i.k
+                    default: Issue.record("opcode \(i.code) at \(pc)"); return 0
+                    }
+                }
+                Issue.record("no return for \(nr)"); return 0
+            }
+            let enosys = 0x0005_0000 | UInt32(KernelPolicy.gatedErrno), eperm = 0x0005_0000 | UInt32(KernelPolicy.deniedErrno)
+            let gated = Set(p.compat.gated.map(\.nr))
+            let notified = Set(p.compat.notified.compactMap { SyscallTable.lookup($0, abi: .i386)?.nr })
+            var always = Set<Int32>(), ioctls = [Int32: [UInt32]](), masked = [(Int32, UInt32, UInt64, UInt64)]()
+            for d in p.compat.denied {
+                let nr = try #require(SyscallTable.lookup(d.name, abi: .i386)?.nr)
+                switch d.condition {
+                case .always: always.insert(nr)
+                case .ioctlCommand(let c): ioctls[nr, default: []].append(c)
+                case let .argMaskedEquals(i, m, v): masked.append((nr, i, m, v))
+                }
+            }
+            #expect(!gated.isEmpty && !notified.isEmpty && !always.isEmpty && !ioctls.isEmpty, "\(name)")
+            for nr in Int32(0)...520 {
+                let plain = run(nr: nr, args: [])
+                let want: UInt32 = gated.contains(nr) ? enosys : notified.contains(nr) ? 0x7fc0_0000 : always.contains(nr) ? eperm : 0x7fff_0000
+                if masked.contains(where: { $0.0 == nr }) { continue }
+                #expect(plain == want, "\(name): i386 \(nr) answers \(plain)")
+                for cmd in ioctls[nr] ?? [] {
+                    #expect(run(nr: nr, args: [3, UInt64(cmd)]) == eperm, "\(name): ioctl \(cmd)")
+                    #expect(run(nr: nr, args: [3, UInt64(cmd) + 0x1_0000_0000]) == eperm, "only the int the kernel reads")
+                }
+            }
+            for (nr, i, m, v) in masked {
+                var args = [UInt64](repeating: 0, count: 6)
+                args[Int(i)] = v & m
+                #expect(run(nr: nr, args: args) == eperm, "\(name): \(nr) with its argument")
+                args[Int(i)] = ~v & m
+                #expect(run(nr: nr, args: args) == 0x7fff_0000, "\(name): \(nr) with another argument")
+            }
+        }
+        #endif
+    }
+
     @Test func hostProfileOnlyDenies() throws {
         let p = try KernelPolicy.build(profile: .host)
         #expect(p.gated.isEmpty)
