@@ -325,6 +325,7 @@ static int read_submount_points(const struct plan *p) {
 }
 
 void guards_prepare(const struct plan *p) {
+    start_details();
     if (p->nguards && !submount_points) read_submount_points(p);
 }
 
@@ -344,6 +345,7 @@ void guards_submounts_set(char **list, int n) {
  * /srv/h, a data disk holding $AZL_SHELL_ROOT mounted below the working directory), where the
  * walk up from the state folder never passes. Each submount's root is checked like the bind's. */
 static void protect_submounts(const char *src, const char *dst, const struct plan *p) {
+    start_details();
     if (!submount_points && read_submount_points(p) < 0) die("cannot read %s/proc/self/mountinfo", mnt_host);
     size_t plen = strcmp(src, "/") ? strlen(src) : 0;
     for (int i = 0; i < nsubmount_points; i++) {

@@ -246,6 +246,8 @@ void init_known_ignored(unsigned long long mask) {
     ignored_mask = mask;
 }
 
+mode_t command_umask = 022;
+
 /* What the command's child resets: as sent, else read (no allocation: the command's child). */
 static unsigned long long ignored_signals(void) {
     return ignored_known ? ignored_mask : ignored_signals_now();
@@ -276,6 +278,7 @@ static int command_child(void *arg) {
     if (switch_ids && setresuid(p->uid, p->uid, p->uid) < 0) die("cannot switch to uid %u", (unsigned)p->uid);
     apply_caps(p);
     if (chdir(p->cwd) < 0) die("cannot enter the working directory %s", p->cwd);
+    umask(command_umask);
     /* Default dispositions and an empty mask: nothing of ours (or of whoever started
      * azl-shell: an ignored SIGPIPE, say) reaches the command. exec resets the handled ones;
      * the ignored ones /proc says (one read instead of 64 calls), or all when it cannot. */
@@ -372,6 +375,7 @@ void run_init(const struct plan *p, int pty_sock, const void *winsize, int statu
         if (p->abi_report) { abi.p = p; abi.procfd = u.procfd; }
     }
 
+    start_details();   /* the signals the command's child resets */
     struct command_child c = { p, u.sock, slave, stderr_tty, seccomp_sock };
     /* vfork-like: the child borrows our memory (no page tables copied) and we wait, suspended,
      * until it has exec'd (or exited): it only makes system calls and execs. */

@@ -337,10 +337,10 @@ static void do_rofile(const struct mount_op *m) {
     static unsigned serial;
     char path[64];
     snprintf(path, sizeof path, "rofile-%u", serial++);
-    int fd = openat(stagefd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* the plan's mode as it is: pid 1's umask is 0 */
+    int fd = openat(stagefd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, m->mode & 07777);
     if (fd < 0) die("cannot create the contents of %s", m->dst);
     write_data(fd, m->data, "cannot write the contents of %s", m->dst);
-    if (fchmod(fd, m->mode) < 0) die("cannot chmod the contents of %s", m->dst);
     close(fd);
     int tree = open_tree(stagefd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (tree < 0) die("cannot bind the contents of %s", m->dst);
@@ -360,8 +360,9 @@ int mnt_stage_dir(unsigned mode, unsigned flags, const char *what) {
     if (flags & MF_RO) snprintf(name, sizeof name, "empty-%o", mode & 07777);
     else snprintf(name, sizeof name, "dir-%u", serial++);
     int m = flags & MF_RO ? open_tree(stagefd, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) : -1;
-    if (m < 0) {   /* chmod: no umask of ours in the mode */
-        if (mkdirat(stagefd, name, 0) < 0 || fchmodat(stagefd, name, mode & 07777, 0) < 0) die("cannot mount a folder on %s", what);
+    if (m < 0) {   /* the mode as it is: pid 1's umask is 0 (mkdir keeps the sticky bit, not set-id ones) */
+        if (mkdirat(stagefd, name, mode & 01777) < 0 || ((mode & 06000) && fchmodat(stagefd, name, mode & 07777, 0) < 0))
+            die("cannot mount a folder on %s", what);
         m = open_tree(stagefd, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     }
     /* the staging tmpfs's nodev and nosuid, only where asked for (/dev is no nodev mount); a

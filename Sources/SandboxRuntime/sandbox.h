@@ -76,16 +76,24 @@ __attribute__((noreturn)) void env_remove_tree(const struct plan *p);
  * SIGTERM end everything inside; READY_FD gets a byte when it serves. */
 __attribute__((noreturn)) void env_init(const struct plan *p, int ready_fd);
 
+/* supervisor.c, in pid 1: what the supervisor sent after the go (the ignored signals, the
+ * host's submounts: handed to init.c and guards.c), read once, where first needed; nothing
+ * when it was read already or none comes (the callers then find it out themselves). */
+void start_details(void);
 /* guards.c: the host's mountpoints below the plan's recursive guarded binds (host paths),
  * read from this process's mountinfo now (or already): their number and the list, or -1 when
  * the plan has no guards or mountinfo cannot be read. The supervisor finds them while pid 1
- * starts and sends them; pid 1 takes them with guards_submounts_set (LIST is then its). */
+ * builds its root and sends them; pid 1 takes them with guards_submounts_set (LIST is then its). */
 int guards_submounts(const struct plan *p, char ***list);
 void guards_submounts_set(char **list, int n);
 /* init.c: the signals ignored at the command's start, as the supervisor found them (SigIgn of
  * its /proc/self/status: pid 1 and so the command inherit its dispositions); without it, the
  * command's child reads its own. */
 void init_known_ignored(unsigned long long mask);
+/* init.c: the umask the command starts with: the user's, which pid 1 replaced by 0 for its own
+ * folders and files (set by the supervisor's child, supervisor.c). */
+#include <sys/types.h>
+extern mode_t command_umask;
 /* util.c: the signals this process ignores (SigIgn of /proc/self/status), ~0 when that cannot
  * be read; system calls only, no allocation. */
 unsigned long long ignored_signals_now(void);

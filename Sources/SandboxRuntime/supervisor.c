@@ -213,16 +213,17 @@ static struct plan p;
 
 /* ---- the start message ------------------------------------------------------ */
 
-/* Pid 1's go, and what the supervisor found out for it while it started (the clone and its
- * first steps take ~0.2 ms, in which the supervisor waits anyway): the signals the command
- * must have reset, and the host's mountpoints below the plan's guarded binds (guards.c). Both
- * are the same in either process: pid 1 was cloned with the supervisor's dispositions, and
- * its copy of the mount table is the host's, which no sandbox can change. nsub -1: pid 1
- * finds them itself. */
-struct start { char go; unsigned long long ignored; int nsub; unsigned bytes; };
+/* Pid 1's go (one byte, once the id maps are written), then what the supervisor finds out for
+ * it: the signals the command must have reset, and the host's mountpoints below the plan's
+ * guarded binds (guards.c). Pid 1 takes these details only where it needs them (the first
+ * guarded bind, the command's start), so the ~0.1 ms of reading mountinfo and status here
+ * overlaps the building of its root. Both are the same in either process: pid 1 was cloned
+ * with the supervisor's dispositions, and its copy of the mount table is the host's, which no
+ * sandbox can change. nsub -1: pid 1 finds them itself. */
+struct details { unsigned long long ignored; int nsub; unsigned bytes; };
 
-static void send_start(int fd) {
-    struct start s = { 'g', ignored_signals_now(), -1, 0 };
+static void send_details(int fd) {
+    struct details d = { ignored_signals_now(), -1, 0 };
     char **list, *buf = NULL;
     int n = guards_submounts(&p, &list);
     size_t len = 0;
@@ -230,42 +231,44 @@ static void send_start(int fd) {
     if (n >= 0 && len <= 1 << 16 && (buf = malloc(len + 1))) {
         size_t o = 0;
         for (int i = 0; i < n; i++) o += (size_t)sprintf(buf + o, "%s", list[i]) + 1;
-        s.nsub = n;
-        s.bytes = (unsigned)len;
+        d.nsub = n;
+        d.bytes = (unsigned)len;
     }
-    if (write(fd, &s, sizeof s) != sizeof s || (s.bytes && write_all(fd, buf, s.bytes) < 0)) die("cannot start the sandbox");
+    /* A pid 1 that died meanwhile: EPIPE (SIGPIPE is ignored), and supervise() says why. */
+    if (write_all(fd, (const char *)&d, sizeof d) == 0 && d.bytes) write_all(fd, buf, d.bytes);
     free(buf);
 }
 
-/* 0 once the start message was read (and what it carries taken), -1 at EOF: the supervisor
- * died or gave up. */
-static int read_start(int fd) {
-    struct start s;
-    size_t got = 0;
-    while (got < sizeof s) {
-        ssize_t n = read(fd, (char *)&s + got, sizeof s - got);
+static int details_fd = -1;
+
+static int read_full(int fd, void *buf, size_t len) {
+    for (size_t got = 0; got < len;) {
+        ssize_t n = read(fd, (char *)buf + got, len - got);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return -1;
         got += (size_t)n;
     }
-    if (s.go != 'g') return -1;
-    init_known_ignored(s.ignored);
-    if (s.nsub < 0) return 0;
-    char *buf = malloc((size_t)s.bytes + 1), **list = calloc((size_t)s.nsub + 1, sizeof *list);
-    if (!buf || !list) die("out of memory");
-    for (got = 0; got < s.bytes;) {
-        ssize_t n = read(fd, buf + got, s.bytes - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        got += (size_t)n;
-    }
-    buf[s.bytes] = '\0';
-    char *q = buf;
-    for (int i = 0; i < s.nsub; i++, q += strlen(q) + 1)
-        if (q >= buf + s.bytes || !(list[i] = strdup(q))) errno = 0, die("bad start message");
-    free(buf);
-    guards_submounts_set(list, s.nsub);
     return 0;
+}
+
+void start_details(void) {
+    int fd = details_fd;
+    if (fd < 0) return;
+    details_fd = -1;
+    struct details d;
+    if (read_full(fd, &d, sizeof d) < 0) _exit(EXIT_OURS);   /* the supervisor died */
+    init_known_ignored(d.ignored);
+    if (d.nsub < 0) { close(fd); return; }
+    char *buf = malloc((size_t)d.bytes + 1), **list = calloc((size_t)d.nsub + 1, sizeof *list);
+    if (!buf || !list) die("out of memory");
+    if (read_full(fd, buf, d.bytes) < 0) _exit(EXIT_OURS);
+    close(fd);
+    buf[d.bytes] = '\0';
+    char *q = buf;
+    for (int i = 0; i < d.nsub; i++, q += strlen(q) + 1)
+        if (q >= buf + d.bytes || !(list[i] = strdup(q))) errno = 0, die("bad start message");
+    free(buf);
+    guards_submounts_set(list, d.nsub);
 }
 
 int azl_sandbox_run_in_process(const void *plan, size_t len) {
@@ -353,10 +356,14 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
         if (sp[0] >= 0) close(sp[0]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
         name_process("azl-shell-init");
+        /* Our folders and files get exactly the modes the plan gives them, in one call each;
+         * the command gets the user's umask back (init.c). */
+        command_umask = umask(0);
         prepare_root(&p);   /* while the id maps are written */
         /* Wait for the id maps; EOF means the supervisor died or gave up. */
-        if (read_start(go[0]) < 0) _exit(EXIT_OURS);
-        close(go[0]);
+        char c;
+        if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);
+        details_fd = go[0];   /* start_details() reads the rest where it is needed */
         /* Only now: a non-dumpable process's /proc files belong to root, which would have
          * kept the supervisor from writing our id maps. */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
@@ -380,7 +387,8 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     }
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
     if (!want_pty) tty_save();   /* before the command can change it; pty mode saves when it goes raw */
-    send_start(go[1]);
+    if (write(go[1], "g", 1) != 1) die("cannot start the sandbox");
+    send_details(go[1]);
     close(go[1]);
 
     int master = -1;
