@@ -280,7 +280,7 @@ public enum RunPlanner {
         let hex = String(Array(maps.joined().utf8).withUnsafeBytes { azl_fnv1a($0.baseAddress, $0.count) }, radix: 16)
         // The state format's version in the name: a keeper of an older build (its file in the
         // old format, which this build cannot join) never stops this one from keeping its own.
-        return .init(program: program, stateFile: dir + "/map-v3-" + String(repeating: "0", count: 16 - hex.count) + hex,
+        return .init(program: program, stateFile: dir + "/map-v4-" + String(repeating: "0", count: 16 - hex.count) + hex,
                      idleSeconds: idle)
     }
 

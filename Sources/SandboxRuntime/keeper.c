@@ -16,14 +16,16 @@
  * of the cache).
  *
  * The state file (in the cache folder, which no sandbox can reach) holds
- * "azl-userns 3 PID NSINODE" and the keeper's limits (below), then the line's MAC. The keeper holds an exclusive flock on it for its whole life,
+ * "azl-userns 4 PID NSINODE" and the keeper's limits (below), then the MAC of the line and of the
+ * uid and gid maps its namespace was given (written once, never changed). The keeper holds an exclusive flock on it for its whole life,
  * so "locked" means "a keeper lives, and the file names it"; a run that finds it unlocked
  * starts a keeper, and a run that cannot lock it to start one (another run is starting one
  * right now) simply maps its own namespace. Before joining, the namespace must be the one the
- * file names (inode), owned by this user, with exactly the plan's uid and gid maps (the MAC of
- * the line decides: a namespace a sandboxed command made to look like a keeper, maps and all, is
- * never named by a line with a right MAC; NS_GET_PARENT could tell it apart too, but measured it
- * costs a warm run ~0.5 ms, a fifth of it), and the
+ * file names (inode), owned by this user, made with exactly the plan's uid and gid maps (the MAC
+ * decides, computed over the line and the plan's maps: a namespace a sandboxed command made to
+ * look like a keeper, maps and all, is never named by a line with a right MAC, and a keeper's
+ * file renamed to another map's name fails it; NS_GET_PARENT could tell it apart too, but
+ * measured it costs a warm run ~0.5 ms, a fifth of it), and the
  * lock must still be held after it was opened (the keeper did not die and its pid come back
  * as another process in between).
  *
@@ -54,7 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STATE_MAGIC "azl-userns 3"
+#define STATE_MAGIC "azl-userns 4"
 
 /* A user namespace keeps its creator's limits of these (the kernel checks every namespace up to
  * the initial one): the keeper raises them to the hard limits before it creates its namespace,
@@ -77,36 +79,24 @@ static int locked_by_other(int fd) {
     return errno == EWOULDBLOCK;
 }
 
-static ssize_t read_small(const char *path, char *buf, size_t size) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n >= 0) buf[n] = '\0';
-    return n;
-}
-
-/* /proc/PID/{uid,gid}_map (as the kernel prints it: numbers in columns) is exactly M. */
-static int map_matches(pid_t pid, const char *file, const struct idmap *m) {
-    char path[64], text[1024];
-    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
-    if (read_small(path, text, sizeof text) <= 0) return 0;
-    char *s = text;
-    for (int i = 0; i < m->nfields; i++) {
-        char *end;
-        unsigned long v = strtoul(s, &end, 10);
-        if (end == s || v != strtoul(m->fields[i], NULL, 10)) return 0;
-        s = end;
+/* What the state's MAC covers: the line (LEN bytes of LINE) and the plan's maps, as numbers. */
+static size_t signed_text(const char *line, size_t len, const struct plan *p, char *out, size_t size) {
+    size_t n = (size_t)snprintf(out, size, "%.*s", (int)len, line);
+    const struct idmap *maps[2] = { &p->uidmap, &p->gidmap };
+    for (int m = 0; m < 2 && n < size; m++) {
+        n += (size_t)snprintf(out + n, size - n, m ? "gid" : "uid");
+        for (int i = 0; i < maps[m]->nfields && n < size; i++)
+            n += (size_t)snprintf(out + n, size - n, " %lu", strtoul(maps[m]->fields[i], NULL, 10));
+        if (n < size) n += (size_t)snprintf(out + n, size - n, "\n");
     }
-    while (*s == ' ' || *s == '\n') s++;
-    return *s == '\0';
+    return n < size ? n : size;
 }
 
 /* The state file's content: the keeper's pid, its user namespace's inode, and (LIMITS_OK not
  * NULL) whether its limits are no lower than this process's. The line is believed only with its MAC (state_mac.c,
  * purpose "keeper") after it: whoever can write the cache folder must not choose the namespace a
  * run joins. */
-static int read_state(int fd, pid_t *pid, unsigned long long *ino, int *limits_ok) {
+static int read_state(int fd, const struct plan *pl, pid_t *pid, unsigned long long *ino, int *limits_ok) {
     char buf[256];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     if (n <= 0) return -1;
@@ -116,7 +106,9 @@ static int read_state(int fd, pid_t *pid, unsigned long long *ino, int *limits_o
     unsigned char mac[AZL_STATE_MAC_LEN];
     nl[1 + 2 * AZL_STATE_MAC_LEN] = '\0';
     if (azl_seccomp_hex_decode(nl + 1, mac, sizeof mac) != AZL_STATE_MAC_LEN) return -1;
-    if (!azl_state_mac_ok("keeper", buf, (size_t)(nl + 1 - buf), mac)) return -1;
+    char text[2048];
+    size_t tn = signed_text(buf, (size_t)(nl + 1 - buf), pl, text, sizeof text);
+    if (tn >= sizeof text || !azl_state_mac_ok("keeper", text, tn, mac)) return -1;
     int p;
     unsigned long long l[NLIMITS];
     if (sscanf(buf, STATE_MAGIC " %d %llu %llu %llu %llu %llu", &p, ino, &l[0], &l[1], &l[2], &l[3]) != 2 + NLIMITS || p <= 1)
@@ -139,7 +131,7 @@ static int join_existing(const struct plan *p) {
     pid_t pid, pid2;
     unsigned long long ino, ino2;
     struct stat sst;
-    if (!state_ok(sf, &sst) || !locked_by_other(sf) || read_state(sf, &pid, &ino, &limits_ok) < 0 || !limits_ok) goto out;
+    if (!state_ok(sf, &sst) || !locked_by_other(sf) || read_state(sf, p, &pid, &ino, &limits_ok) < 0 || !limits_ok) goto out;
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
     ns = open(path, O_RDONLY | O_CLOEXEC);
@@ -148,9 +140,8 @@ static int join_existing(const struct plan *p) {
     uid_t owner;
     if (fstat(ns, &st) < 0 || (unsigned long long)st.st_ino != ino ||
         ioctl(ns, NS_GET_OWNER_UID, &owner) < 0 || owner != getuid() ||
-        !map_matches(pid, "uid_map", &p->uidmap) || !map_matches(pid, "gid_map", &p->gidmap) ||
         /* still held, still naming that keeper: it did not die while we looked */
-        !locked_by_other(sf) || read_state(sf, &pid2, &ino2, NULL) < 0 || pid2 != pid || ino2 != ino) {
+        !locked_by_other(sf) || read_state(sf, p, &pid2, &ino2, NULL) < 0 || pid2 != pid || ino2 != ino) {
         close(ns);
         ns = -1;
         goto out;
@@ -235,7 +226,9 @@ static int start_keeper(const struct plan *p) {
     }
     int n = snprintf(text, sizeof text, STATE_MAGIC " %d %llu %llu %llu %llu %llu\n", (int)kpid,
                      (unsigned long long)(ns >= 0 && fstat(ns, &nst) == 0 ? nst.st_ino : 0), hard[0], hard[1], hard[2], hard[3]);
-    azl_state_mac(key, "keeper", text, (size_t)n, mac);
+    char signed_buf[2048];
+    size_t sn = signed_text(text, (size_t)n, p, signed_buf, sizeof signed_buf);
+    azl_state_mac(key, "keeper", signed_buf, sn, mac);
     for (int i = 0; i < AZL_STATE_MAC_LEN; i++) n += snprintf(text + n, sizeof text - (size_t)n, "%02x", mac[i]);
     n += snprintf(text + n, sizeof text - (size_t)n, "\n");
     if (ns < 0 || ftruncate(sf, 0) < 0 || pwrite(sf, text, (size_t)n, 0) != n || write(go[1], "g", 1) != 1) {

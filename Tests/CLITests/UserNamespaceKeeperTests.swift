@@ -217,7 +217,7 @@ import TestSupport
         let ns = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(shPid)/ns/user")
         let ino = ns.filter(\.isNumber)
         let big = String(UInt64.max)
-        try "azl-userns 3 \(shPid) \(ino) \(big) \(big) \(big) \(big)\n".write(toFile: k2.file, atomically: false, encoding: .utf8)
+        try "azl-userns 4 \(shPid) \(ino) \(big) \(big) \(big) \(big)\n".write(toFile: k2.file, atomically: false, encoding: .utf8)
         chown(k2.file, f.r.uid, f.r.gid)
         let forged = f.azl([Self.probe[0], "--verbose"] + Array(Self.probe.dropFirst()))
         #expect(forged.status == 0 && Array(lines(forged).dropFirst()) == ["2", "123:456"], "\(forged)")
