@@ -237,6 +237,7 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
         close(go[0]);
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
         setup_root(p);
+        mnt_detach_old_root();
         env_init(p, up[1]);
     }
     close(go[0]), close(up[1]);

@@ -104,6 +104,15 @@ static void forget_parent(const char *dst) {
     }
 }
 
+/* The folder parent_of found last, if it is PATH's parent (NAME its last component): borrowed,
+ * not to be closed; -1 otherwise. */
+static int known_parent(const char *path, char name[NAME_MAX + 1]) {
+    char parent[PATH_MAX];
+    strcpy(name, mnt_split(path, parent, sizeof parent));
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) return -1;
+    return last_parent.fd >= 0 && !strcmp(last_parent.path, parent) ? last_parent.fd : -1;
+}
+
 /* The parent directory of PATH (created if missing) and its last component in NAME. */
 static int parent_of(const char *path, char name[NAME_MAX + 1]) {
     char parent[PATH_MAX];
@@ -243,6 +252,19 @@ static void do_bind(const struct mount_op *m, const struct plan *p) {
         if (attrs) {
             struct mount_attr a = { .attr_set = attrs };
             if (mount_setattr(tree, "", AT_EMPTY_PATH | rec, &a, sizeof a) < 0) die("cannot make %s read-only", m->dst);
+        }
+        /* A file into a folder made just before (/dev/null and the others into /dev's): its
+         * mountpoint made there and mounted on by name, no path walk from the root, no fd. */
+        char name[NAME_MAX + 1];
+        int pfd = S_ISDIR(st.st_mode) ? -1 : known_parent(m->dst, name);
+        if (pfd < 0 && !S_ISDIR(st.st_mode)) {   /* the first into this folder: found, and kept */
+            int f = parent_of(m->dst, name);
+            if (f >= 0) close(f), pfd = known_parent(m->dst, name);
+        }
+        if (pfd >= 0 && mknodat(pfd, name, S_IFREG | 0644, 0) == 0) {
+            if (move_mount(tree, "", pfd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount %s on %s", m->src, m->dst);
+            close(tree);
+            return;
         }
         int t = S_ISDIR(st.st_mode) ? ensure_dir(m->dst, 0755) : ensure_file(m->dst, 0);
         if (t < 0) die("cannot make mountpoint %s for %s", m->dst, m->src);
@@ -637,7 +659,7 @@ static int overlay_on_detached_stage(const struct plan *p) {
     return ok;
 }
 
-static int made_private;
+static int made_private, old_root_attached;
 
 void prepare_root(const struct plan *p) {
     /* Any failure here is met again, and said, by setup_root. What guards.c needs of the host's
@@ -705,10 +727,17 @@ void setup_root(const struct plan *p) {
     forget_parent("/");
     guards_close(p);
 
-    /* Into the new root; the old one (staging + host) is stacked on "." and detached. */
+    /* Into the new root; the old one (staging + host) is stacked on "." until
+     * mnt_detach_old_root. */
     if (fchdir(rootfd) < 0) die("cannot enter the new root");
     if (syscall(SYS_pivot_root, ".", ".") < 0) die("cannot pivot_root into the new root");
+    close(rootfd);
+    old_root_attached = 1;
+}
+
+void mnt_detach_old_root(void) {
+    if (!old_root_attached) return;
+    old_root_attached = 0;
     if (umount2(".", MNT_DETACH) < 0) die("cannot detach the old root");
     if (chdir("/") < 0) die("cannot chdir to /");
-    close(rootfd);
 }

@@ -59,6 +59,11 @@ int keeper_main(const char *state, const char *idle);
  * what needs no id map, while the supervisor writes them. */
 void prepare_root(const struct plan *p);
 void setup_root(const struct plan *p);
+/* mounts.c: after setup_root, the old root (the host's tree and the staging one), still stacked
+ * on the new root's "/" (no path from the new root reaches it, but a recursive clone of "/"
+ * would), detached; and chdir("/"). Before anything of the command runs: pid 1 does it while the
+ * command's child gets ready, and the child execs only after it (init.c). */
+void mnt_detach_old_root(void);
 /* A session's working directory as a detached, guarded tree; attached at DST of the current root. */
 int mnt_session_tree(const struct plan *p, const char *src);
 void mnt_attach_here(int tree, const char *dst);

@@ -228,6 +228,24 @@ import TestSupport
         #expect(status == 7, "the command's own exit status: \(err)")
     }
 
+    /// Pid 1 detaches the old root (the host's tree, stacked on the new "/" by pivot_root) while
+    /// the command's child gets ready, and the child execs only after that: the command's very
+    /// first look at its mount table never shows the host's tree. Ten fresh runs, each racing
+    /// the detach if the gate were missing.
+    @Test func theHostTreeIsGoneBeforeTheCommandRuns() throws {
+        guard let f = try fixture(.alpineX86) else { return }
+        for i in 0..<10 {
+            let info = try f.run(.alpineX86, ["cat", "/proc/self/mountinfo"])
+            try #require(info.status == 0, "\(info)")
+            let points = info.stdout.split(separator: "\n").compactMap { line -> String? in
+                let fields = line.split(separator: " ")
+                return fields.count > 4 ? String(fields[4]) : nil
+            }
+            #expect(points.filter { $0 == "/" }.count == 1, "run \(i): a second mount at / (the old root): \(info.stdout)")
+            #expect(points.count < 60 && !points.contains("/oldroot"), "run \(i): \(info.stdout)")
+        }
+    }
+
     @Test(arguments: distros) func sysIsReadOnly(_ r: RealRootfs) throws {
         guard let f = try fixture(r) else { return }
         let info = try f.run(r, ["cat", "/proc/self/mountinfo"])
