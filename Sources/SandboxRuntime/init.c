@@ -328,6 +328,15 @@ __attribute__((noreturn)) static void finish(int status, int status_fd) {
     if (status_fd > 3) close_range(3, (unsigned)status_fd - 1, 0);
     close_range(status_fd >= 3 ? (unsigned)status_fd + 1 : 3, ~0U, 0);
     unsigned char b = (unsigned char)status;
+    /* What is left, the unmounting of the whole tree (~0.3 ms of CPU: superblocks, dentries,
+     * RCU), is nobody's wait: it runs when a CPU has nothing else to do, so the supervisor's
+     * wake-up and exit (the user's shell waits for those) and the user's next run come first
+     * (measured: -0.1 ms a warm run; nice 19 gave half of that). Its one global lock, the
+     * namespace semaphore, is held for the tree's detach alone (tens of us of CPU): on a machine
+     * saturated by other work, another mount may wait for it some ms (the idle class still gets
+     * a sliver of time), never indefinitely. */
+    struct sched_param idle = { 0 };
+    sched_setscheduler(0, SCHED_IDLE, &idle);
     if (status_fd >= 0 && write(status_fd, &b, 1) != 1) {}
     _exit(status);
 }
