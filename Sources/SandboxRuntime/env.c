@@ -236,8 +236,11 @@ __attribute__((noreturn)) static void holder(const struct plan *p, int dfd, int 
         if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);
         close(go[0]);
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
+        /* The plan's modes as they are (mounts.c relies on it), then the user's umask again. */
+        mode_t um = umask(0);
         setup_root(p);
         mnt_detach_old_root();
+        umask(um);
         env_init(p, up[1]);
     }
     close(go[0]), close(up[1]);

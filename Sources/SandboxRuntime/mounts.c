@@ -91,17 +91,14 @@ static int ensure_dir(const char *path, mode_t mode) {
     return fd;
 }
 
-/* The folder parent_of found last (/dev for its links and mountpoints), until something is
- * mounted on it or above it (attach). */
+/* The folder parent_of found last (/dev for its links and mountpoints), until anything is
+ * mounted by attach: a mount's path can name the cached folder, or one above it, through a
+ * symlink of the image, so no comparison of paths can tell which mounts leave it valid. */
 static struct { char path[PATH_MAX]; int fd; } last_parent = { "", -1 };
 
-static void forget_parent(const char *dst) {
-    size_t n = strlen(dst);
-    while (n > 1 && dst[n - 1] == '/') n--;
-    if (last_parent.fd >= 0 && !strncmp(last_parent.path, dst, n) && (n == 1 || !last_parent.path[n] || last_parent.path[n] == '/')) {
-        close(last_parent.fd);
-        last_parent.fd = -1;
-    }
+static void forget_parent(void) {
+    if (last_parent.fd >= 0) close(last_parent.fd);
+    last_parent.fd = -1;
 }
 
 /* The folder parent_of found last, if it is PATH's parent (NAME its last component): borrowed,
@@ -196,7 +193,7 @@ int mnt_fs_mount(int fs, unsigned flags, const char *what, const char *dst) {
 }
 
 static void attach(int m, int target, const char *what, const char *dst) {
-    forget_parent(dst);
+    forget_parent();
     if (move_mount(m, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
         die("cannot mount %s on %s", what, dst);
     close(m);
@@ -724,7 +721,7 @@ void setup_root(const struct plan *p) {
     }
     close(stagefd);
     if (proc.fd >= 0) close(proc.fd);
-    forget_parent("/");
+    forget_parent();
     guards_close(p);
 
     /* Into the new root; the old one (staging + host) is stacked on "." until

@@ -217,15 +217,27 @@ static struct plan p;
  * it: the signals the command must have reset, and the host's mountpoints below the plan's
  * guarded binds (guards.c). Pid 1 takes these details only where it needs them (the first
  * guarded bind, the command's start), so the ~0.1 ms of reading mountinfo and status here
- * overlaps the building of its root. Both are the same in either process: pid 1 was cloned
- * with the supervisor's dispositions, and its copy of the mount table is the host's, which no
- * sandbox can change. nsub -1: pid 1 finds them itself. */
+ * overlaps the building of its root. The signals are the same in either process: pid 1 was
+ * cloned with the supervisor's dispositions. The mounts are the same only if the host's table
+ * did not change between the clone and pid 1 making its copy private: the host's mountinfo,
+ * opened before the clone (host_mounts), reports any change since (POLLPRI): seen by the
+ * supervisor after its read, nsub is -1; seen by pid 1 after going private, it ignores the list.
+ * Either way pid 1 then reads its own. */
 struct details { unsigned long long ignored; int nsub; unsigned bytes; };
+
+static int host_mounts = -1;      /* the host's /proc/self/mountinfo, opened before the clone */
+static int host_mounts_changed;   /* pid 1: a mount event since then, seen after going private */
+
+static int mounts_changed(int fd) {
+    struct pollfd f = { fd, POLLPRI, 0 };
+    return fd < 0 || (poll(&f, 1, 0) > 0 && (f.revents & (POLLPRI | POLLERR)));
+}
 
 static void send_details(int fd) {
     struct details d = { ignored_signals_now(), -1, 0 };
     char **list, *buf = NULL;
     int n = guards_submounts(&p, &list);
+    if (mounts_changed(host_mounts)) n = -1;
     size_t len = 0;
     for (int i = 0; i < n; i++) len += strlen(list[i]) + 1;
     if (n >= 0 && len <= 1 << 16 && (buf = malloc(len + 1))) {
@@ -258,7 +270,7 @@ void start_details(void) {
     struct details d;
     if (read_full(fd, &d, sizeof d) < 0) _exit(EXIT_OURS);   /* the supervisor died */
     init_known_ignored(d.ignored);
-    if (d.nsub < 0) { close(fd); return; }
+    if (d.nsub < 0 || host_mounts_changed) { close(fd); return; }
     char *buf = malloc((size_t)d.bytes + 1), **list = calloc((size_t)d.nsub + 1, sizeof *list);
     if (!buf || !list) die("out of memory");
     if (read_full(fd, buf, d.bytes) < 0) _exit(EXIT_OURS);
@@ -339,6 +351,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     if (nsb & NS_IPC) flags |= CLONE_NEWIPC;
     if (nsb & NS_NET) flags |= CLONE_NEWNET;
 
+    if (p.nguards && !p.env_dir) host_mounts = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
     /* Raw clone, fork-like (as bubblewrap's raw_clone): the child is pid 1 of the new pid namespace. */
     pid_t child = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
     if (child < 0) {
@@ -360,6 +373,10 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
          * the command gets the user's umask back (init.c). */
         command_umask = umask(0);
         prepare_root(&p);   /* while the id maps are written */
+        if (host_mounts >= 0) {
+            host_mounts_changed = mounts_changed(host_mounts);
+            close(host_mounts);
+        }
         /* Wait for the id maps; EOF means the supervisor died or gave up. */
         char c;
         if (read(go[0], &c, 1) != 1) _exit(EXIT_OURS);
@@ -389,6 +406,7 @@ __attribute__((noreturn)) static void carry_out_parsed(void) {
     if (!want_pty) tty_save();   /* before the command can change it; pty mode saves when it goes raw */
     if (write(go[1], "g", 1) != 1) die("cannot start the sandbox");
     send_details(go[1]);
+    if (host_mounts >= 0) close(host_mounts);
     close(go[1]);
 
     int master = -1;

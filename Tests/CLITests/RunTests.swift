@@ -268,10 +268,12 @@ import TestSupport
         #expect(!lines.contains { $0.hasPrefix("wrote") || $0.hasPrefix("made") }, "\(w)")
         #expect(lines.last == "populated", "the host's sysfs, read-only: \(w)")
         // Every mount is read-only (checked above); a filesystem whose own permission check comes
-        // first (tracefs, mounted under /sys/kernel/tracing once anything on the host opens it:
-        // root's 0700 folder) says "Permission denied" instead.
+        // first (tracefs under /sys/kernel/tracing, mounted once anything on the host opens it, and
+        // debugfs under /sys/kernel/debug, which systemd mounts: root's 0700 folders) says
+        // "Permission denied" instead.
         #expect(lines.dropLast().count == sys.count + 2 && lines.dropLast().allSatisfy {
-            $0.contains("Read-only file system") || ($0.contains("/sys/kernel/tracing") && $0.contains("Permission denied"))
+            $0.contains("Read-only file system") ||
+                (($0.contains("/sys/kernel/tracing") || $0.contains("/sys/kernel/debug")) && $0.contains("Permission denied"))
         }, "\(w)")
     }
 
