@@ -101,28 +101,25 @@ static void forget_parent(void) {
     last_parent.fd = -1;
 }
 
-/* The folder parent_of found last, if it is PATH's parent (NAME its last component): borrowed,
- * not to be closed; -1 otherwise. */
-static int known_parent(const char *path, char name[NAME_MAX + 1]) {
-    char parent[PATH_MAX];
-    strcpy(name, mnt_split(path, parent, sizeof parent));
-    if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) return -1;
-    return last_parent.fd >= 0 && !strcmp(last_parent.path, parent) ? last_parent.fd : -1;
-}
-
-/* The parent directory of PATH (created if missing) and its last component in NAME. */
-static int parent_of(const char *path, char name[NAME_MAX + 1]) {
+/* The parent directory of PATH (created if missing), kept as last_parent: borrowed, not to be
+ * closed; its last component in NAME. */
+static int cached_parent(const char *path, char name[NAME_MAX + 1]) {
     char parent[PATH_MAX];
     strcpy(name, mnt_split(path, parent, sizeof parent));
     if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) { errno = EINVAL; return -1; }
-    if (last_parent.fd >= 0 && !strcmp(last_parent.path, parent)) return fcntl(last_parent.fd, F_DUPFD_CLOEXEC, 3);
+    if (last_parent.fd >= 0 && !strcmp(last_parent.path, parent)) return last_parent.fd;
     int fd = ensure_dir(parent, 0755);
-    if (fd >= 0) {
-        if (last_parent.fd >= 0) close(last_parent.fd);
-        last_parent.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        strcpy(last_parent.path, parent);
-    }
+    if (fd < 0) return -1;
+    forget_parent();
+    last_parent.fd = fd;
+    strcpy(last_parent.path, parent);
     return fd;
+}
+
+/* The same, as an fd of the caller's. */
+static int parent_of(const char *path, char name[NAME_MAX + 1]) {
+    int fd = cached_parent(path, name);
+    return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
 /* An fd (O_PATH, or of the file just made) of a regular file at PATH to mount over; a symlink
@@ -253,11 +250,7 @@ static void do_bind(const struct mount_op *m, const struct plan *p) {
         /* A file into a folder made just before (/dev/null and the others into /dev's): its
          * mountpoint made there and mounted on by name, no path walk from the root, no fd. */
         char name[NAME_MAX + 1];
-        int pfd = S_ISDIR(st.st_mode) ? -1 : known_parent(m->dst, name);
-        if (pfd < 0 && !S_ISDIR(st.st_mode)) {   /* the first into this folder: found, and kept */
-            int f = parent_of(m->dst, name);
-            if (f >= 0) close(f), pfd = known_parent(m->dst, name);
-        }
+        int pfd = S_ISDIR(st.st_mode) ? -1 : cached_parent(m->dst, name);
         if (pfd >= 0 && mknodat(pfd, name, S_IFREG | 0644, 0) == 0) {
             if (move_mount(tree, "", pfd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0) die("cannot mount %s on %s", m->src, m->dst);
             close(tree);

@@ -236,7 +236,8 @@ static int mounts_changed(int fd) {
 static void send_details(int fd) {
     struct details d = { ignored_signals_now(), -1, 0 };
     char **list, *buf = NULL;
-    int n = guards_submounts(&p, &list);
+    /* No list without the mountinfo opened before the clone: nothing could tell it current. */
+    int n = host_mounts >= 0 ? guards_submounts(&p, &list) : -1;
     if (mounts_changed(host_mounts)) n = -1;
     size_t len = 0;
     for (int i = 0; i < n; i++) len += strlen(list[i]) + 1;
