@@ -60,11 +60,10 @@ public final class Rootless: @unchecked Sendable {
         try FS.mkdirs(home)
         // Copy the built products (binaries and resource bundles) where the user can read them.
         let built = Rootless.buildProductsDirectory()
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: built)) ?? [] {
-            if entry == "azl-shell" || (entry.hasPrefix("azl-shell-") && !entry.contains(".")) || entry.hasSuffix(".resources") {
-                _ = try? FileManager.default.copyItem(atPath: built + "/" + entry, toPath: binDir + "/" + entry)
-            }
+        let products = ((try? FileManager.default.contentsOfDirectory(atPath: built)) ?? []).filter {
+            $0 == "azl-shell" || ($0.hasPrefix("azl-shell-") && !$0.contains(".")) || $0.hasSuffix(".resources")
         }
+        if !products.isEmpty { try Subprocess.copyForExec(products.map { built + "/" + $0 }, into: binDir) }
         guard FS.exists(binDir + "/azl-shell") else {
             throw AZLError(.notFound, "built azl-shell not found in \(built)", hint: "run swift build first")
         }
@@ -145,6 +144,17 @@ public final class Rootless: @unchecked Sendable {
 
 /// Spawning with captured output, for tests and benchmarks.
 public enum Subprocess {
+    /// Copies files that will be executed, by `cp` in a child process. Tests run in parallel
+    /// threads that spawn processes all the time: a copy written by this process holds a writable
+    /// fd that a concurrently forked child inherits until its exec, and an exec of the copy in
+    /// that window fails with ETXTBSY ("Text file busy"). Only `cp` ever has the copy open for writing.
+    public static func copyForExec(_ sources: [String], into folder: String) throws {
+        let r = run(["/bin/cp", "-R", "--"] + sources + [folder + "/"])
+        guard r.status == 0 else {
+            throw AZLError(.io, "cannot copy \(sources.joined(separator: " ")) into \(folder): \(r.stderr)")
+        }
+    }
+
     public static func run(_ argv: [String], stdin: Data? = nil, env: [String: String]? = nil,
                            cwd: String? = nil, timeout: TimeInterval = 300) -> RunResult {
         let p = Process()

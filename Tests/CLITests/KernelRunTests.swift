@@ -191,7 +191,7 @@ import TestSupport
         guard let f = try fixture() else { return }
         // A tree with nothing but the static probe: no /etc/os-release to match.
         let tree = try f.rootless.makeDirectory("bare-tree")
-        try FileManager.default.copyItem(atPath: f.probeDir + "/probe", toPath: tree + "/probe")
+        try Subprocess.copyForExec([f.probeDir + "/probe"], into: tree)
         f.rootless.chownTree(tree)
         let r = f.rootless.run([f.rootless.azlShell, "run", "--verbose", "--rootfs", tree, "--", "/probe"])
         #expect(r.status == 0, "\(r)")
