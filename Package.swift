@@ -1,10 +1,40 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // One library module per concern; the executable is a thin shell over `Commands`.
 // The C we write lives in `SandboxRuntime` (the single-threaded part that carries out a
-// sandbox plan, and the plan cache's lookup) and `PlanReplay` (its constructor); everything
-// else is Swift over system libraries.
+// sandbox plan, and the plan cache's lookup); the front end `azl-shell` is that C and a main;
+// everything else is Swift over system libraries.
+
+// The front end is linked with musl where the machine has it (Debian and Ubuntu: musl-tools,
+// which scripts/setup.sh installs), else with glibc: a static glibc program spends ~0.3 ms
+// before main probing the CPU in a VM (Sources/azl-shell/main.c). Its C is the runtime's,
+// compiled with musl's headers, the kernel's for what musl lacks (after musl's), and
+// include/musl_compat.h; nettle is Debian's static library (built for glibc: see glibc_abi.c).
+#if arch(x86_64)
+let machine = "x86_64"
+#else
+let machine = "aarch64"
+#endif
+let packageDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+let muslLib = "/usr/lib/\(machine)-linux-musl", muslInclude = "/usr/include/\(machine)-linux-musl"
+let nettleArchive = "/usr/lib/\(machine)-linux-gnu/libnettle.a"
+let withMusl = ProcessInfo.processInfo.environment["AZL_SHELL_NO_MUSL"] == nil
+    && ([muslLib + "/libc.a", muslLib + "/crt1.o", muslLib + "/crti.o", muslLib + "/crtn.o", muslInclude + "/stdio.h", nettleArchive]
+        .allSatisfy { FileManager.default.fileExists(atPath: $0) })
+let frontEndC: [CSetting] = [
+    .define("_GNU_SOURCE"),
+    .unsafeFlags(["-I", packageDir + "/Sources/SandboxRuntime/include"] + (withMusl ? [
+        "-nostdlibinc", "-isystem", muslInclude, "-idirafter", "/usr/include", "-idirafter", "/usr/include/\(machine)-linux-gnu",
+        "-include", packageDir + "/Sources/azl-shell/include/musl_compat.h",
+    ] : [])),
+]
+let frontEndLink: [LinkerSetting] = withMusl
+    ? [.unsafeFlags(["-static-executable", "-Xclang-linker", "-nostdlib", muslLib + "/crt1.o", muslLib + "/crti.o",
+                     nettleArchive, muslLib + "/libc.a", muslLib + "/crtn.o"])]
+    : [.linkedLibrary("nettle"), .unsafeFlags(["-static-executable"])]
+
 let package = Package(
     name: "azl-shell",
     platforms: [.macOS(.v13)],
@@ -67,13 +97,10 @@ let package = Package(
             "Core", "CLinux", "Archive", "Store", "Sandbox", "SandboxLaunch", "Registry", "Manifests", "Kernel", "Doctor", "Planning", "PackageTest",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        // The program users run: a warm `run` replays its cached plan from here; everything
-        // else is handed to azl-shell-cli. A static executable of Swift's core library and
-        // SandboxLaunch only (no Foundation): it starts in the time of a C program.
-        .executableTarget(name: "azl-shell", dependencies: ["SandboxLaunch", "PlanReplay"],
-                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
-        // The constructor that replays a cached plan before Swift's runtime starts (C, one file).
-        .target(name: "PlanReplay", dependencies: ["SandboxRuntime"]),
+        // The program users run: a warm `run` or `exec` replays its cached plan here; everything
+        // else is handed to azl-shell-cli. C only (the runtime's sources, compiled in), static,
+        // with musl where the machine has it (above).
+        .executableTarget(name: "azl-shell", cSettings: frontEndC, linkerSettings: frontEndLink),
         // Every verb: calls `Commands`.
         .executableTarget(name: "azl-shell-cli", dependencies: ["Commands"]),
         // The C part: the single-threaded code that carries out a plan (clone, id

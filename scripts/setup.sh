@@ -6,6 +6,7 @@ if [ "$(id -u)" -ne 0 ]; then exec sudo -E bash "$0" "$@"; fi
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   pkg-config libarchive-dev libzstd-dev libseccomp-dev libcap-dev nettle-dev   # C libraries we link
+  musl-dev                                   # the front end azl-shell links with musl (Package.swift says why)
   uidmap                                     # newuidmap/newgidmap: full subuid range maps
   xz-utils zstd gzip tar findutils procps iproute2 util-linux rsync  # tests inspect with these
   bsdutils                                   # script(1): the terminal tests run azl-shell on a pty

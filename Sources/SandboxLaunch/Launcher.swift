@@ -4,8 +4,8 @@ import SandboxRuntime
 import Glibc
 #endif
 
-/// A failure to hand a plan over. Plain (no Foundation): the lean `azl-shell` front end links
-/// this module and prints `description` itself; azl-shell-cli turns it into an `AZLError`.
+/// A failure to hand a plan over. Plain (no Foundation, as the whole module): azl-shell-cli
+/// turns it into an `AZLError`.
 public struct LaunchError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var hint: String?
@@ -99,9 +99,8 @@ public enum Launcher {
 
     /// Replace this process with the helper carrying out the encoded plan `bytes`. The locks
     /// the caller holds on fds without close-on-exec go with it.
-    /// Carry the plan out in this process, which must have a single thread (the lean front
-    /// end starts none): returns only when it cannot (threads, or a plan this build cannot
-    /// read), having done nothing.
+    /// Carry the plan out in this process, which must have a single thread: returns only when
+    /// it cannot (threads, or a plan this build cannot read), having done nothing.
     public static func runInProcess(encodedPlan bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { azl_sandbox_run_in_process($0.baseAddress, $0.count) }
     }

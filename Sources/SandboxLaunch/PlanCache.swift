@@ -9,9 +9,8 @@ import Glibc
 /// the user and a handful of files (the image record, /etc/subuid, /etc/passwd, the binaries,
 /// ...). azl-shell-cli builds the plan as usual and, before it execs the helper, stores it
 /// here with that exact input (the key, compared byte for byte) and the identity (device,
-/// inode, size, mtime, ctime) of every file it depended on. The lean `azl-shell` computes the
-/// same key (Sources/SandboxRuntime/plan_cache.c, from a constructor, before Swift's runtime
-/// starts), and when an entry's key matches and every dependency is unchanged, carries the
+/// inode, size, mtime, ctime) of every file it depended on. The front end `azl-shell` (C only)
+/// computes the same key (Sources/SandboxRuntime/plan_cache.c, from its main), and when an entry's key matches and every dependency is unchanged, carries the
 /// stored plan out: no option parsing, no JSON, no Foundation, no Swift at all.
 ///
 /// Anything else (a changed file, another environment, an option that prints, such as

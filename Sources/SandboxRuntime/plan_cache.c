@@ -1,10 +1,10 @@
 /*
  * The plan cache's input, entries and replay (docs/sandbox.md, "A warm run: the plan cache").
  *
- * In C, and run from a constructor of the lean `azl-shell` (Sources/PlanReplay) before Swift's
- * runtime starts, because a warm run is timed in milliseconds and Swift's first use of each
- * generic type (arrays, sets, strings) instantiates its metadata from mangled names: measured,
- * that alone was ~0.25 ms of a 3 ms run. One implementation serves both sides: azl-shell-cli
+ * In C, and run from the main of the front end `azl-shell` (Sources/azl-shell, C only), because a
+ * warm run is timed in milliseconds: Swift's first use of each generic type (arrays, sets,
+ * strings) instantiates its metadata from mangled names (measured: ~0.25 ms of a 3 ms run), and
+ * a static glibc program probes the CPU before main (~0.3 ms in a VM; the front end uses musl). One implementation serves both sides: azl-shell-cli
  * (PlanCache.swift) computes the key, the folder, the file identities and the whole entry it
  * stores through these same functions, so a stored entry and a lookup can never disagree.
  *

@@ -1,1 +1,0 @@
-/* PlanReplay has no interface: its constructor runs before main (replay.c). */

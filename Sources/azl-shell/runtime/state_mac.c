@@ -1,0 +1,2 @@
+/* The runtime's state_mac.c, compiled into the front end (main.c says why). */
+#include "../../SandboxRuntime/state_mac.c"
