@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -229,6 +230,14 @@ static void serve_uname(struct uname_server *u, short sock_ev, short l_ev) {
     u->listener = -1;
 }
 
+/* SIG_DFL for signal S by the system call itself: the libc wrappers refuse the signals their
+ * threads use (glibc 32 and 33, musl 32 to 34), which whoever started azl-shell may still have
+ * ignored. The kernel's struct sigaction, the same on x86-64 and arm64. */
+static void default_disposition(int s) {
+    struct { void (*handler)(int); unsigned long flags; void (*restorer)(void); unsigned long mask; } k = { SIG_DFL, 0, NULL, 0 };
+    syscall(SYS_rt_sigaction, s, &k, NULL, sizeof k.mask);
+}
+
 /* What the command's child needs of pid 1's state. */
 struct command_child {
     const struct plan *p;
@@ -289,7 +298,7 @@ static int command_child(void *arg) {
      * the ignored ones the supervisor found (or /proc says, or all when it cannot). */
     unsigned long long ign = ignored_signals();
     for (int s = 1; s < NSIG; s++)
-        if (s > 64 || (ign >> (s - 1) & 1)) signal(s, SIG_DFL);
+        if (s > 64 || (ign >> (s - 1) & 1)) default_disposition(s);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

@@ -99,6 +99,19 @@ import TestSupport
         #expect(r.status != 124, "a fifo at the lock hung the run: \(r)")
     }
 
+    /// The signals whoever started azl-shell ignored do not reach the command, those the C
+    /// library keeps for its threads (34, SIGRTMIN under glibc, is musl's) included: planned and
+    /// replayed alike.
+    @Test func theCallersIgnoredSignalsDoNotReachTheCommand() throws {
+        guard let f = try fixture() else { return }
+        for run in ["planned", "replayed"] {
+            let r = f.r.run(["/bin/bash", "-c", "trap '' PIPE INT 34 40; exec \"$@\"", "bash", f.r.azlShell,
+                             "run", "--image", "alp:3.20", "--", "grep", "SigIgn", "/proc/self/status"],
+                            env: ["AZL_SHELL_ROOT": f.state])
+            #expect(r.status == 0 && r.stdout == "SigIgn:\t0000000000000000\n", "\(run): \(r)")
+        }
+    }
+
     @Test func anEmptyCommandNameIsNotFound() throws {
         guard let f = try fixture() else { return }
         let res = f.azl(["run", "--image", "alp:3.20", "--", ""])
