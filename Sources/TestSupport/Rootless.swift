@@ -71,6 +71,35 @@ public final class Rootless: @unchecked Sendable {
             chownTree(base)
         }
         chmod(base, 0o755)
+        Rootless.removeAtExit(base)
+    }
+
+    /// Folders left when the process exits are removed then: the fixtures a suite shares live in
+    /// statics, which are never deinitialised, and each holds stores of unpacked images (~0.5 GB).
+    private static let leftLock = NSLock()
+    nonisolated(unsafe) private static var left: Set<String> = []
+    nonisolated(unsafe) private static var atExitInstalled = false
+
+    private static func removeAtExit(_ base: String) {
+        leftLock.lock()
+        defer { leftLock.unlock() }
+        left.insert(base)
+        if !atExitInstalled {
+            atExitInstalled = true
+            atexit {
+                Rootless.leftLock.lock()
+                let all = Rootless.left
+                Rootless.left = []
+                Rootless.leftLock.unlock()
+                for b in all { try? FS.removeTree(b) }
+            }
+        }
+    }
+
+    private static func removed(_ base: String) {
+        leftLock.lock()
+        left.remove(base)
+        leftLock.unlock()
     }
 
     /// The folder holding the build products: beside the test bundle.
@@ -137,6 +166,7 @@ public final class Rootless: @unchecked Sendable {
     public func cleanup() {
         // The user's trees may hold read-only directories; FS.removeTree copes as root or owner.
         try? FS.removeTree(base)
+        Rootless.removed(base)
     }
 
     deinit { cleanup() }

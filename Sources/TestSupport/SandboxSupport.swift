@@ -20,8 +20,7 @@ public final class SandboxFixture: @unchecked Sendable {
         defer { sharedLock.unlock() }
         if let s = sharedInstance { return s }
         let s = SandboxFixture(rootless: try Rootless())
-        sharedInstance = s
-        atexit { SandboxFixture.sharedInstance?.rootless.cleanup() }
+        sharedInstance = s   /* its folder goes at exit (Rootless) */
         return s
     }
 
