@@ -13,6 +13,27 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+/* One write per message, as glibc's dprintf makes: musl's is unbuffered and flushes its 80-byte
+ * scratch buffer as it goes, so a message from a die() came out in pieces that another writer
+ * of the same stderr (the command, a parallel run) could split. Longer than BUF: as musl does. */
+#include <stdarg.h>
+#include <stdio.h>
+static inline int azl_dprintf(int fd, const char *fmt, ...) {
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof buf) {
+        va_start(ap, fmt);
+        n = vdprintf(fd, fmt, ap);
+        va_end(ap);
+        return n;
+    }
+    return (int)write(fd, buf, (size_t)n);
+}
+#define dprintf azl_dprintf
+
 /* This program is single-threaded: C only, and it never starts a thread. */
 #define __libc_single_threaded 1
 
