@@ -37,4 +37,29 @@ import TestSupport
         #expect(r.stderr == "azl-shell: cannot find azl-shell-cli beside \(dir)/azl-shell (install azl-shell-cli in the same directory as azl-shell)\n",
                 "\(r)")
     }
+
+    /// A message is one write, whatever its length: musl's dprintf wrote a long one in 80-byte
+    /// pieces, which the command or a parallel run writing to the same stderr could split. Here
+    /// stderr is a datagram socket: one datagram per write.
+    @Test func aLongMessageIsOneWrite() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("azl-front-\(UInt32.random(in: 0...UInt32.max))").path
+        try FS.mkdirs(dir)
+        defer { try? FS.removeTree(dir) }
+        try Subprocess.copyForExec([Self.built], into: dir)
+        var sv: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &sv) == 0)
+        defer { close(sv[0]) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: dir + "/azl-shell")
+        p.arguments = ["images"]
+        p.standardError = FileHandle(fileDescriptor: sv[1], closeOnDealloc: true)
+        try p.run()
+        p.waitUntilExit()
+        var buf = [UInt8](repeating: 0, count: 8192)
+        let n = recv(sv[0], &buf, buf.count, Int32(MSG_DONTWAIT))
+        let first = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : "nothing (\(n))"
+        #expect(p.terminationStatus == 125)
+        #expect(first == "azl-shell: cannot find azl-shell-cli beside \(dir)/azl-shell (install azl-shell-cli in the same directory as azl-shell)\n",
+                "first write: \(first)")
+    }
 }
