@@ -86,8 +86,16 @@ public enum Launcher {
     /// it and holds it while the sandbox runs, so `rmi`/`prune` leave the tree alone until then.
     public static func holdShared(_ path: String, closeOnExec: Bool = false) throws -> Int32 {
         // Close-on-exec for a spawn: other threads may be spawning targets of a matrix meanwhile.
-        let l = open(path, O_RDONLY | O_NONBLOCK | (closeOnExec ? O_CLOEXEC : 0))   // a fifo planted there must not hang us
+        var l = open(path, O_RDONLY | O_NONBLOCK | (closeOnExec ? O_CLOEXEC : 0))   // a fifo planted there must not hang us
         if l < 0 { throw LaunchError.errno("cannot lock", path) }
+        // Never 0-2 (a caller started us with one closed): the command would get the store's lock
+        // as its stdio, and could unlock it under the running sandbox.
+        if l < 3 {
+            let high = fcntl(l, closeOnExec ? F_DUPFD_CLOEXEC : F_DUPFD, 3)
+            close(l)
+            if high < 0 { throw LaunchError.errno("cannot lock", path) }
+            l = high
+        }
         while flock(l, LOCK_SH) != 0 {
             if errno == EINTR { continue }
             let e = LaunchError.errno("cannot lock", path)

@@ -430,7 +430,13 @@ void azl_plan_cache_replay(int argc, char **argv, char **envp) {
     if (*lockpath) {
         /* O_NONBLOCK: a fifo there must not hang us; the lock is the store's regular file. */
         struct stat lst;
-        if ((lock = open(lockpath, O_RDONLY | O_NONBLOCK | O_NOFOLLOW)) < 0 || fstat(lock, &lst) < 0 ||
+        /* Never 0-2 (a caller started us with one closed): the command would get it as stdio. */
+        if ((lock = open(lockpath, O_RDONLY | O_NONBLOCK | O_NOFOLLOW)) >= 0 && lock < 3) {
+            int high = fcntl(lock, F_DUPFD, 3);
+            close(lock);
+            lock = high;
+        }
+        if (lock < 0 || fstat(lock, &lst) < 0 ||
             !S_ISREG(lst.st_mode) || lst.st_uid != getuid()) goto miss;
         while (flock(lock, LOCK_SH) < 0)
             if (errno != EINTR) goto miss;

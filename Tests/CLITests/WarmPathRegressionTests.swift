@@ -44,4 +44,23 @@ import TestSupport
         let env = azl(["exec", "um", "--", "stat", "-c", "%a", "/tmp", "/dev/shm"])
         #expect(env.status == 0 && env.stdout == "1777\n1777\n", "environment: \(env)")
     }
+
+    /// The image's tree lock (held by the supervisor, not close-on-exec) never takes the place of
+    /// a stdio fd the caller closed: the command would get a file of the store, which is hidden
+    /// from every sandbox, and could unlock it (flock LOCK_UN) under the running sandbox. Cold
+    /// (azl-shell-cli) and warm (the front end's replay) alike.
+    @Test func aClosedStdioFdIsNotTheStoresLock() throws {
+        guard SandboxFixture.available(.alpineX86, for: "WarmPathRegressionTests") else { return }
+        let f = try StoredImageFixture()
+        let out = try f.r.makeDirectory("stdio-closed")
+        for closed in ["0<&-", "1>&- 2>&-", "0<&- 1>&- 2>&-"] {
+            for pass in ["cold", "warm"] {
+                let r = f.r.run(["/bin/sh", "-c", "exec \"$0\" \"$@\" " + closed, f.r.azlShell, "run", "--image", "alp:3.20",
+                                 "--volume", out + ":/out", "--", "/bin/sh", "-c", "ls -l /proc/$$/fd/ > /out/fds", closed],
+                                env: ["AZL_SHELL_ROOT": f.state])
+                let fds = (try? String(contentsOfFile: out + "/fds", encoding: .utf8)) ?? "none"
+                #expect(r.status == 0 && fds.contains("fds") && !fds.contains(".lock"), "\(closed), \(pass): \(fds)\n\(r)")
+            }
+        }
+    }
 }
