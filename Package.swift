@@ -7,7 +7,7 @@ import PackageDescription
 // sandbox plan, and the plan cache's lookup); the front end `azl-shell` is that C and a main;
 // everything else is Swift over system libraries.
 
-// The front end is linked with musl where the machine has it (Debian and Ubuntu: musl-tools,
+// The front end is linked with musl where the machine has it (Debian and Ubuntu: musl-dev,
 // which scripts/setup.sh installs), else with glibc: a static glibc program spends ~0.3 ms
 // before main probing the CPU in a VM (Sources/azl-shell/main.c). Its C is the runtime's,
 // compiled with musl's headers, the kernel's for what musl lacks (after musl's), and

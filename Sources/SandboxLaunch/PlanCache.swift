@@ -10,8 +10,8 @@ import Glibc
 /// ...). azl-shell-cli builds the plan as usual and, before it execs the helper, stores it
 /// here with that exact input (the key, compared byte for byte) and the identity (device,
 /// inode, size, mtime, ctime) of every file it depended on. The front end `azl-shell` (C only)
-/// computes the same key (Sources/SandboxRuntime/plan_cache.c, from its main), and when an entry's key matches and every dependency is unchanged, carries the
-/// stored plan out: no option parsing, no JSON, no Foundation, no Swift at all.
+/// computes the same key (Sources/SandboxRuntime/plan_cache.c, from its main), and when an
+/// entry's key matches and every dependency is unchanged, carries the stored plan out: no option parsing, no JSON, no Foundation, no Swift at all.
 ///
 /// Anything else (a changed file, another environment, an option that prints, such as
 /// --verbose or --dry-run, which are never stored) is a miss and takes the full path, so

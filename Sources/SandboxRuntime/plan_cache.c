@@ -4,9 +4,10 @@
  * In C, and run from the main of the front end `azl-shell` (Sources/azl-shell, C only), because a
  * warm run is timed in milliseconds: Swift's first use of each generic type (arrays, sets,
  * strings) instantiates its metadata from mangled names (measured: ~0.25 ms of a 3 ms run), and
- * a static glibc program probes the CPU before main (~0.3 ms in a VM; the front end uses musl). One implementation serves both sides: azl-shell-cli
- * (PlanCache.swift) computes the key, the folder, the file identities and the whole entry it
- * stores through these same functions, so a stored entry and a lookup can never disagree.
+ * a static glibc program probes the CPU before main (~0.3 ms in a VM; the front end uses musl).
+ * One implementation serves both sides: azl-shell-cli (PlanCache.swift) computes the key, the
+ * folder, the file identities and the whole entry it stores through these same functions, so a
+ * stored entry and a lookup can never disagree.
  *
  * Entry (azl_plan_cache_entry; PlanCache.store writes it to its file): the magic, then chunks
  * (u32 little-endian length + bytes): key; the variables planning read

@@ -1,11 +1,13 @@
 /*
  * What musl 1.2 lacks of what the runtime calls, for the front end linked with it (main.c):
- * the kernel's newer system calls (glibc 2.36 wraps them), and two GNU functions. Included
- * before everything by Package.swift's musl flags; empty under glibc.
+ * the kernel's newer system calls (glibc 2.36 wraps them), glibc's strerrorname_np and
+ * __libc_single_threaded, and a dprintf that writes once. Included before everything by
+ * Package.swift's musl flags; empty under glibc.
  */
 #ifndef AZL_MUSL_COMPAT_H
 #define AZL_MUSL_COMPAT_H
 #if defined(__linux__) && !defined(__GLIBC__) && !defined(__ANDROID__)
+#include <errno.h>
 #include <stddef.h>
 #include <linux/mount.h>   /* the mount API's flags and struct mount_attr (glibc's sys/mount.h has them) */
 #include <linux/stat.h>    /* struct statx */
@@ -58,12 +60,12 @@ static inline int statx(int dfd, const char *path, int flags, unsigned mask, str
 /* The abbreviated errno names of --abi-report ("EPERM"): only those a policy answers with. */
 static inline const char *strerrorname_np(int e) {
     switch (e) {
-    case 1: return "EPERM";
-    case 2: return "ENOENT";
-    case 13: return "EACCES";
-    case 22: return "EINVAL";
-    case 38: return "ENOSYS";
-    case 95: return "EOPNOTSUPP";
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EACCES: return "EACCES";
+    case EINVAL: return "EINVAL";
+    case ENOSYS: return "ENOSYS";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
     default: return NULL;
     }
 }
